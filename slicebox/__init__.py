@@ -1,0 +1,48 @@
+"""Slicebox: receive, index and safely share medical images (DICOM)."""
+from __future__ import annotations
+
+import logging
+import os
+
+__version__ = "0.1.0"
+
+
+def create_app(test_config: dict | None = None):
+    """Build the Flask application: config, services, errors, blueprints, jobs."""
+    from flask import Flask
+
+    from slicebox import config as config_module
+    from slicebox.api import register_blueprints
+    from slicebox.api._helpers import install_auth
+    from slicebox.context import Services
+    from slicebox.db import Database
+    from slicebox.db.schema import migrate
+    from slicebox.errors import register_error_handlers
+    from slicebox.services import users as users_service
+    from slicebox.storage import open_storage
+
+    config = config_module.load_config(test_config)
+    logging.basicConfig(level=getattr(logging, str(config["LOG_LEVEL"]).upper(), logging.INFO),
+                        format="%(asctime)s %(levelname)s [%(process)d] %(name)s: %(message)s")
+    os.makedirs(config["DATA_DIR"], exist_ok=True)
+
+    app = Flask(__name__)
+    app.config["SLICEBOX"] = config
+    app.json.sort_keys = False
+
+    db = Database(config["DATABASE_URL"], pool_size=int(config["THREADS"]) + 4)
+    migrate(db)
+    storage = open_storage(config["STORAGE_URL"], config["DATA_DIR"])
+    services = Services(config=config, db=db, storage=storage)
+    users_service.ensure_superuser(services)
+    app.extensions["slicebox"] = services
+
+    register_error_handlers(app)
+    install_auth(app)
+    register_blueprints(app)
+
+    if config["BACKGROUND"]:
+        from slicebox import jobs
+
+        jobs.start(services)
+    return app

@@ -1,0 +1,158 @@
+"""HTTP glue shared by the blueprints: auth, roles, paging, JSON bodies."""
+from __future__ import annotations
+
+import functools
+import json
+
+from flask import Flask, current_app, g, request
+
+from slicebox.context import get_services
+from slicebox.errors import BadRequest, Forbidden, PayloadTooLarge, Unauthorized
+from slicebox.models import Page, User
+
+SESSION_COOKIE = "slicebox-session"
+
+
+# -- access control ---------------------------------------------------------------
+def public(view):
+    """Mark a view as reachable without a user (health, login, token routes)."""
+    view.slicebox_public = True
+    return view
+
+
+def require_role(role: str):
+    """Allow only users with ``role`` or a higher one (SUPERUSER > ADMINISTRATOR > USER)."""
+    from slicebox.services.users import has_permission
+
+    def decorate(view):
+        @functools.wraps(view)
+        def wrapper(*args, **kwargs):
+            user: User = g.user
+            if not has_permission(user.role, role):
+                raise Forbidden(f"this operation requires the role {role}")
+            return view(*args, **kwargs)
+
+        return wrapper
+
+    return decorate
+
+
+def admin(view):
+    return require_role("ADMINISTRATOR")(view)
+
+
+def client_identity() -> tuple[str, str]:
+    """(client IP, User-Agent) that sessions are bound to."""
+    return request.remote_addr or "", request.headers.get("User-Agent", "")
+
+
+def install_auth(app: Flask) -> None:
+    from slicebox.services import users as users_service
+
+    @app.before_request
+    def _authenticate():
+        g.user = None
+        view = app.view_functions.get(request.endpoint) if request.endpoint else None
+        if view is None or getattr(view, "slicebox_public", False):
+            return None
+        services = get_services()
+        auth = request.authorization
+        if auth is not None and auth.type == "basic":
+            user = users_service.authenticate_basic(services, auth.username or "", auth.password or "")
+            if user is None:
+                raise Unauthorized("The supplied authentication is invalid")
+            g.user = user
+            return None
+        token = request.cookies.get(SESSION_COOKIE)
+        if token:
+            ip, agent = client_identity()
+            user = users_service.authenticate_session(services, token, ip, agent)
+            if user is None:
+                raise Unauthorized("The supplied authentication is invalid")
+            g.user = user
+            return None
+        raise Unauthorized("The resource requires authentication, which was not supplied with the request")
+
+
+# -- request parsing ----------------------------------------------------------------
+def _int_arg(name: str, default: int | None, minimum: int | None = 0) -> int | None:
+    raw = request.args.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise BadRequest(f"query parameter {name} must be an integer, got {raw[:40]!r}") from None
+    if minimum is not None and value < minimum:
+        raise BadRequest(f"query parameter {name} must be >= {minimum}")
+    return value
+
+
+def int_arg(name: str, default: int | None = None, minimum: int | None = 0) -> int | None:
+    return _int_arg(name, default, minimum)
+
+
+def required_int_arg(name: str, minimum: int | None = 0) -> int:
+    value = _int_arg(name, None, minimum)
+    if value is None:
+        raise BadRequest(f"query parameter {name} is required")
+    return value
+
+
+def bool_arg(name: str, default: bool) -> bool:
+    raw = request.args.get(name)
+    if raw is None or raw == "":
+        return default
+    lowered = raw.lower()
+    if lowered in ("true", "1", "yes"):
+        return True
+    if lowered in ("false", "0", "no"):
+        return False
+    raise BadRequest(f"query parameter {name} must be true or false")
+
+
+def page_args(default_count: int = 20, max_count: int = 10_000) -> Page:
+    start = _int_arg("startindex", 0)
+    count = _int_arg("count", default_count)
+    if count > max_count:
+        raise BadRequest(f"count must be at most {max_count}")
+    return Page(start_index=start, count=count)
+
+
+def json_body(expected: type | tuple | None = None):
+    """The request body parsed as JSON (any content type), size-limited."""
+    limit = int(current_app.config["SLICEBOX"]["MAX_JSON_BODY"])
+    length = request.content_length
+    if length is not None and length > limit:
+        raise PayloadTooLarge(f"request body larger than {limit} bytes")
+    raw = request.stream.read(limit + 1)
+    if len(raw) > limit:
+        raise PayloadTooLarge(f"request body larger than {limit} bytes")
+    if not raw.strip():
+        raise BadRequest("request body is empty, expected JSON")
+    try:
+        value = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise BadRequest(f"request body is not valid JSON: {exc}") from None
+    if expected is not None and not isinstance(value, expected):
+        names = expected.__name__ if isinstance(expected, type) else "/".join(t.__name__ for t in expected)
+        raise BadRequest(f"request body must be a JSON {_json_name(names)}")
+    return value
+
+
+def _json_name(py: str) -> str:
+    return {"list": "array", "dict": "object"}.get(py, py)
+
+
+def id_list_body() -> list[int]:
+    """A JSON array of integer ids."""
+    body = json_body(list)
+    if not all(isinstance(i, int) and not isinstance(i, bool) for i in body):
+        raise BadRequest("request body must be a JSON array of integer ids")
+    return body
+
+
+def require_fields(body: dict, *fields: str) -> None:
+    missing = [f for f in fields if f not in body or body[f] is None]
+    if missing:
+        raise BadRequest(f"missing field(s): {', '.join(missing)}")

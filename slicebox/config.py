@@ -1,0 +1,87 @@
+"""Configuration: every key in one place, each documented.
+
+Load order (later wins): DEFAULTS -> ``SLICEBOX_*`` environment variables ->
+``test_config`` passed to :func:`slicebox.create_app`.  Values read from the
+environment are converted to the type of the default.  Nothing else in the
+package reads the environment for settings or passes a default at a read site.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+ENV_PREFIX = "SLICEBOX_"
+
+
+@dataclass(frozen=True)
+class Key:
+    default: object
+    doc: str
+
+
+#: name -> (default, documentation).  README's configuration table lists these.
+DEFAULTS: dict[str, Key] = {
+    "HOST": Key("127.0.0.1", "Interface the HTTP server binds to."),
+    "PORT": Key(5000, "HTTP port."),
+    "DATA_DIR": Key("./data", "Folder for the embedded database, stored images and temporary files."),
+    "DATABASE_URL": Key("", "Empty: SQLite file `<DATA_DIR>/slicebox.db`. `sqlite:///path` or "
+                            "`postgresql://user@host:port/db` (psycopg 3) select explicitly."),
+    "STORAGE_URL": Key("", "Empty: folder `<DATA_DIR>/storage`. `file:///path` for another folder, "
+                           "`memory://` for a throw-away in-memory store (tests)."),
+    "SUPERUSER": Key("admin", "Name of the superuser created (or reset) at start."),
+    "SUPERUSER_PASSWORD": Key("admin", "Password of the superuser. Change it in production."),
+    "NAME": Key("slicebox", "Name of this box, shown to other boxes."),
+    "PUBLIC_URL": Key("", "Base URL other boxes use to reach this box, e.g. https://box.example.org. "
+                          "Empty: http://HOST:PORT."),
+    "WORKERS": Key(2, "gunicorn worker processes for `slicebox serve`."),
+    "THREADS": Key(8, "Threads per gunicorn worker."),
+    "SESSION_TIMEOUT": Key(3600, "Seconds of inactivity after which a login session expires (sliding)."),
+    "EXPORT_SET_TTL": Key(12 * 3600, "Seconds an export set (POST /images/export) stays downloadable."),
+    "MAX_JSON_BODY": Key(16 * 1024 * 1024, "Largest JSON request body in bytes; DICOM uploads are "
+                                           "streamed to disk and not limited by this."),
+    "BACKGROUND": Key(True, "Run the long-running services (sweeps, listeners, box workers) in "
+                            "the process holding the service lock. Tests turn it off."),
+    "PNG_COMPRESS_LEVEL": Key(1, "zlib level for PNG rendering (1 fast .. 9 small)."),
+    "LOG_LEVEL": Key("INFO", "Python logging level of the server process."),
+}
+
+
+def _convert(raw: str, default: object) -> object:
+    if isinstance(default, bool):
+        value = raw.strip().lower()
+        if value in ("1", "true", "yes", "on"):
+            return True
+        if value in ("0", "false", "no", "off", ""):
+            return False
+        raise ValueError(f"not a boolean: {raw!r}")
+    if isinstance(default, int):
+        return int(raw)
+    return raw
+
+
+def load_config(test_config: dict | None = None, environ: dict | None = None) -> dict:
+    """Return the effective configuration as a plain dict of KEY -> value."""
+    environ = os.environ if environ is None else environ
+    config = {name: key.default for name, key in DEFAULTS.items()}
+    for name, key in DEFAULTS.items():
+        raw = environ.get(ENV_PREFIX + name)
+        if raw is not None:
+            try:
+                config[name] = _convert(raw, key.default)
+            except ValueError as exc:
+                raise SystemExit(f"invalid value for {ENV_PREFIX}{name}: {exc}") from None
+    if test_config:
+        unknown = set(test_config) - set(DEFAULTS)
+        if unknown:
+            raise KeyError(f"unknown configuration keys: {sorted(unknown)}")
+        config.update(test_config)
+    data_dir = os.path.abspath(str(config["DATA_DIR"]))
+    config["DATA_DIR"] = data_dir
+    if not config["DATABASE_URL"]:
+        config["DATABASE_URL"] = "sqlite:///" + os.path.join(data_dir, "slicebox.db")
+    if not config["STORAGE_URL"]:
+        config["STORAGE_URL"] = "file://" + os.path.join(data_dir, "storage")
+    if not config["PUBLIC_URL"]:
+        config["PUBLIC_URL"] = f"http://{config['HOST']}:{config['PORT']}"
+    config["PUBLIC_URL"] = str(config["PUBLIC_URL"]).rstrip("/")
+    return config

@@ -1,0 +1,208 @@
+"""Database access for SQLite (embedded default) and PostgreSQL (psycopg 3).
+
+``Database(url)`` hands out connections wrapped in :class:`Connection`, whose
+``execute`` takes ``?`` placeholders and returns rows as dicts on both
+back-ends.  ``db.transaction()`` is one atomic unit of work; ``db.connection()``
+is for reads (autocommit).  Repositories are plain functions taking a
+Connection.
+"""
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import sqlite3
+import threading
+from typing import Any, Iterator
+from urllib.parse import urlparse
+
+from slicebox.db.dialect import Dialect, PostgresDialect, SQLiteDialect
+
+logger = logging.getLogger(__name__)
+
+
+class IntegrityError(Exception):
+    """A constraint was violated (unique, foreign key)."""
+
+
+class Connection:
+    """A thin wrapper giving both drivers the same small surface."""
+
+    def __init__(self, raw, dialect: Dialect):
+        self.raw = raw
+        self.dialect = dialect
+
+    def execute(self, sql: str, params: tuple | list = ()) -> "Cursor":
+        try:
+            if params:
+                cur = self.raw.execute(self.dialect.sql(sql), tuple(params))
+            else:
+                cur = self.raw.execute(sql)
+        except (sqlite3.IntegrityError,) as exc:
+            raise IntegrityError(str(exc)) from exc
+        except Exception as exc:
+            if _is_pg_integrity(exc):
+                raise IntegrityError(str(exc)) from exc
+            raise
+        return Cursor(cur)
+
+    def one(self, sql: str, params: tuple | list = ()) -> dict | None:
+        return self.execute(sql, params).fetchone()
+
+    def all(self, sql: str, params: tuple | list = ()) -> list[dict]:
+        return self.execute(sql, params).fetchall()
+
+    def scalar(self, sql: str, params: tuple | list = ()) -> Any:
+        row = self.execute(sql, params).fetchone()
+        return None if row is None else next(iter(row.values()))
+
+
+def _is_pg_integrity(exc: Exception) -> bool:
+    try:
+        import psycopg
+    except ImportError:  # pragma: no cover
+        return False
+    return isinstance(exc, psycopg.errors.IntegrityError)
+
+
+class Cursor:
+    def __init__(self, cur):
+        self._cur = cur
+
+    @property
+    def rowcount(self) -> int:
+        return self._cur.rowcount
+
+    def fetchone(self) -> dict | None:
+        row = self._cur.fetchone()
+        return None if row is None else dict(row)
+
+    def fetchall(self) -> list[dict]:
+        return [dict(r) for r in self._cur.fetchall()]
+
+    def __iter__(self):
+        for row in self._cur:
+            yield dict(row)
+
+
+class Database:
+    """Connections and transactions for one database URL."""
+
+    def __init__(self, url: str, pool_size: int = 10):
+        self.url = url
+        parsed = urlparse(url)
+        if parsed.scheme == "sqlite":
+            self.dialect: Dialect = SQLiteDialect()
+            path = url[len("sqlite:///"):] if url.startswith("sqlite:///") else parsed.path
+            self._sqlite_path = path or ":memory:"
+            if self._sqlite_path != ":memory:":
+                os.makedirs(os.path.dirname(os.path.abspath(self._sqlite_path)), exist_ok=True)
+            self._local = threading.local()
+            self._all_sqlite: list[sqlite3.Connection] = []
+            self._lock = threading.Lock()
+            self._pool = None
+        elif parsed.scheme in ("postgresql", "postgres"):
+            from psycopg.rows import dict_row
+            from psycopg_pool import ConnectionPool
+
+            self.dialect = PostgresDialect()
+            schema = _query_param(url, "schema")
+            conninfo = _strip_query_param(url, "schema")
+
+            def configure(conn):
+                conn.autocommit = True
+                if schema:
+                    conn.execute(f'SET search_path TO "{schema}"')
+
+            self._pool = ConnectionPool(
+                conninfo,
+                min_size=1,
+                max_size=pool_size,
+                kwargs={"row_factory": dict_row},
+                configure=configure,
+                open=True,
+                timeout=30,
+            )
+        else:
+            raise ValueError(f"unsupported database URL scheme: {parsed.scheme!r}")
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.dialect.name == "sqlite"
+
+    # -- SQLite ---------------------------------------------------------------
+    def _sqlite_conn(self) -> sqlite3.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(self._sqlite_path, timeout=60, isolation_level=None,
+                                   check_same_thread=False)
+            conn.row_factory = sqlite3.Row
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute("PRAGMA foreign_keys=ON")
+            conn.execute("PRAGMA busy_timeout=60000")
+            self._local.conn = conn
+            with self._lock:
+                self._all_sqlite.append(conn)
+        return conn
+
+    # -- public ---------------------------------------------------------------
+    @contextlib.contextmanager
+    def connection(self) -> Iterator[Connection]:
+        """A connection in autocommit mode, for reads and single statements."""
+        if self._pool is None:
+            yield Connection(self._sqlite_conn(), self.dialect)
+        else:
+            with self._pool.connection() as raw:
+                yield Connection(raw, self.dialect)
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[Connection]:
+        """One atomic unit of work: committed on success, rolled back on error."""
+        if self._pool is None:
+            raw = self._sqlite_conn()
+            if raw.in_transaction:  # nested use: join the outer transaction
+                yield Connection(raw, self.dialect)
+                return
+            # IMMEDIATE takes the write lock up front, so two writers never
+            # deadlock upgrading read locks.
+            raw.execute("BEGIN IMMEDIATE")
+            try:
+                yield Connection(raw, self.dialect)
+            except BaseException:
+                raw.execute("ROLLBACK")
+                raise
+            else:
+                raw.execute("COMMIT")
+        else:
+            with self._pool.connection() as raw:
+                with raw.transaction():
+                    yield Connection(raw, self.dialect)
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.close()
+        else:
+            with self._lock:
+                for conn in self._all_sqlite:
+                    try:
+                        conn.close()
+                    except Exception:  # noqa: BLE001 - closing from another thread
+                        pass
+                self._all_sqlite.clear()
+            self._local = threading.local()
+
+
+def _query_param(url: str, name: str) -> str | None:
+    from urllib.parse import parse_qs
+
+    values = parse_qs(urlparse(url).query).get(name)
+    return values[0] if values else None
+
+
+def _strip_query_param(url: str, name: str) -> str:
+    from urllib.parse import parse_qsl, urlencode, urlunparse
+
+    parsed = urlparse(url)
+    query = [(k, v) for k, v in parse_qsl(parsed.query) if k != name]
+    return urlunparse(parsed._replace(query=urlencode(query)))

@@ -1,0 +1,189 @@
+"""Repository of the DICOM hierarchy: patients, studies, series, images.
+
+Find-or-create uses ``INSERT .. ON CONFLICT .. DO UPDATE .. RETURNING`` so that
+concurrent ingests of one new study create exactly one row per level (the
+unique constraints decide, not a check-then-insert race).  Non-key attributes
+are last-write-wins.
+"""
+from __future__ import annotations
+
+from slicebox.db import Connection
+from slicebox.models import DicomIdentity, Image, Patient, Series, Source, Study
+
+PATIENT_COLUMNS = ("id", "patient_name", "patient_id", "patient_birth_date", "patient_sex")
+STUDY_COLUMNS = ("id", "patient_id", "study_instance_uid", "study_description", "study_date",
+                 "study_id", "accession_number", "patient_age")
+SERIES_COLUMNS = ("id", "study_id", "series_instance_uid", "series_description", "series_date",
+                  "modality", "protocol_name", "body_part_examined", "manufacturer",
+                  "station_name", "frame_of_reference_uid")
+IMAGE_COLUMNS = ("id", "series_id", "sop_instance_uid", "image_type", "instance_number")
+
+
+def row_to_patient(row: dict, prefix: str = "") -> Patient:
+    return Patient(**{c: row[prefix + c] for c in PATIENT_COLUMNS})
+
+
+def row_to_study(row: dict, prefix: str = "") -> Study:
+    return Study(**{c: row[prefix + c] for c in STUDY_COLUMNS})
+
+
+def row_to_series(row: dict, prefix: str = "") -> Series:
+    return Series(**{c: row[prefix + c] for c in SERIES_COLUMNS})
+
+
+def row_to_image(row: dict, prefix: str = "") -> Image:
+    return Image(**{c: row[prefix + c] for c in IMAGE_COLUMNS})
+
+
+def _upsert(conn: Connection, table: str, keys: tuple, values: dict, columns: tuple) -> dict:
+    names = list(values)
+    updates = [n for n in names if n not in keys]
+    sql = (
+        f"INSERT INTO {table} ({', '.join(names)}) VALUES ({', '.join('?' for _ in names)}) "
+        f"ON CONFLICT ({', '.join(keys)}) DO UPDATE SET "
+        + ", ".join(f"{n} = excluded.{n}" for n in updates)
+        + f" RETURNING {', '.join(columns)}"
+    )
+    return conn.one(sql, [values[n] for n in names])
+
+
+def upsert_patient(conn: Connection, ident: DicomIdentity) -> Patient:
+    row = _upsert(conn, "patients", ("patient_name", "patient_id"), {
+        "patient_name": ident.patient_name,
+        "patient_id": ident.patient_id,
+        "patient_birth_date": ident.patient_birth_date,
+        "patient_sex": ident.patient_sex,
+    }, PATIENT_COLUMNS)
+    return row_to_patient(row)
+
+
+def upsert_study(conn: Connection, patient_id: int, ident: DicomIdentity) -> Study:
+    row = _upsert(conn, "studies", ("patient_id", "study_instance_uid"), {
+        "patient_id": patient_id,
+        "study_instance_uid": ident.study_instance_uid,
+        "study_description": ident.study_description,
+        "study_date": ident.study_date,
+        "study_id": ident.study_id,
+        "accession_number": ident.accession_number,
+        "patient_age": ident.patient_age,
+    }, STUDY_COLUMNS)
+    return row_to_study(row)
+
+
+def upsert_series(conn: Connection, study_id: int, ident: DicomIdentity) -> Series:
+    row = _upsert(conn, "series", ("study_id", "series_instance_uid"), {
+        "study_id": study_id,
+        "series_instance_uid": ident.series_instance_uid,
+        "series_description": ident.series_description,
+        "series_date": ident.series_date,
+        "modality": ident.modality,
+        "protocol_name": ident.protocol_name,
+        "body_part_examined": ident.body_part_examined,
+        "manufacturer": ident.manufacturer,
+        "station_name": ident.station_name,
+        "frame_of_reference_uid": ident.frame_of_reference_uid,
+    }, SERIES_COLUMNS)
+    return row_to_series(row)
+
+
+def insert_image(conn: Connection, series_id: int, ident: DicomIdentity) -> tuple[Image, bool]:
+    """Insert the image row; return (image, created).  An existing row is kept as it is."""
+    row = conn.one(
+        "INSERT INTO images (series_id, sop_instance_uid, image_type, instance_number) "
+        "VALUES (?, ?, ?, ?) ON CONFLICT (series_id, sop_instance_uid) DO NOTHING "
+        f"RETURNING {', '.join(IMAGE_COLUMNS)}",
+        (series_id, ident.sop_instance_uid, ident.image_type, ident.instance_number),
+    )
+    if row is not None:
+        return row_to_image(row), True
+    row = conn.one(
+        f"SELECT {', '.join(IMAGE_COLUMNS)} FROM images WHERE series_id = ? AND sop_instance_uid = ?",
+        (series_id, ident.sop_instance_uid),
+    )
+    return row_to_image(row), False
+
+
+def find_image_by_uids(conn: Connection, ident: DicomIdentity) -> Image | None:
+    """The stored image for these identities, if the whole hierarchy exists already."""
+    row = conn.one(
+        f"SELECT {', '.join('i.' + c for c in IMAGE_COLUMNS)} FROM images i "
+        "JOIN series se ON se.id = i.series_id JOIN studies st ON st.id = se.study_id "
+        "JOIN patients p ON p.id = st.patient_id "
+        "WHERE i.sop_instance_uid = ? AND se.series_instance_uid = ? AND st.study_instance_uid = ? "
+        "AND p.patient_name = ? AND p.patient_id = ?",
+        (ident.sop_instance_uid, ident.series_instance_uid, ident.study_instance_uid,
+         ident.patient_name, ident.patient_id),
+    )
+    return None if row is None else row_to_image(row)
+
+
+def upsert_series_source(conn: Connection, series_id: int, source: Source) -> None:
+    conn.execute(
+        "INSERT INTO series_sources (series_id, source_type, source_name, source_id) "
+        "VALUES (?, ?, ?, ?) ON CONFLICT (series_id) DO UPDATE SET "
+        "source_type = excluded.source_type, source_name = excluded.source_name, "
+        "source_id = excluded.source_id",
+        (series_id, source.type, source.name, source.id),
+    )
+
+
+def get_series_source(conn: Connection, series_id: int) -> Source | None:
+    row = conn.one(
+        "SELECT source_type, source_name, source_id FROM series_sources WHERE series_id = ?",
+        (series_id,),
+    )
+    return None if row is None else Source(row["source_type"], row["source_name"], row["source_id"])
+
+
+def get_patient(conn: Connection, patient_id: int) -> Patient | None:
+    row = conn.one(f"SELECT {', '.join(PATIENT_COLUMNS)} FROM patients WHERE id = ?", (patient_id,))
+    return None if row is None else row_to_patient(row)
+
+
+def get_study(conn: Connection, study_id: int) -> Study | None:
+    row = conn.one(f"SELECT {', '.join(STUDY_COLUMNS)} FROM studies WHERE id = ?", (study_id,))
+    return None if row is None else row_to_study(row)
+
+
+def get_series(conn: Connection, series_id: int) -> Series | None:
+    row = conn.one(f"SELECT {', '.join(SERIES_COLUMNS)} FROM series WHERE id = ?", (series_id,))
+    return None if row is None else row_to_series(row)
+
+
+def get_image(conn: Connection, image_id: int) -> Image | None:
+    row = conn.one(f"SELECT {', '.join(IMAGE_COLUMNS)} FROM images WHERE id = ?", (image_id,))
+    return None if row is None else row_to_image(row)
+
+
+def delete_images(conn: Connection, image_ids: list[int]) -> list[int]:
+    """Delete images and every series, study and patient left empty; return deleted image ids."""
+    deleted: list[int] = []
+    for start in range(0, len(image_ids), 500):
+        chunk = [int(i) for i in image_ids[start:start + 500]]
+        marks = ", ".join("?" for _ in chunk)
+        rows = conn.all(f"SELECT id, series_id FROM images WHERE id IN ({marks})", chunk)
+        if not rows:
+            continue
+        conn.execute(f"DELETE FROM images WHERE id IN ({marks})", chunk)
+        deleted.extend(r["id"] for r in rows)
+        series_ids = sorted({r["series_id"] for r in rows})
+        smarks = ", ".join("?" for _ in series_ids)
+        study_ids = [r["study_id"] for r in conn.all(
+            f"SELECT DISTINCT study_id FROM series WHERE id IN ({smarks})", series_ids)]
+        conn.execute(
+            f"DELETE FROM series WHERE id IN ({smarks}) "
+            "AND NOT EXISTS (SELECT 1 FROM images i WHERE i.series_id = series.id)", series_ids)
+        if study_ids:
+            tmarks = ", ".join("?" for _ in study_ids)
+            patient_ids = [r["patient_id"] for r in conn.all(
+                f"SELECT DISTINCT patient_id FROM studies WHERE id IN ({tmarks})", study_ids)]
+            conn.execute(
+                f"DELETE FROM studies WHERE id IN ({tmarks}) "
+                "AND NOT EXISTS (SELECT 1 FROM series s WHERE s.study_id = studies.id)", study_ids)
+            if patient_ids:
+                pmarks = ", ".join("?" for _ in patient_ids)
+                conn.execute(
+                    f"DELETE FROM patients WHERE id IN ({pmarks}) "
+                    "AND NOT EXISTS (SELECT 1 FROM studies s WHERE s.patient_id = patients.id)",
+                    patient_ids)
+    return deleted

@@ -1,0 +1,244 @@
+"""Frozen dataclasses that cross layers, with their JSON shapes from the spec.
+
+DICOM attribute values travel as ``{"value": "..."}`` objects in JSON (the
+spec's ``dicomPropertyValue``); ``to_json`` produces exactly the spec shapes.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+def _v(value: str) -> dict:
+    return {"value": value}
+
+
+# Source types (spec: user, box, directory, import, scp)
+SOURCE_TYPES = ("user", "box", "directory", "import", "scp", "unknown")
+DESTINATION_TYPES = ("box", "scu")
+ROLES = ("SUPERUSER", "ADMINISTRATOR", "USER")
+LOG_TYPES = ("DEFAULT", "INFO", "WARN", "ERROR")
+
+
+@dataclass(frozen=True)
+class Source:
+    type: str
+    name: str
+    id: int
+
+    def to_json(self) -> dict:
+        return {"sourceType": self.type, "sourceName": self.name, "sourceId": self.id}
+
+
+@dataclass(frozen=True)
+class Destination:
+    type: str
+    name: str
+    id: int
+
+    def to_json(self) -> dict:
+        return {"destinationType": self.type, "destinationName": self.name, "destinationId": self.id}
+
+
+@dataclass(frozen=True)
+class Patient:
+    id: int
+    patient_name: str
+    patient_id: str
+    patient_birth_date: str = ""
+    patient_sex: str = ""
+
+    def to_json(self) -> dict:
+        return {
+            "id": self.id,
+            "patientName": _v(self.patient_name),
+            "patientID": _v(self.patient_id),
+            "patientBirthDate": _v(self.patient_birth_date),
+            "patientSex": _v(self.patient_sex),
+        }
+
+
+@dataclass(frozen=True)
+class Study:
+    id: int
+    patient_id: int
+    study_instance_uid: str
+    study_description: str = ""
+    study_date: str = ""
+    study_id: str = ""
+    accession_number: str = ""
+    patient_age: str = ""
+
+    def to_json(self) -> dict:
+        return {
+            "id": self.id,
+            "patientId": self.patient_id,
+            "studyInstanceUID": _v(self.study_instance_uid),
+            "studyDescription": _v(self.study_description),
+            "studyDate": _v(self.study_date),
+            "studyID": _v(self.study_id),
+            "accessionNumber": _v(self.accession_number),
+            "patientAge": _v(self.patient_age),
+        }
+
+
+@dataclass(frozen=True)
+class Series:
+    id: int
+    study_id: int
+    series_instance_uid: str
+    series_description: str = ""
+    series_date: str = ""
+    modality: str = ""
+    protocol_name: str = ""
+    body_part_examined: str = ""
+    manufacturer: str = ""
+    station_name: str = ""
+    frame_of_reference_uid: str = ""
+
+    def to_json(self) -> dict:
+        return {
+            "id": self.id,
+            "studyId": self.study_id,
+            "seriesInstanceUID": _v(self.series_instance_uid),
+            "seriesDescription": _v(self.series_description),
+            "seriesDate": _v(self.series_date),
+            "modality": _v(self.modality),
+            "protocolName": _v(self.protocol_name),
+            "bodyPartExamined": _v(self.body_part_examined),
+            "manufacturer": _v(self.manufacturer),
+            "stationName": _v(self.station_name),
+            "frameOfReferenceUID": _v(self.frame_of_reference_uid),
+        }
+
+
+@dataclass(frozen=True)
+class Image:
+    id: int
+    series_id: int
+    sop_instance_uid: str
+    image_type: str = ""
+    instance_number: str = ""
+
+    def to_json(self) -> dict:
+        return {
+            "id": self.id,
+            "seriesId": self.series_id,
+            "sopInstanceUID": _v(self.sop_instance_uid),
+            "imageType": _v(self.image_type),
+            "instanceNumber": _v(self.instance_number),
+        }
+
+
+@dataclass(frozen=True)
+class FlatSeries:
+    patient: Patient
+    study: Study
+    series: Series
+
+    @property
+    def id(self) -> int:
+        return self.series.id
+
+    def to_json(self) -> dict:
+        return {
+            "id": self.series.id,
+            "patient": self.patient.to_json(),
+            "study": self.study.to_json(),
+            "series": self.series.to_json(),
+        }
+
+
+@dataclass(frozen=True)
+class SeriesTag:
+    id: int
+    name: str
+
+    def to_json(self) -> dict:
+        return {"id": self.id, "name": self.name}
+
+
+@dataclass(frozen=True)
+class SeriesType:
+    id: int
+    name: str
+
+    def to_json(self) -> dict:
+        return {"id": self.id, "name": self.name}
+
+
+@dataclass(frozen=True)
+class User:
+    id: int
+    user: str
+    role: str
+
+    def to_json(self) -> dict:
+        # The password hash never leaves the box (unlike Slicebox 2.0).
+        return {"id": self.id, "user": self.user, "role": self.role}
+
+
+@dataclass(frozen=True)
+class LogEntry:
+    id: int
+    created: int
+    entry_type: str
+    subject: str
+    message: str
+
+    def to_json(self) -> dict:
+        return {
+            "id": self.id,
+            "created": self.created,
+            "entryType": self.entry_type,
+            "subject": self.subject,
+            "message": self.message,
+        }
+
+
+@dataclass(frozen=True)
+class DicomIdentity:
+    """Attributes extracted from a dataset for the hierarchy tables (ingest)."""
+
+    patient_name: str
+    patient_id: str
+    study_instance_uid: str
+    series_instance_uid: str
+    sop_instance_uid: str
+    patient_birth_date: str = ""
+    patient_sex: str = ""
+    study_description: str = ""
+    study_date: str = ""
+    study_id: str = ""
+    accession_number: str = ""
+    patient_age: str = ""
+    series_description: str = ""
+    series_date: str = ""
+    modality: str = ""
+    protocol_name: str = ""
+    body_part_examined: str = ""
+    manufacturer: str = ""
+    station_name: str = ""
+    frame_of_reference_uid: str = ""
+    image_type: str = ""
+    instance_number: str = ""
+    sop_class_uid: str = ""
+    transfer_syntax_uid: str = ""
+    patient_identity_removed: str = ""
+
+
+@dataclass(frozen=True)
+class Page:
+    start_index: int = 0
+    count: int = 20
+
+
+@dataclass(frozen=True)
+class StoredImage:
+    """Result of one ingest: the image row and whether it was new."""
+
+    image: Image
+    created: bool
+    patient: Patient | None = None
+    study: Study | None = None
+    series: Series | None = None
+    extra: dict = field(default_factory=dict)

@@ -1,0 +1,145 @@
+"""THE store path.  Every source (upload, SCP, box, directory, import) ends here.
+
+``spool`` streams incoming bytes to a temporary file next to the storage, never
+holding a whole dataset in memory; ``store_file`` then parses it, writes the
+hierarchy rows and moves the file to its image id inside one transaction, so a
+failure leaves neither a row nor a file.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+from typing import BinaryIO, Callable
+
+from slicebox.context import Services
+from slicebox.db import IntegrityError
+from slicebox.db import metadata as repo
+from slicebox.dicom import parsing
+from slicebox.models import DicomIdentity, Source, StoredImage
+from slicebox.services import logs
+
+logger = logging.getLogger(__name__)
+
+CHUNK = 1 << 20
+
+#: Steps other areas register to transform a spooled dataset before it is
+#: indexed (tag filters, reverse anonymization).  Each takes
+#: (services, path, identity, source) and returns (path, identity).
+PREPARE_STEPS: list[Callable] = []
+#: Steps run after the transaction committed (series types, forwarding).
+AFTER_STORE_STEPS: list[Callable] = []
+
+
+def new_temp_path(services: Services, suffix: str = ".part") -> str:
+    fd, path = tempfile.mkstemp(dir=services.storage.temp_dir(), prefix="in-", suffix=suffix)
+    os.close(fd)
+    return path
+
+
+def spool(services: Services, stream: BinaryIO, limit: int | None = None) -> str:
+    """Copy a byte stream to a new temporary file; return its path."""
+    path = new_temp_path(services)
+    written = 0
+    try:
+        with open(path, "wb") as out:
+            while True:
+                chunk = stream.read(CHUNK)
+                if not chunk:
+                    break
+                written += len(chunk)
+                if limit is not None and written > limit:
+                    from slicebox.errors import PayloadTooLarge
+
+                    raise PayloadTooLarge(f"dataset larger than {limit} bytes")
+                out.write(chunk)
+    except BaseException:
+        discard(path)
+        raise
+    return path
+
+
+def discard(path: str | None) -> None:
+    if path:
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            pass
+
+
+def store_file(services: Services, path: str, source: Source) -> StoredImage:
+    """Index and store the DICOM file at ``path`` (which this call consumes).
+
+    Returns the image and whether it is new.  An image whose SOP Instance UID
+    is already stored in the same series is not stored again (created=False).
+
+    Raises
+    ------
+    InvalidDicom
+        The file is not storable DICOM; nothing is written.
+    """
+    try:
+        ident = parsing.read_identity(path)
+        for step in PREPARE_STEPS:
+            path, ident = step(services, path, ident, source)
+        try:
+            result = _index_and_move(services, path, ident, source)
+        except IntegrityError:
+            # A concurrent delete removed a parent row between our upserts; once more.
+            result = _index_and_move(services, path, ident, source)
+    finally:
+        discard(path)
+    for step in AFTER_STORE_STEPS:
+        try:
+            step(services, result, source)
+        except Exception:  # noqa: BLE001 - a follow-up must never lose the stored image
+            logger.exception("after-store step %s failed for image %s", step, result.image.id)
+    return result
+
+
+def _index_and_move(services: Services, path: str, ident: DicomIdentity, source: Source) -> StoredImage:
+    storage = services.storage
+    moved_id = None
+    try:
+        with services.db.transaction() as conn:
+            patient = repo.upsert_patient(conn, ident)
+            study = repo.upsert_study(conn, patient.id, ident)
+            series = repo.upsert_series(conn, study.id, ident)
+            image, created = repo.insert_image(conn, series.id, ident)
+            repo.upsert_series_source(conn, series.id, source)
+            if created:
+                # Move the bytes into place before commit: if the move fails the
+                # rows roll back; if the commit fails we remove the file below.
+                storage.put_file(image.id, path)
+                moved_id = image.id
+        return StoredImage(image=image, created=created, patient=patient, study=study, series=series,
+                           extra={"identity": ident})
+    except BaseException:
+        if moved_id is not None:
+            storage.delete(moved_id)
+        raise
+
+
+def store_stream(services: Services, stream: BinaryIO, source: Source) -> StoredImage:
+    """Spool ``stream`` to disk, then :func:`store_file` it."""
+    return store_file(services, spool(services, stream), source)
+
+
+def store_bytes(services: Services, data: bytes, source: Source) -> StoredImage:
+    path = new_temp_path(services)
+    with open(path, "wb") as fh:
+        fh.write(data)
+    return store_file(services, path, source)
+
+
+def log_new_series(services: Services, result: StoredImage, source: Source) -> None:
+    """One log line per new series, not per image: the log stays readable."""
+    if result.created and result.series is not None:
+        with services.db.connection() as conn:
+            count = conn.scalar("SELECT COUNT(*) FROM images WHERE series_id = ?", (result.series.id,))
+        if count == 1:
+            logs.add(services, "DEFAULT", "Storage",
+                     f"new series {result.series.series_instance_uid} from {source.type} {source.name}")
+
+
+AFTER_STORE_STEPS.append(log_new_series)

@@ -1,0 +1,192 @@
+"""Users, roles, passwords and login sessions.
+
+Passwords are stored as salted scrypt hashes (werkzeug.security); the hash
+never appears in a response.  Basic auth verifies the hash once and then
+remembers the (hash, password digest) pair in memory, so a client sending
+credentials on every request does not pay a key derivation each time.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+import secrets
+import time
+
+from werkzeug.security import check_password_hash, generate_password_hash
+
+from slicebox.context import Services
+from slicebox.db import IntegrityError
+from slicebox.db import users as repo
+from slicebox.errors import BadRequest, NotFound
+from slicebox.models import ROLES, Page, User
+
+logger = logging.getLogger(__name__)
+
+_RANK = {"SUPERUSER": 3, "ADMINISTRATOR": 2, "USER": 1}
+_TOUCH_INTERVAL_MS = 30_000  # refresh a session's timestamp at most this often
+_VERIFIED_MAX = 4096
+
+
+def has_permission(role: str, required: str) -> bool:
+    return _RANK.get(role, 0) >= _RANK[required]
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def _agent_digest(agent: str) -> str:
+    return hashlib.sha256(agent.encode("utf-8", "replace")).hexdigest()
+
+
+def hash_password(password: str) -> str:
+    return generate_password_hash(password)
+
+
+def _check(services: Services, stored_hash: str, password: str) -> bool:
+    key = (stored_hash, hashlib.sha256(password.encode("utf-8", "replace")).digest())
+    verified: set = services.state.setdefault("verified_passwords", set())
+    if key in verified:
+        return True
+    if not check_password_hash(stored_hash, password):
+        return False
+    with services.lock:
+        if len(verified) >= _VERIFIED_MAX:
+            verified.clear()
+        verified.add(key)
+    return True
+
+
+def ensure_superuser(services: Services) -> None:
+    """Make the configured superuser exist with the configured password.
+
+    A changed name or password in the configuration replaces the superuser, as
+    in Slicebox 2.0, so an operator can always regain access from the config.
+    """
+    name = services.config["SUPERUSER"]
+    password = services.config["SUPERUSER_PASSWORD"]
+    with services.db.transaction() as conn:
+        if not services.db.is_sqlite:
+            conn.execute("SELECT pg_advisory_xact_lock(?)", (0x51CEB1,))
+        supers = repo.superusers(conn)
+        if len(supers) == 1 and supers[0]["username"] == name and check_password_hash(
+                supers[0]["password_hash"], password):
+            return
+        for row in supers:
+            repo.delete_user(conn, row["id"])
+        existing = repo.get_user_by_name(conn, name)
+        if existing is not None:
+            repo.update_user(conn, existing.id, "SUPERUSER", hash_password(password))
+        else:
+            repo.insert_user(conn, name, "SUPERUSER", hash_password(password))
+    logger.info("superuser %r set from configuration", name)
+
+
+def authenticate_basic(services: Services, username: str, password: str) -> User | None:
+    with services.db.connection() as conn:
+        row = repo.get_user_with_hash(conn, username)
+    if row is None or not _check(services, row["password_hash"], password):
+        return None
+    return User(id=row["id"], user=row["username"], role=row["role"])
+
+
+def login(services: Services, username: str, password: str, ip: str, agent: str) -> str | None:
+    """Return a session token for valid credentials (reusing this client's session), else None."""
+    if not agent:
+        raise BadRequest("a User-Agent header is required to log in with a session")
+    with services.db.connection() as conn:
+        row = repo.get_user_with_hash(conn, username)
+    if row is None or not _check(services, row["password_hash"], password):
+        return None
+    digest = _agent_digest(agent)
+    now = _now_ms()
+    timeout_ms = int(services.config["SESSION_TIMEOUT"]) * 1000
+    with services.db.transaction() as conn:
+        existing = repo.find_session(conn, row["id"], ip, digest)
+        if existing is not None and now - existing["updated"] <= timeout_ms:
+            repo.touch_session(conn, existing["id"], now)
+            return existing["token"]
+        if existing is not None:
+            repo.delete_session(conn, existing["id"])
+        token = secrets.token_urlsafe(32)
+        repo.insert_session(conn, row["id"], token, ip, digest, now)
+    return token
+
+
+def authenticate_session(services: Services, token: str, ip: str, agent: str) -> User | None:
+    """The user of a live session bound to this client; refreshes the sliding timeout."""
+    if not token or not agent:
+        return None
+    now = _now_ms()
+    timeout_ms = int(services.config["SESSION_TIMEOUT"]) * 1000
+    with services.db.connection() as conn:
+        row = repo.session_user(conn, token, ip, _agent_digest(agent))
+        if row is None:
+            return None
+        if now - row["updated"] > timeout_ms:
+            repo.delete_session(conn, row["session_id"])
+            return None
+        if now - row["updated"] > _TOUCH_INTERVAL_MS:
+            repo.touch_session(conn, row["session_id"], now)
+    return User(id=row["id"], user=row["username"], role=row["role"])
+
+
+def logout(services: Services, token: str | None) -> None:
+    if token:
+        with services.db.connection() as conn:
+            repo.delete_sessions_for(conn, token)
+
+
+def purge_expired_sessions(services: Services) -> int:
+    cutoff = _now_ms() - int(services.config["SESSION_TIMEOUT"]) * 1000
+    with services.db.connection() as conn:
+        return repo.purge_sessions(conn, cutoff)
+
+
+def list_users(services: Services, page: Page) -> list[User]:
+    with services.db.connection() as conn:
+        return repo.list_users(conn, page.start_index, page.count)
+
+
+def add_user(services: Services, username: str, role: str, password: str) -> tuple[User, bool]:
+    """Create a user; an existing name returns the existing user (spec: duplicates not added)."""
+    username = (username or "").strip()
+    if not username:
+        raise BadRequest("user name must not be empty")
+    if len(username) > 180:
+        raise BadRequest("user name must be at most 180 characters")
+    if role not in ROLES:
+        raise BadRequest(f"role must be one of {', '.join(ROLES)}")
+    if role == "SUPERUSER":
+        raise BadRequest("superusers cannot be added through the API")
+    if not password:
+        raise BadRequest("password must not be empty")
+    with services.db.connection() as conn:
+        existing = repo.get_user_by_name(conn, username)
+    if existing is not None:
+        return existing, False
+    password_hash = hash_password(password)
+    try:
+        with services.db.transaction() as conn:
+            return repo.insert_user(conn, username, role, password_hash), True
+    except IntegrityError:
+        with services.db.connection() as conn:
+            return repo.get_user_by_name(conn, username), False
+
+
+def delete_user(services: Services, user_id: int) -> None:
+    with services.db.transaction() as conn:
+        user = repo.get_user(conn, user_id)
+        if user is None:
+            return
+        if user.role == "SUPERUSER":
+            raise BadRequest("the superuser cannot be deleted")
+        repo.delete_user(conn, user_id)
+
+
+def get_user(services: Services, user_id: int) -> User:
+    with services.db.connection() as conn:
+        user = repo.get_user(conn, user_id)
+    if user is None:
+        raise NotFound(f"user {user_id} not found")
+    return user

@@ -1,0 +1,3 @@
+from slicebox import create_app
+
+app = create_app()
