@@ -1,0 +1,190 @@
+"""Fixtures: an app on a temporary SQLite file and on PostgreSQL, a client, auth.
+
+PostgreSQL: SLICEBOX_TEST_POSTGRES_URL (default postgresql://postgres@127.0.0.1:5432/test).
+Each app gets its own schema, dropped afterwards.  When the server is not
+reachable the PostgreSQL variants skip with the reason -- except under CI=true,
+where a missing PostgreSQL fails the run.
+"""
+from __future__ import annotations
+
+import base64
+import os
+import sys
+import uuid
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if ROOT not in sys.path:
+    sys.path.insert(0, ROOT)
+TESTS = os.path.dirname(os.path.abspath(__file__))
+if TESTS not in sys.path:
+    sys.path.insert(0, TESTS)
+
+PG_URL = os.environ.get("SLICEBOX_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
+_pg_state: dict = {}
+
+
+def postgres_available() -> tuple[bool, str]:
+    if "ok" not in _pg_state:
+        try:
+            import psycopg
+
+            with psycopg.connect(PG_URL, connect_timeout=3) as conn:
+                conn.execute("SELECT 1")
+            _pg_state["ok"], _pg_state["why"] = True, ""
+        except Exception as exc:  # noqa: BLE001
+            _pg_state["ok"], _pg_state["why"] = False, f"PostgreSQL not reachable at {PG_URL}: {exc}"
+    return _pg_state["ok"], _pg_state["why"]
+
+
+def require_postgres() -> None:
+    ok, why = postgres_available()
+    if not ok:
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(f"CI=true but {why}")
+        pytest.skip(why)
+
+
+class PgSchema:
+    """A throw-away PostgreSQL schema; ``url`` points connections at it."""
+
+    def __init__(self):
+        import psycopg
+
+        self.name = "t_" + uuid.uuid4().hex[:12]
+        with psycopg.connect(PG_URL, autocommit=True) as conn:
+            conn.execute(f'CREATE SCHEMA "{self.name}"')
+        sep = "&" if "?" in PG_URL else "?"
+        self.url = f"{PG_URL}{sep}schema={self.name}"
+
+    def drop(self):
+        import psycopg
+
+        with psycopg.connect(PG_URL, autocommit=True) as conn:
+            conn.execute(f'DROP SCHEMA IF EXISTS "{self.name}" CASCADE')
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def db_kind(request):
+    if request.param == "postgres":
+        require_postgres()
+    return request.param
+
+
+@pytest.fixture
+def database_url(db_kind, tmp_path):
+    if db_kind == "sqlite":
+        yield "sqlite:///" + str(tmp_path / "slicebox.db")
+        return
+    schema = PgSchema()
+    try:
+        yield schema.url
+    finally:
+        schema.drop()
+
+
+@pytest.fixture
+def app_factory(tmp_path, database_url):
+    """Build apps on this test's database and data dir; all are closed afterwards."""
+    from slicebox import create_app
+
+    apps = []
+
+    def make(**overrides):
+        config = {
+            "DATA_DIR": str(tmp_path / "data"),
+            "DATABASE_URL": database_url,
+            "BACKGROUND": False,
+            "SUPERUSER": "admin",
+            "SUPERUSER_PASSWORD": "secret",
+            "THREADS": 4,
+        }
+        config.update(overrides)
+        app = create_app(config)
+        app.config["TESTING"] = True
+        stops = []
+        app.extensions["slicebox"].on_stop = lambda: stops.append(True)
+        app.extensions["slicebox"].state["stops"] = stops
+        apps.append(app)
+        return app
+
+    yield make
+    for app in apps:
+        app.extensions["slicebox"].close()
+
+
+@pytest.fixture
+def app(app_factory):
+    return app_factory()
+
+
+@pytest.fixture
+def services(app):
+    return app.extensions["slicebox"]
+
+
+def basic(user: str, password: str) -> dict:
+    token = base64.b64encode(f"{user}:{password}".encode()).decode()
+    return {"Authorization": f"Basic {token}"}
+
+
+ADMIN = basic("admin", "secret")
+
+
+@pytest.fixture
+def client(app):
+    """A test client that sends the superuser's basic auth unless told otherwise."""
+    return AuthClient(app.test_client(), ADMIN)
+
+
+@pytest.fixture
+def anon_client(app):
+    return app.test_client()
+
+
+class AuthClient:
+    """Wraps a Flask test client, adding default headers to each request."""
+
+    def __init__(self, inner, headers: dict):
+        self.inner = inner
+        self.headers = dict(headers)
+
+    def open(self, *args, **kwargs):
+        headers = dict(self.headers)
+        headers.update(kwargs.pop("headers", None) or {})
+        kwargs["headers"] = headers
+        return self.inner.open(*args, **kwargs)
+
+    def get(self, *a, **k):
+        return self.open(*a, method="GET", **k)
+
+    def post(self, *a, **k):
+        return self.open(*a, method="POST", **k)
+
+    def put(self, *a, **k):
+        return self.open(*a, method="PUT", **k)
+
+    def delete(self, *a, **k):
+        return self.open(*a, method="DELETE", **k)
+
+
+@pytest.fixture
+def user_client(app, client):
+    """A client authenticated as a plain USER."""
+    r = client.post("/api/users", json={"user": "alice", "role": "USER", "password": "pw-alice"})
+    assert r.status_code == 201, r.get_data(as_text=True)
+    return AuthClient(app.test_client(), basic("alice", "pw-alice"))
+
+
+@pytest.fixture
+def upload(client):
+    """Upload DICOM bytes (or make_dicom_bytes(**tags)) and return the response."""
+    from factories import make_dicom_bytes
+
+    def do(data: bytes | None = None, **tags):
+        if data is None:
+            data = make_dicom_bytes(**tags)
+        return client.post("/api/images", data=data, content_type="application/octet-stream")
+
+    return do
