@@ -41,6 +41,11 @@ DEFAULTS: dict[str, Key] = {
                                            "streamed to disk and not limited by this."),
     "BACKGROUND": Key(True, "Run the long-running services (sweeps, listeners, box workers) in "
                             "the process holding the service lock. Tests turn it off."),
+    "BOX_POLL_INTERVAL": Key(5.0, "Seconds between box transfer rounds when there is nothing to do "
+                                  "(work found is done at once, batch after batch)."),
+    "BOX_PARALLELISM": Key(4, "Images transferred in parallel per box."),
+    "BOX_BATCH_SIZE": Key(32, "Images per transfer batch."),
+    "BOX_MAX_BACKOFF": Key(60.0, "Longest wait in seconds before retrying a box that failed."),
     "PNG_COMPRESS_LEVEL": Key(1, "zlib level for PNG rendering (1 fast .. 9 small)."),
     "LOG_LEVEL": Key("INFO", "Python logging level of the server process."),
 }
@@ -56,6 +61,8 @@ def _convert(raw: str, default: object) -> object:
         raise ValueError(f"not a boolean: {raw!r}")
     if isinstance(default, int):
         return int(raw)
+    if isinstance(default, float):
+        return float(raw)
     return raw
 
 

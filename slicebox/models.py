@@ -242,3 +242,112 @@ class StoredImage:
     study: Study | None = None
     series: Series | None = None
     extra: dict = field(default_factory=dict)
+
+
+# -- boxes and transactions -------------------------------------------------------
+TRANSACTION_STATUSES = ("WAITING", "PROCESSING", "FINISHED", "FAILED")
+SEND_METHODS = ("PUSH", "POLL")
+
+
+def profile_json(options: tuple[str, ...]) -> dict:
+    """An anonymizationProfile: options as confidentialityOption objects (name at least)."""
+    from slicebox.dicom import profiles_info
+
+    return {"options": [profiles_info.option_json(name) for name in options]}
+
+
+@dataclass(frozen=True)
+class Box:
+    id: int
+    name: str
+    token: str
+    base_url: str
+    send_method: str
+    profile: tuple[str, ...]
+    online: bool = False
+
+    def to_json(self) -> dict:
+        profile = profile_json(self.profile)
+        return {
+            "id": self.id,
+            "name": self.name,
+            "token": self.token,
+            "baseUrl": self.base_url,
+            "sendMethod": self.send_method,
+            "profile": profile,
+            # Slicebox 2.0 peers and UIs read "defaultProfile"
+            "defaultProfile": profile,
+            "online": self.online,
+        }
+
+
+@dataclass(frozen=True)
+class OutgoingTransaction:
+    id: int
+    box_id: int
+    box_name: str
+    profile: tuple[str, ...]
+    sent_image_count: int
+    total_image_count: int
+    created: int
+    updated: int
+    status: str
+
+    def to_json(self) -> dict:
+        return {
+            "id": self.id,
+            "boxId": self.box_id,
+            "boxName": self.box_name,
+            "profile": profile_json(self.profile),
+            "sentImageCount": self.sent_image_count,
+            "totalImageCount": self.total_image_count,
+            "created": self.created,
+            "updated": self.updated,
+            "status": self.status,
+        }
+
+
+@dataclass(frozen=True)
+class OutgoingImage:
+    id: int
+    outgoing_transaction_id: int
+    image_id: int
+    sequence_number: int
+    sent: bool
+
+    def to_json(self) -> dict:
+        return {
+            "id": self.id,
+            "outgoingTransactionId": self.outgoing_transaction_id,
+            "imageId": self.image_id,
+            "sequenceNumber": self.sequence_number,
+            "sent": self.sent,
+        }
+
+
+@dataclass(frozen=True)
+class IncomingTransaction:
+    id: int
+    box_id: int
+    box_name: str
+    outgoing_transaction_id: int
+    received_image_count: int
+    added_image_count: int
+    total_image_count: int
+    created: int
+    updated: int
+    status: str
+
+    def to_json(self) -> dict:
+        return {
+            "id": self.id,
+            "boxId": self.box_id,
+            "boxName": self.box_name,
+            "outgoingTransactionId": self.outgoing_transaction_id,
+            "receivedImageCount": self.received_image_count,
+            "addedImageCount": self.added_image_count,
+            "totalImageCount": self.total_image_count,
+            "created": self.created,
+            "updated": self.updated,
+            "status": self.status,
+        }

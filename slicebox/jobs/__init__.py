@@ -57,12 +57,14 @@ class ServiceLock:
 
 
 def _register_jobs(scheduler, services: Services) -> None:
-    from slicebox.services import exports, users
+    from slicebox.services import boxes, exports, users
 
     scheduler.add_job(users.purge_expired_sessions, "interval", minutes=10, args=[services],
                       id="purge-sessions", coalesce=True, max_instances=1)
     scheduler.add_job(exports.purge_expired, "interval", minutes=10, args=[services],
                       id="purge-export-sets", coalesce=True, max_instances=1)
+    scheduler.add_job(boxes.revert_stale, "interval", seconds=30, args=[services],
+                      id="revert-stale-transactions", coalesce=True, max_instances=1)
 
 
 def start(services: Services) -> None:
@@ -88,6 +90,11 @@ def start(services: Services) -> None:
         _register_jobs(scheduler, services)
         scheduler.start()
         services.state["scheduler"] = scheduler
+        from slicebox.services.box_transfer import TransferWorker
+
+        worker = TransferWorker(services)
+        worker.start()
+        services.state["box_worker"] = worker
         services.state["service_lock"] = lock
         logger.info("this process (pid %d) runs the long-running services", os.getpid())
 
@@ -95,6 +102,9 @@ def start(services: Services) -> None:
 
 
 def stop(services: Services) -> None:
+    worker = services.state.pop("box_worker", None)
+    if worker is not None:
+        worker.stop()
     scheduler = services.state.pop("scheduler", None)
     if scheduler is not None:
         scheduler.shutdown(wait=False)

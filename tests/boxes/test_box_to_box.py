@@ -1,0 +1,138 @@
+"""Two real boxes, separate processes on loopback, sharing images both ways."""
+from __future__ import annotations
+
+import os
+
+import pytest
+from boxproc import BoxProcess, wait_for
+from factories import make_dicom_bytes
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def boxes(tmp_path):
+    uni = BoxProcess("uni", str(tmp_path / "uni")).start()
+    hospital = BoxProcess("hospital", str(tmp_path / "hospital")).start()
+    yield uni, hospital
+    for box in (uni, hospital):
+        box.stop()
+
+
+def connect(uni: BoxProcess, hospital: BoxProcess) -> tuple[dict, dict]:
+    """uni is public (creates the connection), hospital connects and does the talking."""
+    poll_box = uni.json("POST", "/boxes/createconnection", {"name": "hospital"})
+    assert poll_box["sendMethod"] == "POLL"
+    assert poll_box["baseUrl"] == f"{uni.url}/api/transactions/{poll_box['token']}"
+    push_box = hospital.json("POST", "/boxes/connect", {"name": "uni", "baseUrl": poll_box["baseUrl"]})
+    assert push_box["sendMethod"] == "PUSH"
+    return poll_box, push_box
+
+
+def send_all(box: BoxProcess, box_id: int, image_ids: list[int]) -> dict:
+    body = {"profile": {"options": []}, "imageTagValuesSet": [{"imageId": i, "tagValues": []} for i in image_ids]}
+    return box.json("POST", f"/boxes/{box_id}/send", body, expect=201)
+
+
+
+
+
+def test_push_50_images_from_hospital_to_uni(boxes):
+    uni, hospital = boxes
+    poll_box, push_box = connect(uni, hospital)
+    ids = [hospital.upload(make_dicom_bytes(PatientName="Push^Pat", PatientID="P1"))["id"] for _ in range(50)]
+    tx = send_all(hospital, push_box["id"], ids)
+    assert tx["status"] == "WAITING" and tx["totalImageCount"] == 50
+
+    wait_for(lambda: uni.count_images() == 50, what="50 images on uni")
+    out = wait_for(lambda: [t for t in hospital.json("GET", "/boxes/outgoing") if t["status"] == "FINISHED"],
+                   what="outgoing FINISHED")
+    assert out[0]["sentImageCount"] == 50
+    incoming = wait_for(lambda: [t for t in uni.json("GET", "/boxes/incoming") if t["status"] == "FINISHED"],
+                        what="incoming FINISHED")
+    assert incoming[0]["receivedImageCount"] == 50 and incoming[0]["addedImageCount"] == 50
+    assert incoming[0]["boxName"] == "hospital"
+    assert len(uni.json("GET", f"/boxes/incoming/{incoming[0]['id']}/images")) == 50
+    assert len(hospital.json("GET", f"/boxes/outgoing/{out[0]['id']}/images")) == 50
+    # received images carry the box as their source
+    assert uni.sql("SELECT DISTINCT source_type, source_name FROM series_sources") == [("box", "hospital")]
+    # both sides see each other online
+    assert wait_for(lambda: [b for b in uni.json("GET", "/boxes") if b["online"]], what="uni sees hospital")
+    assert wait_for(lambda: [b for b in hospital.json("GET", "/boxes") if b["online"]], what="hospital sees uni")
+
+
+def test_poll_50_images_from_uni_to_hospital(boxes):
+    uni, hospital = boxes
+    poll_box, _push_box = connect(uni, hospital)
+    ids = [uni.upload(make_dicom_bytes(PatientName="Poll^Pat", PatientID="P2"))["id"] for _ in range(50)]
+    send_all(uni, poll_box["id"], ids)
+    wait_for(lambda: hospital.count_images() == 50, what="50 images on hospital")
+    out = wait_for(lambda: [t for t in uni.json("GET", "/boxes/outgoing") if t["status"] == "FINISHED"],
+                   what="uni outgoing FINISHED")
+    assert out[0]["sentImageCount"] == 50
+    incoming = wait_for(lambda: [t for t in hospital.json("GET", "/boxes/incoming")
+                                 if t["status"] == "FINISHED"], what="hospital incoming FINISHED")
+    assert incoming[0]["receivedImageCount"] == 50
+
+
+def test_deleted_transaction_is_not_sent(boxes):
+    uni, hospital = boxes
+    _poll_box, push_box = connect(uni, hospital)
+    uni.stop()  # the peer is away: the transaction waits
+    ids = [hospital.upload(make_dicom_bytes())["id"] for _ in range(5)]
+    tx = send_all(hospital, push_box["id"], ids)
+    hospital.json("DELETE", f"/boxes/outgoing/{tx['id']}", expect=204)
+    assert hospital.json("GET", "/boxes/outgoing") == []
+    uni.start()
+    keep = send_all(hospital, push_box["id"], ids[:1])  # a later transaction still goes
+    wait_for(lambda: uni.count_images() == 1, what="the one later image")
+    wait_for(lambda: hospital.json("GET", "/boxes/outgoing")[0]["status"] == "FINISHED", what="finished")
+    assert uni.count_images() == 1
+    assert keep["totalImageCount"] == 1
+
+
+def test_image_deleted_before_sending_is_skipped_and_logged(boxes):
+    uni, hospital = boxes
+    _poll_box, push_box = connect(uni, hospital)
+    uni.stop()
+    ids = [hospital.upload(make_dicom_bytes())["id"] for _ in range(3)]
+    send_all(hospital, push_box["id"], ids)
+    hospital.json("DELETE", f"/images/{ids[1]}", expect=204)
+    uni.start()
+    done = wait_for(lambda: [t for t in hospital.json("GET", "/boxes/outgoing") if t["status"] == "FINISHED"],
+                    what="finished")
+    assert done[0]["sentImageCount"] == 3  # the skipped image counts as handled
+    assert uni.count_images() == 2
+    warnings = hospital.json("GET", "/log?type=WARN&count=100")
+    assert any("skipped image" in e["message"] for e in warnings), warnings
+
+
+def test_sender_killed_mid_transfer_delivers_every_image_exactly_once(tmp_path):
+    uni = BoxProcess("uni", str(tmp_path / "uni")).start()
+    hospital = BoxProcess("hospital", str(tmp_path / "hospital"), BOX_PARALLELISM=2).start()
+    try:
+        _poll_box, push_box = connect(uni, hospital)
+        n = 120
+        ids = [hospital.upload(make_dicom_bytes(rows=256, columns=256))["id"] for _ in range(n)]
+        send_all(hospital, push_box["id"], ids)
+        wait_for(lambda: uni.count_images() >= 10, interval=0.02, what="some images arrived")
+        hospital.kill()
+        arrived_at_kill = uni.count_images()
+        assert arrived_at_kill < n, "transfer finished before the kill; make it bigger"
+        hospital.start()
+        wait_for(lambda: uni.count_images() == n, timeout=120, what="all images on uni")
+        incoming = wait_for(lambda: [t for t in uni.json("GET", "/boxes/incoming")
+                                     if t["status"] == "FINISHED"], timeout=60, what="incoming FINISHED")
+        assert incoming[0]["receivedImageCount"] == n
+        assert incoming[0]["addedImageCount"] == n
+        assert uni.sql("SELECT COUNT(*) FROM incoming_images")[0][0] == n
+        # no duplicates: one row per SOP Instance UID, one file per image
+        assert uni.sql("SELECT COUNT(DISTINCT sop_instance_uid) FROM images")[0][0] == n
+        files = [f for f in os.listdir(os.path.join(uni.data_dir, "storage")) if f.isdigit()]
+        assert len(files) == n
+        out = wait_for(lambda: [t for t in hospital.json("GET", "/boxes/outgoing") if t["status"] == "FINISHED"],
+                       what="hospital FINISHED")
+        assert out[0]["sentImageCount"] == n
+    finally:
+        uni.stop()
+        hospital.stop()
