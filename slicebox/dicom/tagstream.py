@@ -1,0 +1,59 @@
+"""The streaming DICOM engine: pick the compiled module or its Python twin.
+
+``slicebox._speedups.tagstream`` (built from ``ext/tagstream.pyx``) is used
+unless it failed to build or ``SLICEBOX_NO_EXTENSIONS=1`` is set; then the
+pure-Python twin :mod:`slicebox.dicom._tagstream_py` (the reference
+behaviour) is used. Both expose the same functions; see the twin's module
+docstring for the full contract.
+
+Public surface
+--------------
+``read_attributes(source, tags=None, stop_tag=None, transfer_syntax=None)``
+    -> ``{tag: Attribute(vr, value)}`` of root-level attributes, early stop.
+``list_elements(source, transfer_syntax=None)``
+    -> ``[ElementRecord(path, tag, keyword, vr, length, multiplicity, value, depth)]``.
+``rewrite(source, destination=None, plan=None, transfer_syntax=None)``
+    -> ``RewriteResult(length, transfer_syntax, data)``.
+``EditPlan``  remove / remove_mask / remove_private / keep_only / replace / insert.
+``DicomStreamError`` (``ValueError``) for every malformed input.
+``IMPLEMENTATION`` is ``"compiled"`` or ``"python"``.
+"""
+import os
+
+from slicebox.dicom import _tagstream_py
+from slicebox.dicom.errors import DicomStreamError, DicomTruncatedError
+
+__all__ = [
+    "IMPLEMENTATION",
+    "DicomStreamError",
+    "DicomTruncatedError",
+    "EditPlan",
+    "Attribute",
+    "ElementRecord",
+    "RewriteResult",
+    "read_attributes",
+    "list_elements",
+    "rewrite",
+]
+
+_impl = _tagstream_py
+IMPLEMENTATION = "python"
+if os.environ.get("SLICEBOX_NO_EXTENSIONS") != "1":
+    try:
+        from slicebox._speedups import tagstream as _compiled
+    except ImportError:  # not built: the twin serves; tests/test_speedups.py reports it
+        _compiled = None
+    if _compiled is not None:
+        _compiled.set_error_classes(DicomStreamError, DicomTruncatedError)
+        _impl = _compiled
+        IMPLEMENTATION = "compiled"
+
+# The plan and the record types are plain data shared by both engines.
+EditPlan = _tagstream_py.EditPlan
+Attribute = _tagstream_py.Attribute
+ElementRecord = _tagstream_py.ElementRecord
+RewriteResult = _tagstream_py.RewriteResult
+
+read_attributes = _impl.read_attributes
+list_elements = _impl.list_elements
+rewrite = _impl.rewrite
