@@ -275,9 +275,6 @@ def build(lvl: Level, spec: ListSpec) -> tuple[str, list]:
     if spec.count is not None:
         sql += " LIMIT ? OFFSET ?"
         params.extend((int(spec.count), int(spec.start_index)))
-    elif spec.start_index:
-        # LIMIT -1 is SQLite-only and LIMIT ALL PostgreSQL-only: page in Python instead
-        pass
     return sql, params
 
 
@@ -287,5 +284,6 @@ def fetch(conn: Connection, level_name: str, spec: ListSpec) -> list:
     sql, params = build(lvl, spec)
     rows = conn.all(sql, params)
     if spec.count is None and spec.start_index:
+        # no portable OFFSET without LIMIT (LIMIT -1 is SQLite, LIMIT ALL PostgreSQL)
         rows = rows[spec.start_index:]
     return [lvl.make(r) for r in rows]
