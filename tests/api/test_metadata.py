@@ -494,3 +494,10 @@ def test_every_whitelisted_property_works_for_query_and_order(client, upload, le
         r = client.post(f"/api/metadata/{level}/query",
                         json=q([(name, "like", "")], order={"orderBy": name}))
         assert r.status_code == 200 and len(r.get_json()) == 1, name
+
+
+def test_filter_is_case_insensitive_beyond_ascii(client, upload):
+    assert upload(PatientName="Åström^Örjan", PatientID="X9").status_code == 201
+    assert names(client.get("/api/metadata/patients", query_string={"filter": "åSTRÖM"})) == ["Åström^Örjan"]
+    r = client.post("/api/metadata/patients/query", json=q([("patientName", "like", "örjan")]))
+    assert names(r) == ["Åström^Örjan"]
