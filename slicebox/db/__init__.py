@@ -141,6 +141,9 @@ class Database:
             conn.execute("PRAGMA synchronous=NORMAL")
             conn.execute("PRAGMA foreign_keys=ON")
             conn.execute("PRAGMA busy_timeout=60000")
+            # SQLite's LOWER folds ASCII only; PostgreSQL's folds all letters.  Use
+            # Python's so case-insensitive filters (LOWER(col) LIKE ?) agree.
+            conn.create_function("LOWER", 1, _sqlite_lower, deterministic=True)
             self._local.conn = conn
             with self._lock:
                 self._all_sqlite.append(conn)
@@ -191,6 +194,10 @@ class Database:
                         pass
                 self._all_sqlite.clear()
             self._local = threading.local()
+
+
+def _sqlite_lower(value):
+    return value.lower() if isinstance(value, str) else value
 
 
 def _query_param(url: str, name: str) -> str | None:

@@ -8,7 +8,7 @@ are last-write-wins.
 from __future__ import annotations
 
 from slicebox.db import Connection
-from slicebox.models import DicomIdentity, Image, Patient, Series, Source, Study
+from slicebox.models import DicomIdentity, Image, Patient, Series, SeriesTag, SeriesType, Source, Study
 
 PATIENT_COLUMNS = ("id", "patient_name", "patient_id", "patient_birth_date", "patient_sex")
 STUDY_COLUMNS = ("id", "patient_id", "study_instance_uid", "study_description", "study_date",
@@ -187,3 +187,96 @@ def delete_images(conn: Connection, image_ids: list[int]) -> list[int]:
                     "AND NOT EXISTS (SELECT 1 FROM studies s WHERE s.patient_id = patients.id)",
                     patient_ids)
     return deleted
+
+
+# -- browsing and queries (Meta Data API) ------------------------------------------
+# Listings of every level go through the one builder in db/querybuild.py.
+
+def list_level(conn: Connection, level_name: str, spec) -> list:
+    """Patients, studies, series, flat series or images matching a querybuild.ListSpec."""
+    from slicebox.db import querybuild
+
+    return querybuild.fetch(conn, level_name, spec)
+
+
+# -- series tags ---------------------------------------------------------------------
+
+def _tag(row: dict) -> SeriesTag:
+    return SeriesTag(id=row["id"], name=row["name"])
+
+
+def list_series_tags_in_use(conn: Connection) -> list[SeriesTag]:
+    """Tags attached to at least one series (tags whose series are gone are not shown)."""
+    return [_tag(r) for r in conn.all(
+        "SELECT t.id, t.name FROM series_tags t WHERE EXISTS "
+        "(SELECT 1 FROM series_series_tags x WHERE x.series_tag_id = t.id) ORDER BY t.name, t.id")]
+
+
+def series_tags_of_series(conn: Connection, series_id: int) -> list[SeriesTag]:
+    return [_tag(r) for r in conn.all(
+        "SELECT t.id, t.name FROM series_tags t JOIN series_series_tags x ON x.series_tag_id = t.id "
+        "WHERE x.series_id = ? ORDER BY t.name, t.id", (series_id,))]
+
+
+def tag_series(conn: Connection, series_id: int, name: str) -> SeriesTag:
+    """Attach the tag called ``name`` to a series, creating the tag if needed."""
+    # DO UPDATE (a no-op) rather than DO NOTHING so RETURNING yields the existing row.
+    row = conn.one(
+        "INSERT INTO series_tags (name) VALUES (?) ON CONFLICT (name) DO UPDATE SET name = excluded.name "
+        "RETURNING id, name", (name,))
+    conn.execute(
+        "INSERT INTO series_series_tags (series_id, series_tag_id) VALUES (?, ?) "
+        "ON CONFLICT (series_id, series_tag_id) DO NOTHING", (series_id, row["id"]))
+    return _tag(row)
+
+
+def untag_series(conn: Connection, series_id: int, series_tag_id: int) -> None:
+    conn.execute("DELETE FROM series_series_tags WHERE series_id = ? AND series_tag_id = ?",
+                 (series_id, series_tag_id))
+
+
+# -- series types on series -----------------------------------------------------------
+
+def _type(row: dict) -> SeriesType:
+    return SeriesType(id=row["id"], name=row["name"])
+
+
+def get_series_type(conn: Connection, series_type_id: int) -> SeriesType | None:
+    row = conn.one("SELECT id, name FROM series_types WHERE id = ?", (series_type_id,))
+    return None if row is None else _type(row)
+
+
+def series_types_of_series(conn: Connection, series_id: int) -> list[SeriesType]:
+    return [_type(r) for r in conn.all(
+        "SELECT t.id, t.name FROM series_types t JOIN series_series_types x ON x.series_type_id = t.id "
+        "WHERE x.series_id = ? ORDER BY t.id", (series_id,))]
+
+
+def add_series_type_to_series(conn: Connection, series_id: int, series_type_id: int) -> None:
+    conn.execute(
+        "INSERT INTO series_series_types (series_id, series_type_id) VALUES (?, ?) "
+        "ON CONFLICT (series_id, series_type_id) DO NOTHING", (series_id, series_type_id))
+
+
+def remove_series_type_from_series(conn: Connection, series_id: int, series_type_id: int) -> None:
+    conn.execute("DELETE FROM series_series_types WHERE series_id = ? AND series_type_id = ?",
+                 (series_id, series_type_id))
+
+
+def remove_series_types_from_series(conn: Connection, series_id: int) -> None:
+    conn.execute("DELETE FROM series_series_types WHERE series_id = ?", (series_id,))
+
+
+def series_types_of_many_series(conn: Connection, series_ids: list[int]) -> list[tuple[int, SeriesType]]:
+    """(series id, type) pairs for the given series, ordered by series id then type id."""
+    result: list[tuple[int, SeriesType]] = []
+    ids = sorted({int(i) for i in series_ids})
+    for start in range(0, len(ids), 500):
+        chunk = ids[start:start + 500]
+        marks = ", ".join("?" for _ in chunk)
+        rows = conn.all(
+            "SELECT x.series_id, t.id, t.name FROM series_series_types x "
+            f"JOIN series_types t ON t.id = x.series_type_id WHERE x.series_id IN ({marks}) "
+            "ORDER BY x.series_id, t.id", chunk)
+        result.extend((r["series_id"], _type(r)) for r in rows)
+    return result
