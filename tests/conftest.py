@@ -7,7 +7,6 @@ where a missing PostgreSQL fails the run.
 """
 from __future__ import annotations
 
-import base64
 import os
 import sys
 import uuid
@@ -124,12 +123,7 @@ def services(app):
     return app.extensions["slicebox"]
 
 
-def basic(user: str, password: str) -> dict:
-    token = base64.b64encode(f"{user}:{password}".encode()).decode()
-    return {"Authorization": f"Basic {token}"}
-
-
-ADMIN = basic("admin", "secret")
+from helpers import ADMIN, AuthClient, basic  # noqa: E402  (shared with test modules)
 
 
 @pytest.fixture
@@ -141,32 +135,6 @@ def client(app):
 @pytest.fixture
 def anon_client(app):
     return app.test_client()
-
-
-class AuthClient:
-    """Wraps a Flask test client, adding default headers to each request."""
-
-    def __init__(self, inner, headers: dict):
-        self.inner = inner
-        self.headers = dict(headers)
-
-    def open(self, *args, **kwargs):
-        headers = dict(self.headers)
-        headers.update(kwargs.pop("headers", None) or {})
-        kwargs["headers"] = headers
-        return self.inner.open(*args, **kwargs)
-
-    def get(self, *a, **k):
-        return self.open(*a, method="GET", **k)
-
-    def post(self, *a, **k):
-        return self.open(*a, method="POST", **k)
-
-    def put(self, *a, **k):
-        return self.open(*a, method="PUT", **k)
-
-    def delete(self, *a, **k):
-        return self.open(*a, method="DELETE", **k)
 
 
 @pytest.fixture

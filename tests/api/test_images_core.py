@@ -102,7 +102,7 @@ def test_bulk_delete_rejects_non_list(client):
 
 
 def test_concurrent_uploads_of_one_new_study_create_one_of_each(app, services):
-    from conftest import ADMIN
+    from helpers import ADMIN
 
     datas = [make_dicom_bytes() for _ in range(8)]
     results = []
@@ -112,14 +112,14 @@ def test_concurrent_uploads_of_one_new_study_create_one_of_each(app, services):
         c = app.test_client()
         barrier.wait()
         r = c.post("/api/images", data=data, headers=ADMIN, content_type="application/octet-stream")
-        results.append(r.status_code)
+        results.append((r.status_code, r.get_data(as_text=True)[:300]))
 
     threads = [threading.Thread(target=send, args=(d,)) for d in datas]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    assert results == [201] * 8
+    assert [code for code, _ in results] == [201] * 8, results
     with services.db.connection() as conn:
         assert conn.scalar("SELECT COUNT(*) FROM patients") == 1
         assert conn.scalar("SELECT COUNT(*) FROM studies") == 1
