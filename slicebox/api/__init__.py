@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from flask import Flask
 
-from slicebox.api import images, logs, metadata, system, users
+from slicebox.api import anonymization, images, logs, metadata, system, users
 
 BLUEPRINTS = (
     system.bp,      # General
@@ -11,6 +11,7 @@ BLUEPRINTS = (
     metadata.bp,    # Meta Data
     users.bp,       # Users
     logs.bp,        # Logs
+    anonymization.bp,  # Anonymization
 )
 
 
