@@ -297,9 +297,13 @@ def _profile(names: frozenset[str]) -> Profile:
 
 def profile(options: Iterable = ()) -> Profile:
     """The resolved (cached) profile for option names or option objects."""
-    names = frozenset(o.name if isinstance(o, ConfidentialityOption) else
-                      (o.get("name") if isinstance(o, Mapping) else o) for o in options)
-    return _profile(names)
+    names = []
+    for o in options:
+        name = o.name if isinstance(o, ConfidentialityOption) else (o.get("name") if isinstance(o, Mapping) else o)
+        if not isinstance(name, str):
+            raise BadRequest("an anonymization option must be a name or an object with a name")
+        names.append(name.strip().upper())
+    return _profile(frozenset(names))
 
 
 def resolve(options: Iterable = ()) -> dict:

@@ -178,6 +178,9 @@ def test_option_list_and_parsing():
         profiles.parse_options(["NOT_AN_OPTION"])
     with pytest.raises(BadRequest):
         profiles.parse_options(["CLEAN_PIXEL_DATA"])
+    for bad in ([["RETAIN_UIDS"]], [{"title": "x"}], [3]):
+        with pytest.raises(BadRequest):
+            profiles.profile(bad)
     prof = profiles.profile(["RETAIN_UIDS"])
     assert profiles.deidentification_method(prof) == "Basic Profile - Retain UIDs"
     assert [c[0] for c in profiles.deidentification_codes(prof)] == ["113100", "113110"]
