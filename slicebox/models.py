@@ -351,3 +351,62 @@ class IncomingTransaction:
             "updated": self.updated,
             "status": self.status,
         }
+
+
+# -- anonymization keys ------------------------------------------------------------
+@dataclass(frozen=True)
+class AnonymizationKey:
+    """Real and anonymous identities of one anonymized image (spec: anonymizationKey)."""
+
+    id: int
+    created: int
+    image_id: int
+    patient_name: str = ""
+    anon_patient_name: str = ""
+    patient_id: str = ""
+    anon_patient_id: str = ""
+    study_instance_uid: str = ""
+    anon_study_instance_uid: str = ""
+    series_instance_uid: str = ""
+    anon_series_instance_uid: str = ""
+    sop_instance_uid: str = ""
+    anon_sop_instance_uid: str = ""
+
+    def to_json(self) -> dict:
+        return {
+            "id": self.id,
+            "created": self.created,
+            "imageId": self.image_id,
+            "patientName": self.patient_name,
+            "anonPatientName": self.anon_patient_name,
+            "patientID": self.patient_id,
+            "anonPatientID": self.anon_patient_id,
+            "studyInstanceUID": self.study_instance_uid,
+            "anonStudyInstanceUID": self.anon_study_instance_uid,
+            "seriesInstanceUID": self.series_instance_uid,
+            "anonSeriesInstanceUID": self.anon_series_instance_uid,
+            "sopInstanceUID": self.sop_instance_uid,
+            "anonSOPInstanceUID": self.anon_sop_instance_uid,
+        }
+
+
+@dataclass(frozen=True)
+class AnonymizationKeyValue:
+    """One recorded attribute of a key: tag path text like ``(0008,1110)[1].(0008,1155)``."""
+
+    id: int
+    anonymization_key_id: int
+    tag_path: str
+    value: str
+    anonymized_value: str
+
+    def to_json(self) -> dict:
+        from slicebox.dicom.tagpaths import tag_path_to_json
+
+        return {
+            "id": self.id,
+            "anonymizationKeyId": self.anonymization_key_id,
+            "tagPath": tag_path_to_json(self.tag_path),
+            "value": self.value,
+            "anonymizedValue": self.anonymized_value,
+        }

@@ -3,16 +3,17 @@ from __future__ import annotations
 
 from flask import Flask
 
-from slicebox.api import boxes, images, logs, metadata, system, transactions, users
+from slicebox.api import anonymization, boxes, images, logs, metadata, system, transactions, users
 
 BLUEPRINTS = (
-    system.bp,      # General
-    images.bp,      # Images
-    metadata.bp,    # Meta Data
-    users.bp,       # Users
-    logs.bp,        # Logs
-    boxes.bp,       # Boxes
-    transactions.bp,  # Transactions
+    system.bp,          # General
+    images.bp,          # Images
+    metadata.bp,        # Meta Data
+    anonymization.bp,   # Anonymization
+    boxes.bp,           # Boxes
+    transactions.bp,    # Transactions
+    users.bp,           # Users
+    logs.bp,            # Logs
 )
 
 
