@@ -38,6 +38,7 @@ def require_role(role: str):
 
 
 def admin(view):
+    """Allow only ADMINISTRATOR and SUPERUSER; a USER gets 403."""
     return require_role("ADMINISTRATOR")(view)
 
 
@@ -46,32 +47,45 @@ def client_identity() -> tuple[str, str]:
     return request.remote_addr or "", request.headers.get("User-Agent", "")
 
 
-def install_auth(app: Flask) -> None:
+def authenticate_request() -> User | None:
+    """The user named by this request's basic auth or session cookie.
+
+    None when the request carries neither; Unauthorized when what it carries is
+    invalid.  Basic auth wins over a cookie (as in Slicebox 2.0), so wrong
+    credentials are a 401 even next to a valid cookie.
+    """
     from slicebox.services import users as users_service
 
+    services = get_services()
+    auth = request.authorization
+    if auth is not None and auth.type == "basic":
+        user = users_service.authenticate_basic(services, auth.username or "", auth.password or "")
+        if user is None:
+            raise Unauthorized("The supplied authentication is invalid")
+        return user
+    token = request.cookies.get(SESSION_COOKIE)
+    if token:
+        ip, agent = client_identity()
+        user = users_service.authenticate_session(services, token, ip, agent)
+        if user is None:
+            raise Unauthorized("The supplied session is invalid or has expired")
+        return user
+    return None
+
+
+def install_auth(app: Flask) -> None:
     @app.before_request
     def _authenticate():
         g.user = None
         view = app.view_functions.get(request.endpoint) if request.endpoint else None
+        # Unknown paths (404/405) and public views pass; everything else needs a user.
         if view is None or getattr(view, "slicebox_public", False):
             return None
-        services = get_services()
-        auth = request.authorization
-        if auth is not None and auth.type == "basic":
-            user = users_service.authenticate_basic(services, auth.username or "", auth.password or "")
-            if user is None:
-                raise Unauthorized("The supplied authentication is invalid")
-            g.user = user
-            return None
-        token = request.cookies.get(SESSION_COOKIE)
-        if token:
-            ip, agent = client_identity()
-            user = users_service.authenticate_session(services, token, ip, agent)
-            if user is None:
-                raise Unauthorized("The supplied authentication is invalid")
-            g.user = user
-            return None
-        raise Unauthorized("The resource requires authentication, which was not supplied with the request")
+        user = authenticate_request()
+        if user is None:
+            raise Unauthorized("The resource requires authentication, which was not supplied with the request")
+        g.user = user
+        return None
 
 
 # -- request parsing ----------------------------------------------------------------

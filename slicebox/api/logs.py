@@ -1,7 +1,7 @@
 """Logs: the box's event log."""
 from flask import Blueprint, jsonify, request
 
-from slicebox.api._helpers import page_args
+from slicebox.api._helpers import admin, page_args
 from slicebox.context import get_services
 from slicebox.services import logs as service
 
@@ -17,14 +17,16 @@ def list_log():
 
 
 @bp.delete("")
+@admin
 def clear_log():
-    """Delete all log entries."""
+    """Delete all log entries (administrators only: the log is the box's audit trail)."""
     service.clear(get_services())
     return "", 204
 
 
 @bp.delete("/<int:entry_id>")
+@admin
 def delete_log_entry(entry_id: int):
-    """Delete one log entry (unknown ids are ignored)."""
+    """Delete one log entry (administrators only; unknown ids are ignored)."""
     service.delete_entry(get_services(), entry_id)
     return "", 204

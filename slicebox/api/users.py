@@ -1,7 +1,8 @@
 """Users: accounts, roles and login sessions."""
 from flask import Blueprint, g, jsonify, make_response, request
 
-from slicebox.api._helpers import SESSION_COOKIE, admin, client_identity, json_body, page_args, public
+from slicebox.api._helpers import (SESSION_COOKIE, admin, authenticate_request, client_identity, json_body,
+                                   page_args, public)
 from slicebox.context import get_services
 from slicebox.errors import BadRequest, NotFound, Unauthorized
 from slicebox.services import users as service
@@ -55,7 +56,7 @@ def login():
 @bp.post("/logout")
 def logout():
     """End this client's session and clear the cookie."""
-    service.logout(get_services(), request.cookies.get(SESSION_COOKIE))
+    service.logout(get_services(), request.cookies.get(SESSION_COOKIE), g.user.id)
     response = make_response("", 201)
     response.delete_cookie(SESSION_COOKIE, path="/api")
     return response
@@ -65,16 +66,10 @@ def logout():
 @public
 def current_user():
     """The user of this client's session cookie (or basic auth), else 404."""
-    services = get_services()
-    auth = request.authorization
-    user = None
-    if auth is not None and auth.type == "basic":
-        user = service.authenticate_basic(services, auth.username or "", auth.password or "")
-    else:
-        token = request.cookies.get(SESSION_COOKIE)
-        if token:
-            ip, agent = client_identity()
-            user = service.authenticate_session(services, token, ip, agent)
+    try:
+        user = authenticate_request()
+    except Unauthorized:
+        user = None  # the spec answers 404 for a missing or invalid session alike
     if user is None:
         raise NotFound("no user is logged in from this client")
     g.user = user

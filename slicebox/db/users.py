@@ -77,8 +77,8 @@ def delete_session(conn: Connection, session_id: int) -> None:
     conn.execute("DELETE FROM sessions WHERE id = ?", (session_id,))
 
 
-def delete_sessions_for(conn: Connection, token: str) -> None:
-    conn.execute("DELETE FROM sessions WHERE token = ?", (token,))
+def delete_session_of(conn: Connection, token: str, user_id: int) -> None:
+    conn.execute("DELETE FROM sessions WHERE token = ? AND user_id = ?", (token, user_id))
 
 
 def purge_sessions(conn: Connection, older_than: int) -> int:

@@ -57,6 +57,18 @@ def _check(services: Services, stored_hash: str, password: str) -> bool:
     return True
 
 
+def _verify(services: Services, row: dict | None, password: str) -> bool:
+    """Check a password against a user row; an unknown user costs the same hashing time,
+    so response times do not tell which user names exist."""
+    if row is None:
+        dummy = services.state.get("dummy_password_hash")
+        if dummy is None:
+            dummy = services.state.setdefault("dummy_password_hash", hash_password(secrets.token_hex(16)))
+        check_password_hash(dummy, password)
+        return False
+    return _check(services, row["password_hash"], password)
+
+
 def ensure_superuser(services: Services) -> None:
     """Make the configured superuser exist with the configured password.
 
@@ -85,7 +97,7 @@ def ensure_superuser(services: Services) -> None:
 def authenticate_basic(services: Services, username: str, password: str) -> User | None:
     with services.db.connection() as conn:
         row = repo.get_user_with_hash(conn, username)
-    if row is None or not _check(services, row["password_hash"], password):
+    if not _verify(services, row, password):
         return None
     return User(id=row["id"], user=row["username"], role=row["role"])
 
@@ -96,7 +108,7 @@ def login(services: Services, username: str, password: str, ip: str, agent: str)
         raise BadRequest("a User-Agent header is required to log in with a session")
     with services.db.connection() as conn:
         row = repo.get_user_with_hash(conn, username)
-    if row is None or not _check(services, row["password_hash"], password):
+    if not _verify(services, row, password):
         return None
     digest = _agent_digest(agent)
     now = _now_ms()
@@ -126,15 +138,18 @@ def authenticate_session(services: Services, token: str, ip: str, agent: str) ->
         if now - row["updated"] > timeout_ms:
             repo.delete_session(conn, row["session_id"])
             return None
-        if now - row["updated"] > _TOUCH_INTERVAL_MS:
+        # Refreshing on every request would write per request; refresh once the
+        # session has aged a little (never later than a tenth of the timeout).
+        if now - row["updated"] > min(_TOUCH_INTERVAL_MS, timeout_ms // 10):
             repo.touch_session(conn, row["session_id"], now)
     return User(id=row["id"], user=row["username"], role=row["role"])
 
 
-def logout(services: Services, token: str | None) -> None:
+def logout(services: Services, token: str | None, user_id: int) -> None:
+    """End the session of this cookie, if it belongs to the user logging out."""
     if token:
         with services.db.connection() as conn:
-            repo.delete_sessions_for(conn, token)
+            repo.delete_session_of(conn, token, user_id)
 
 
 def purge_expired_sessions(services: Services) -> int:
