@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from conftest import ADMIN, basic
+from helpers import ADMIN, basic
 
 PUBLIC_API_RULES = {"/api/system/health", "/api/users/login", "/api/users/current"}
 UA = {"User-Agent": "test-browser/1.0"}

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import time
 
-from conftest import ADMIN, AuthClient
+from helpers import ADMIN, AuthClient
 from factories import make_dicom_bytes
 
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 
-from conftest import ADMIN, AuthClient, basic
+from helpers import ADMIN, AuthClient, basic
 
 
 def _add(client, user, role="USER", password="pw"):
