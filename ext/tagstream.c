@@ -1951,7 +1951,7 @@ struct __pyx_obj_8slicebox_9_speedups_9tagstream___pyx_scope_struct_7_genexpr {
 };
 
 
-/* "ext/tagstream.pyx":1036
+/* "ext/tagstream.pyx":1040
  * 
  * 
  * def read_attributes(source, tags=None, stop_tag=None, transfer_syntax=None):             # <<<<<<<<<<<<<<
@@ -1966,7 +1966,7 @@ struct __pyx_obj_8slicebox_9_speedups_9tagstream___pyx_scope_struct_8_read_attri
 };
 
 
-/* "ext/tagstream.pyx":1065
+/* "ext/tagstream.pyx":1069
  *         If the input is malformed before the stop point.
  *     """
  *     wanted = None if tags is None else frozenset(parse_tag(t) for t in tags)             # <<<<<<<<<<<<<<
@@ -1983,7 +1983,7 @@ struct __pyx_obj_8slicebox_9_speedups_9tagstream___pyx_scope_struct_9_genexpr {
 };
 
 
-/* "ext/tagstream.pyx":1138
+/* "ext/tagstream.pyx":1142
  * 
  * 
  * def _rewrite_meta(buf, lay, walker, plan_inserts):             # <<<<<<<<<<<<<<
@@ -1996,7 +1996,7 @@ struct __pyx_obj_8slicebox_9_speedups_9tagstream___pyx_scope_struct_10__rewrite_
 };
 
 
-/* "ext/tagstream.pyx":1160
+/* "ext/tagstream.pyx":1164
  *     if walker.new_sop is not None and MEDIA_SOP_INSTANCE_UID not in elems:
  *         elems[MEDIA_SOP_INSTANCE_UID] = _make_header(MEDIA_SOP_INSTANCE_UID, b"UI", len(walker.new_sop), 0) + walker.new_sop
  *     body = b"".join(elems[t] for t in sorted(elems))             # <<<<<<<<<<<<<<
@@ -2013,7 +2013,7 @@ struct __pyx_obj_8slicebox_9_speedups_9tagstream___pyx_scope_struct_11_genexpr {
 };
 
 
-/* "ext/tagstream.pyx":1233
+/* "ext/tagstream.pyx":1237
  * 
  * 
  * def _join(buf, out):             # <<<<<<<<<<<<<<
@@ -2026,7 +2026,7 @@ struct __pyx_obj_8slicebox_9_speedups_9tagstream___pyx_scope_struct_12__join {
 };
 
 
-/* "ext/tagstream.pyx":1236
+/* "ext/tagstream.pyx":1240
  *     mv = memoryview(buf)
  *     try:
  *         return b"".join(mv[p[0]:p[1]] if type(p) is tuple else p for p in _coalesce(out))             # <<<<<<<<<<<<<<
@@ -2044,7 +2044,7 @@ struct __pyx_obj_8slicebox_9_speedups_9tagstream___pyx_scope_struct_13_genexpr {
 };
 
 
-/* "ext/tagstream.pyx":1252
+/* "ext/tagstream.pyx":1256
  *     while pieces:
  *         batch = pieces[:512]
  *         want = sum(len(p) for p in batch)             # <<<<<<<<<<<<<<
@@ -2061,7 +2061,7 @@ struct __pyx_obj_8slicebox_9_speedups_9tagstream___pyx_scope_struct_14_genexpr {
 };
 
 
-/* "ext/tagstream.pyx":1255
+/* "ext/tagstream.pyx":1259
  *         done = os.writev(fd, batch)
  *         if done < want:  # partial write: finish this batch the slow way
  *             _write_all(fd, b"".join(bytes(p) for p in batch)[done:])             # <<<<<<<<<<<<<<
@@ -4912,7 +4912,7 @@ namespace {
     PyObject *__pyx_slice[4];
     PyObject *__pyx_tuple[16];
     PyObject *__pyx_codeobj_tab[59];
-    PyObject *__pyx_string_tab[582];
+    PyObject *__pyx_string_tab[583];
     PyObject *__pyx_number_tab[42];
 /* #### Code section: module_state_contents ### */
 /* PyFrozenDict.module_state_decls */
@@ -5129,509 +5129,510 @@ static __pyx_mstatetype * const __pyx_mstate_global = &__pyx_mstate_global_stati
 #define __pyx_kp_u_item_of_undefined_length_has_no __pyx_string_tab[76]
 #define __pyx_kp_u_item_runs_past_the_end __pyx_string_tab[77]
 #define __pyx_kp_u_item_runs_past_the_end_of_s __pyx_string_tab[78]
-#define __pyx_kp_u_length_transfer_syntax_data __pyx_string_tab[79]
-#define __pyx_kp_u_meta_start_meta_meta_end_ts_enc __pyx_string_tab[80]
-#define __pyx_kp_u_misplaced __pyx_string_tab[81]
-#define __pyx_kp_u_misplaced_s_in_item __pyx_string_tab[82]
-#define __pyx_kp_u_need_more_data __pyx_string_tab[83]
-#define __pyx_kp_u_need_the_whole_deflated_stream __pyx_string_tab[84]
-#define __pyx_kp_u_no_default___reduce___due_to_non __pyx_string_tab[85]
-#define __pyx_kp_u_non_ASCII_value_for_s_needs_a_Sp __pyx_string_tab[86]
-#define __pyx_kp_u_not_a_tag_or_keyword __pyx_string_tab[87]
-#define __pyx_kp_u_only_an_empty_value_can_replace __pyx_string_tab[88]
-#define __pyx_kp_u_path_tag_keyword_vr_length_multi __pyx_string_tab[89]
-#define __pyx_kp_u_sequences_nested_deeper_than_d __pyx_string_tab[90]
-#define __pyx_kp_u_source_shrank_while_copying __pyx_string_tab[91]
-#define __pyx_kp_u_truncated_after_file_meta_inform __pyx_string_tab[92]
-#define __pyx_kp_u_truncated_element_header_at_d __pyx_string_tab[93]
-#define __pyx_kp_u_truncated_must_subclass_error __pyx_string_tab[94]
-#define __pyx_kp_u_unable_to_allocate_array_data __pyx_string_tab[95]
-#define __pyx_kp_u_unable_to_allocate_shape_and_str __pyx_string_tab[96]
-#define __pyx_kp_u_undefined_length_on_VR __pyx_string_tab[97]
-#define __pyx_kp_u_value_of __pyx_string_tab[98]
-#define __pyx_kp_u_vr_value __pyx_string_tab[99]
-#define __pyx_n_u_ACCESS_READ __pyx_string_tab[100]
-#define __pyx_n_u_AE __pyx_string_tab[101]
-#define __pyx_n_u_AS __pyx_string_tab[102]
-#define __pyx_n_u_ASCII __pyx_string_tab[103]
-#define __pyx_n_u_AT __pyx_string_tab[104]
-#define __pyx_n_u_Attribute __pyx_string_tab[105]
-#define __pyx_n_u_BIG_RANGE __pyx_string_tab[106]
-#define __pyx_n_u_BULK_VRS __pyx_string_tab[107]
-#define __pyx_n_u_CHARSET_VRS __pyx_string_tab[108]
-#define __pyx_n_u_CS __pyx_string_tab[109]
-#define __pyx_n_u_DA __pyx_string_tab[110]
-#define __pyx_n_u_DEFLATED __pyx_string_tab[111]
-#define __pyx_n_u_DEFLATED_LE __pyx_string_tab[112]
-#define __pyx_n_u_DS __pyx_string_tab[113]
-#define __pyx_n_u_DT __pyx_string_tab[114]
-#define __pyx_n_u_DicomDictionary __pyx_string_tab[115]
-#define __pyx_n_u_DicomStreamError __pyx_string_tab[116]
-#define __pyx_n_u_DicomTruncatedError __pyx_string_tab[117]
-#define __pyx_n_u_ENC_EXPLICIT_BE __pyx_string_tab[118]
-#define __pyx_n_u_ENC_EXPLICIT_LE __pyx_string_tab[119]
-#define __pyx_n_u_ENC_IMPLICIT_LE __pyx_string_tab[120]
-#define __pyx_n_u_EXPLICIT_BE __pyx_string_tab[121]
-#define __pyx_n_u_EXPLICIT_LE __pyx_string_tab[122]
-#define __pyx_n_u_ElementRecord __pyx_string_tab[123]
-#define __pyx_n_u_Ellipsis __pyx_string_tab[124]
-#define __pyx_n_u_FD __pyx_string_tab[125]
-#define __pyx_n_u_FL __pyx_string_tab[126]
-#define __pyx_n_u_H __pyx_string_tab[127]
-#define __pyx_n_u_HH __pyx_string_tab[128]
-#define __pyx_n_u_I_2 __pyx_string_tab[129]
-#define __pyx_n_u_IMPLICIT_LE __pyx_string_tab[130]
-#define __pyx_n_u_IS __pyx_string_tab[131]
-#define __pyx_n_u_ITEM __pyx_string_tab[132]
-#define __pyx_n_u_ITEM_DELIM __pyx_string_tab[133]
-#define __pyx_n_u_KNOWN_VRS __pyx_string_tab[134]
-#define __pyx_n_u_L __pyx_string_tab[135]
-#define __pyx_n_u_LO __pyx_string_tab[136]
-#define __pyx_n_u_LONG_VRS __pyx_string_tab[137]
-#define __pyx_n_u_LT __pyx_string_tab[138]
-#define __pyx_n_u_MAP_THRESHOLD __pyx_string_tab[139]
-#define __pyx_n_u_MAX_DEPTH __pyx_string_tab[140]
-#define __pyx_n_u_MAX_INFLATED __pyx_string_tab[141]
-#define __pyx_n_u_MAX_WBITS __pyx_string_tab[142]
-#define __pyx_n_u_MEDIA_SOP_INSTANCE_UID __pyx_string_tab[143]
-#define __pyx_n_u_NUMERIC_FORMATS __pyx_string_tab[144]
-#define __pyx_n_u_OB __pyx_string_tab[145]
-#define __pyx_n_u_OD __pyx_string_tab[146]
-#define __pyx_n_u_OF __pyx_string_tab[147]
-#define __pyx_n_u_OL __pyx_string_tab[148]
-#define __pyx_n_u_OV __pyx_string_tab[149]
-#define __pyx_n_u_OW __pyx_string_tab[150]
-#define __pyx_n_u_O_CREAT __pyx_string_tab[151]
-#define __pyx_n_u_O_RDONLY __pyx_string_tab[152]
-#define __pyx_n_u_O_TRUNC __pyx_string_tab[153]
-#define __pyx_n_u_O_WRONLY __pyx_string_tab[154]
-#define __pyx_n_u_PIXEL_DATA __pyx_string_tab[155]
-#define __pyx_n_u_PN __pyx_string_tab[156]
-#define __pyx_n_u_PathLike __pyx_string_tab[157]
-#define __pyx_n_u_Q __pyx_string_tab[158]
-#define __pyx_n_u_REMOVE __pyx_string_tab[159]
-#define __pyx_n_u_REPLACE __pyx_string_tab[160]
-#define __pyx_n_u_RewriteResult __pyx_string_tab[161]
-#define __pyx_n_u_SEEK_END __pyx_string_tab[162]
-#define __pyx_n_u_SEQ_DELIM __pyx_string_tab[163]
-#define __pyx_n_u_SH __pyx_string_tab[164]
-#define __pyx_n_u_SL __pyx_string_tab[165]
-#define __pyx_n_u_SOP_INSTANCE_UID __pyx_string_tab[166]
-#define __pyx_n_u_SPECIFIC_CHARSET __pyx_string_tab[167]
-#define __pyx_n_u_SQ __pyx_string_tab[168]
-#define __pyx_n_u_SS __pyx_string_tab[169]
-#define __pyx_n_u_ST __pyx_string_tab[170]
-#define __pyx_n_u_SV __pyx_string_tab[171]
-#define __pyx_n_u_Sequence __pyx_string_tab[172]
-#define __pyx_n_u_Struct __pyx_string_tab[173]
-#define __pyx_n_u_TEXT_VRS __pyx_string_tab[174]
-#define __pyx_n_u_TM __pyx_string_tab[175]
-#define __pyx_n_u_TRANSFER_SYNTAX __pyx_string_tab[176]
-#define __pyx_n_u_UC __pyx_string_tab[177]
-#define __pyx_n_u_UI __pyx_string_tab[178]
-#define __pyx_n_u_UL __pyx_string_tab[179]
-#define __pyx_n_u_UN __pyx_string_tab[180]
-#define __pyx_n_u_UNDEFINED __pyx_string_tab[181]
-#define __pyx_n_u_UR __pyx_string_tab[182]
-#define __pyx_n_u_US __pyx_string_tab[183]
-#define __pyx_n_u_UT __pyx_string_tab[184]
-#define __pyx_n_u_UV __pyx_string_tab[185]
-#define __pyx_n_u_View_MemoryView __pyx_string_tab[186]
-#define __pyx_n_u_WILDCARD __pyx_string_tab[187]
-#define __pyx_n_u__22 __pyx_string_tab[188]
-#define __pyx_n_u_KEEP_T __pyx_string_tab[189]
-#define __pyx_n_u_Layout __pyx_string_tab[190]
-#define __pyx_n_u_REMOVE_T __pyx_string_tab[191]
-#define __pyx_n_u_SQ_TAGS __pyx_string_tab[192]
-#define __pyx_n_u_Source __pyx_string_tab[193]
-#define __pyx_n_u_Source___init __pyx_string_tab[194]
-#define __pyx_n_u_Source_close __pyx_string_tab[195]
-#define __pyx_n_u_TAGS __pyx_string_tab[196]
-#define __pyx_n_u_U16 __pyx_string_tab[197]
-#define __pyx_n_u_U32 __pyx_string_tab[198]
-#define __pyx_n_u_Walker __pyx_string_tab[199]
-#define __pyx_n_u_Walker___reduce_cython __pyx_string_tab[200]
-#define __pyx_n_u_Walker___setstate_cython __pyx_string_tab[201]
-#define __pyx_n_u_Walker_decide __pyx_string_tab[202]
-#define __pyx_n_u_Walker_inserts_for __pyx_string_tab[203]
-#define __pyx_n_u_Walker_list_dataset __pyx_string_tab[204]
-#define __pyx_n_u_Walker_list_items __pyx_string_tab[205]
-#define __pyx_n_u_Walker_read_dataset __pyx_string_tab[206]
-#define __pyx_n_u_Walker_read_items __pyx_string_tab[207]
-#define __pyx_n_u_Walker_release __pyx_string_tab[208]
-#define __pyx_n_u_Walker_rw_dataset __pyx_string_tab[209]
-#define __pyx_n_u_Pyx_PyDict_NextRef __pyx_string_tab[210]
-#define __pyx_n_u_annotate __pyx_string_tab[211]
-#define __pyx_n_u_class __pyx_string_tab[212]
-#define __pyx_n_u_class_getitem __pyx_string_tab[213]
-#define __pyx_n_u_dict __pyx_string_tab[214]
-#define __pyx_n_u_doc __pyx_string_tab[215]
-#define __pyx_n_u_enter __pyx_string_tab[216]
-#define __pyx_n_u_exit __pyx_string_tab[217]
-#define __pyx_n_u_func __pyx_string_tab[218]
-#define __pyx_n_u_getstate __pyx_string_tab[219]
-#define __pyx_n_u_import __pyx_string_tab[220]
-#define __pyx_n_u_init __pyx_string_tab[221]
-#define __pyx_n_u_init___locals_genexpr __pyx_string_tab[222]
-#define __pyx_n_u_main __pyx_string_tab[223]
-#define __pyx_n_u_metaclass __pyx_string_tab[224]
-#define __pyx_n_u_module __pyx_string_tab[225]
-#define __pyx_n_u_mro_entries __pyx_string_tab[226]
-#define __pyx_n_u_name_2 __pyx_string_tab[227]
-#define __pyx_n_u_new __pyx_string_tab[228]
-#define __pyx_n_u_prepare __pyx_string_tab[229]
-#define __pyx_n_u_pyx_checksum __pyx_string_tab[230]
-#define __pyx_n_u_pyx_result __pyx_string_tab[231]
-#define __pyx_n_u_pyx_state __pyx_string_tab[232]
-#define __pyx_n_u_pyx_type __pyx_string_tab[233]
-#define __pyx_n_u_pyx_unpickle_Enum __pyx_string_tab[234]
-#define __pyx_n_u_pyx_unpickle__Walker __pyx_string_tab[235]
-#define __pyx_n_u_pyx_vtable __pyx_string_tab[236]
-#define __pyx_n_u_qualname __pyx_string_tab[237]
-#define __pyx_n_u_reduce __pyx_string_tab[238]
-#define __pyx_n_u_reduce_cython __pyx_string_tab[239]
-#define __pyx_n_u_reduce_ex __pyx_string_tab[240]
-#define __pyx_n_u_set_name __pyx_string_tab[241]
-#define __pyx_n_u_setstate __pyx_string_tab[242]
-#define __pyx_n_u_setstate_cython __pyx_string_tab[243]
-#define __pyx_n_u_slots __pyx_string_tab[244]
-#define __pyx_n_u_test __pyx_string_tab[245]
-#define __pyx_n_u_charsets __pyx_string_tab[246]
-#define __pyx_n_u_closed_after __pyx_string_tab[247]
-#define __pyx_n_u_coalesce __pyx_string_tab[248]
-#define __pyx_n_u_copy_range __pyx_string_tab[249]
-#define __pyx_n_u_decode_value __pyx_string_tab[250]
-#define __pyx_n_u_decode_value_locals_genexpr __pyx_string_tab[251]
-#define __pyx_n_u_dict_2 __pyx_string_tab[252]
-#define __pyx_n_u_dictionary_vr __pyx_string_tab[253]
-#define __pyx_n_u_display __pyx_string_tab[254]
-#define __pyx_n_u_display_locals_genexpr __pyx_string_tab[255]
-#define __pyx_n_u_encode_value __pyx_string_tab[256]
-#define __pyx_n_u_encode_value_locals_genexpr __pyx_string_tab[257]
-#define __pyx_n_u_fd_owned_2 __pyx_string_tab[258]
-#define __pyx_n_u_guess_encoding __pyx_string_tab[259]
-#define __pyx_n_u_header __pyx_string_tab[260]
-#define __pyx_n_u_inflate __pyx_string_tab[261]
-#define __pyx_n_u_is_coroutine __pyx_string_tab[262]
-#define __pyx_n_u_is_vr __pyx_string_tab[263]
-#define __pyx_n_u_join_2 __pyx_string_tab[264]
-#define __pyx_n_u_join_locals_genexpr __pyx_string_tab[265]
-#define __pyx_n_u_keyword __pyx_string_tab[266]
-#define __pyx_n_u_kind_2 __pyx_string_tab[267]
-#define __pyx_n_u_layout __pyx_string_tab[268]
-#define __pyx_n_u_make_header __pyx_string_tab[269]
-#define __pyx_n_u_map_fd __pyx_string_tab[270]
-#define __pyx_n_u_mm_2 __pyx_string_tab[271]
-#define __pyx_n_u_open_source __pyx_string_tab[272]
-#define __pyx_n_u_rewrite_meta __pyx_string_tab[273]
-#define __pyx_n_u_rewrite_meta_locals_genexpr __pyx_string_tab[274]
-#define __pyx_n_u_sq_tags __pyx_string_tab[275]
-#define __pyx_n_u_sq_tags_locals_genexpr __pyx_string_tab[276]
-#define __pyx_n_u_stream_prefix_read __pyx_string_tab[277]
-#define __pyx_n_u_trunk_matches __pyx_string_tab[278]
-#define __pyx_n_u_write __pyx_string_tab[279]
-#define __pyx_n_u_write_all __pyx_string_tab[280]
-#define __pyx_n_u_writev_all __pyx_string_tab[281]
-#define __pyx_n_u_writev_all_locals_genexpr __pyx_string_tab[282]
-#define __pyx_n_u_abc __pyx_string_tab[283]
-#define __pyx_n_u_access __pyx_string_tab[284]
-#define __pyx_n_u_action __pyx_string_tab[285]
-#define __pyx_n_u_allocate_buffer __pyx_string_tab[286]
-#define __pyx_n_u_ascii __pyx_string_tab[287]
-#define __pyx_n_u_asyncio_coroutines __pyx_string_tab[288]
-#define __pyx_n_u_b __pyx_string_tab[289]
-#define __pyx_n_u_b0 __pyx_string_tab[290]
-#define __pyx_n_u_b1 __pyx_string_tab[291]
-#define __pyx_n_u_base __pyx_string_tab[292]
-#define __pyx_n_u_batch __pyx_string_tab[293]
-#define __pyx_n_u_body __pyx_string_tab[294]
-#define __pyx_n_u_buf __pyx_string_tab[295]
-#define __pyx_n_u_buffering __pyx_string_tab[296]
-#define __pyx_n_u_c __pyx_string_tab[297]
-#define __pyx_n_u_calcsize __pyx_string_tab[298]
-#define __pyx_n_u_charset_raw __pyx_string_tab[299]
-#define __pyx_n_u_chunk __pyx_string_tab[300]
-#define __pyx_n_u_ci __pyx_string_tab[301]
-#define __pyx_n_u_cline_in_traceback __pyx_string_tab[302]
-#define __pyx_n_u_close __pyx_string_tab[303]
-#define __pyx_n_u_collections __pyx_string_tab[304]
-#define __pyx_n_u_compile __pyx_string_tab[305]
-#define __pyx_n_u_compiled __pyx_string_tab[306]
-#define __pyx_n_u_complete __pyx_string_tab[307]
-#define __pyx_n_u_compress __pyx_string_tab[308]
-#define __pyx_n_u_compressobj __pyx_string_tab[309]
-#define __pyx_n_u_convert_encodings __pyx_string_tab[310]
-#define __pyx_n_u_copy_file_range __pyx_string_tab[311]
-#define __pyx_n_u_count __pyx_string_tab[312]
-#define __pyx_n_u_ct __pyx_string_tab[313]
-#define __pyx_n_u_d __pyx_string_tab[314]
-#define __pyx_n_u_data __pyx_string_tab[315]
-#define __pyx_n_u_decide __pyx_string_tab[316]
-#define __pyx_n_u_decode __pyx_string_tab[317]
-#define __pyx_n_u_decode_bytes __pyx_string_tab[318]
-#define __pyx_n_u_decompress __pyx_string_tab[319]
-#define __pyx_n_u_decompressobj __pyx_string_tab[320]
-#define __pyx_n_u_deflated __pyx_string_tab[321]
-#define __pyx_n_u_delims __pyx_string_tab[322]
-#define __pyx_n_u_depth __pyx_string_tab[323]
-#define __pyx_n_u_destination __pyx_string_tab[324]
-#define __pyx_n_u_dictionary_VR __pyx_string_tab[325]
-#define __pyx_n_u_done __pyx_string_tab[326]
-#define __pyx_n_u_ds_out __pyx_string_tab[327]
-#define __pyx_n_u_dst_fd __pyx_string_tab[328]
-#define __pyx_n_u_dtype_is_object __pyx_string_tab[329]
-#define __pyx_n_u_e __pyx_string_tab[330]
-#define __pyx_n_u_elems __pyx_string_tab[331]
-#define __pyx_n_u_enc __pyx_string_tab[332]
-#define __pyx_n_u_encode __pyx_string_tab[333]
-#define __pyx_n_u_encode_string __pyx_string_tab[334]
-#define __pyx_n_u_encodings __pyx_string_tab[335]
-#define __pyx_n_u_end __pyx_string_tab[336]
-#define __pyx_n_u_enumerate __pyx_string_tab[337]
-#define __pyx_n_u_eof __pyx_string_tab[338]
-#define __pyx_n_u_epos __pyx_string_tab[339]
-#define __pyx_n_u_error __pyx_string_tab[340]
-#define __pyx_n_u_exc __pyx_string_tab[341]
-#define __pyx_n_u_explicit __pyx_string_tab[342]
-#define __pyx_n_u_f __pyx_string_tab[343]
-#define __pyx_n_u_fd __pyx_string_tab[344]
-#define __pyx_n_u_fd_owned __pyx_string_tab[345]
-#define __pyx_n_u_fh __pyx_string_tab[346]
-#define __pyx_n_u_fileno __pyx_string_tab[347]
-#define __pyx_n_u_flags __pyx_string_tab[348]
-#define __pyx_n_u_flush __pyx_string_tab[349]
-#define __pyx_n_u_fmt __pyx_string_tab[350]
-#define __pyx_n_u_fn __pyx_string_tab[351]
-#define __pyx_n_u_format __pyx_string_tab[352]
-#define __pyx_n_u_format_tag __pyx_string_tab[353]
-#define __pyx_n_u_format_tag_path __pyx_string_tab[354]
-#define __pyx_n_u_fortran __pyx_string_tab[355]
-#define __pyx_n_u_fstat __pyx_string_tab[356]
-#define __pyx_n_u_g __pyx_string_tab[357]
-#define __pyx_n_u_genexpr __pyx_string_tab[358]
-#define __pyx_n_u_get __pyx_string_tab[359]
-#define __pyx_n_u_h __pyx_string_tab[360]
-#define __pyx_n_u_head __pyx_string_tab[361]
-#define __pyx_n_u_hpos __pyx_string_tab[362]
-#define __pyx_n_u_i __pyx_string_tab[363]
-#define __pyx_n_u_id __pyx_string_tab[364]
-#define __pyx_n_u_ih __pyx_string_tab[365]
-#define __pyx_n_u_index __pyx_string_tab[366]
-#define __pyx_n_u_inner __pyx_string_tab[367]
-#define __pyx_n_u_inserts_for __pyx_string_tab[368]
-#define __pyx_n_u_item __pyx_string_tab[369]
-#define __pyx_n_u_items __pyx_string_tab[370]
-#define __pyx_n_u_itemsize __pyx_string_tab[371]
-#define __pyx_n_u_join __pyx_string_tab[372]
-#define __pyx_n_u_keyword_for_tag __pyx_string_tab[373]
-#define __pyx_n_u_kind __pyx_string_tab[374]
-#define __pyx_n_u_last __pyx_string_tab[375]
-#define __pyx_n_u_lay __pyx_string_tab[376]
-#define __pyx_n_u_length __pyx_string_tab[377]
-#define __pyx_n_u_limit __pyx_string_tab[378]
-#define __pyx_n_u_list_dataset __pyx_string_tab[379]
-#define __pyx_n_u_list_elements __pyx_string_tab[380]
-#define __pyx_n_u_list_items __pyx_string_tab[381]
-#define __pyx_n_u_little __pyx_string_tab[382]
-#define __pyx_n_u_max __pyx_string_tab[383]
-#define __pyx_n_u_memview __pyx_string_tab[384]
-#define __pyx_n_u_merged __pyx_string_tab[385]
-#define __pyx_n_u_meta __pyx_string_tab[386]
-#define __pyx_n_u_meta_end __pyx_string_tab[387]
-#define __pyx_n_u_meta_start __pyx_string_tab[388]
-#define __pyx_n_u_mm __pyx_string_tab[389]
-#define __pyx_n_u_mmap __pyx_string_tab[390]
-#define __pyx_n_u_mode __pyx_string_tab[391]
-#define __pyx_n_u_more __pyx_string_tab[392]
-#define __pyx_n_u_mv __pyx_string_tab[393]
-#define __pyx_n_u_n __pyx_string_tab[394]
-#define __pyx_n_u_name __pyx_string_tab[395]
-#define __pyx_n_u_namedtuple __pyx_string_tab[396]
-#define __pyx_n_u_ndim __pyx_string_tab[397]
-#define __pyx_n_u_new_sop __pyx_string_tab[398]
-#define __pyx_n_u_next __pyx_string_tab[399]
-#define __pyx_n_u_obj __pyx_string_tab[400]
-#define __pyx_n_u_old __pyx_string_tab[401]
-#define __pyx_n_u_open __pyx_string_tab[402]
-#define __pyx_n_u_os __pyx_string_tab[403]
-#define __pyx_n_u_out __pyx_string_tab[404]
-#define __pyx_n_u_owned __pyx_string_tab[405]
-#define __pyx_n_u_p __pyx_string_tab[406]
-#define __pyx_n_u_pack __pyx_string_tab[407]
-#define __pyx_n_u_parse_tag __pyx_string_tab[408]
-#define __pyx_n_u_part __pyx_string_tab[409]
-#define __pyx_n_u_path __pyx_string_tab[410]
-#define __pyx_n_u_pattern __pyx_string_tab[411]
-#define __pyx_n_u_pending __pyx_string_tab[412]
-#define __pyx_n_u_pi __pyx_string_tab[413]
-#define __pyx_n_u_piece __pyx_string_tab[414]
-#define __pyx_n_u_pieces __pyx_string_tab[415]
-#define __pyx_n_u_plan __pyx_string_tab[416]
-#define __pyx_n_u_plan_inserts __pyx_string_tab[417]
-#define __pyx_n_u_pop __pyx_string_tab[418]
-#define __pyx_n_u_pos __pyx_string_tab[419]
-#define __pyx_n_u_pread __pyx_string_tab[420]
-#define __pyx_n_u_pt __pyx_string_tab[421]
-#define __pyx_n_u_pydicom__dicom_dict __pyx_string_tab[422]
-#define __pyx_n_u_pydicom_charset __pyx_string_tab[423]
-#define __pyx_n_u_pydicom_datadict __pyx_string_tab[424]
-#define __pyx_n_u_q __pyx_string_tab[425]
-#define __pyx_n_u_r __pyx_string_tab[426]
-#define __pyx_n_u_raw __pyx_string_tab[427]
-#define __pyx_n_u_rb __pyx_string_tab[428]
-#define __pyx_n_u_read __pyx_string_tab[429]
-#define __pyx_n_u_read_attributes __pyx_string_tab[430]
-#define __pyx_n_u_read_attributes_locals_genexpr __pyx_string_tab[431]
-#define __pyx_n_u_read_attributes_locals_run __pyx_string_tab[432]
-#define __pyx_n_u_read_dataset __pyx_string_tab[433]
-#define __pyx_n_u_read_items __pyx_string_tab[434]
-#define __pyx_n_u_register __pyx_string_tab[435]
-#define __pyx_n_u_release __pyx_string_tab[436]
-#define __pyx_n_u_result __pyx_string_tab[437]
-#define __pyx_n_u_rewrite __pyx_string_tab[438]
-#define __pyx_n_u_rows __pyx_string_tab[439]
-#define __pyx_n_u_rstrip __pyx_string_tab[440]
-#define __pyx_n_u_run __pyx_string_tab[441]
-#define __pyx_n_u_rw_dataset __pyx_string_tab[442]
-#define __pyx_n_u_s __pyx_string_tab[443]
-#define __pyx_n_u_seek __pyx_string_tab[444]
-#define __pyx_n_u_self __pyx_string_tab[445]
-#define __pyx_n_u_send __pyx_string_tab[446]
-#define __pyx_n_u_sendfile __pyx_string_tab[447]
-#define __pyx_n_u_set_error_classes __pyx_string_tab[448]
-#define __pyx_n_u_setdefault __pyx_string_tab[449]
-#define __pyx_n_u_shape __pyx_string_tab[450]
-#define __pyx_n_u_size __pyx_string_tab[451]
-#define __pyx_n_u_slen __pyx_string_tab[452]
-#define __pyx_n_u_slicebox__speedups_tagstream __pyx_string_tab[453]
-#define __pyx_n_u_source __pyx_string_tab[454]
-#define __pyx_n_u_split __pyx_string_tab[455]
-#define __pyx_n_u_src __pyx_string_tab[456]
-#define __pyx_n_u_src_fd __pyx_string_tab[457]
-#define __pyx_n_u_st_size __pyx_string_tab[458]
-#define __pyx_n_u_start __pyx_string_tab[459]
-#define __pyx_n_u_state __pyx_string_tab[460]
-#define __pyx_n_u_step __pyx_string_tab[461]
-#define __pyx_n_u_steps __pyx_string_tab[462]
-#define __pyx_n_u_stop __pyx_string_tab[463]
-#define __pyx_n_u_stop_tag __pyx_string_tab[464]
-#define __pyx_n_u_strip __pyx_string_tab[465]
-#define __pyx_n_u_struct __pyx_string_tab[466]
-#define __pyx_n_u_sub __pyx_string_tab[467]
-#define __pyx_n_u_sum __pyx_string_tab[468]
-#define __pyx_n_u_svr __pyx_string_tab[469]
-#define __pyx_n_u_t __pyx_string_tab[470]
-#define __pyx_n_u_tag __pyx_string_tab[471]
-#define __pyx_n_u_tag_for_keyword __pyx_string_tab[472]
-#define __pyx_n_u_tags __pyx_string_tab[473]
-#define __pyx_n_u_text __pyx_string_tab[474]
-#define __pyx_n_u_throw __pyx_string_tab[475]
-#define __pyx_n_u_total __pyx_string_tab[476]
-#define __pyx_n_u_transfer_syntax __pyx_string_tab[477]
-#define __pyx_n_u_truncated __pyx_string_tab[478]
-#define __pyx_n_u_trunk __pyx_string_tab[479]
-#define __pyx_n_u_ts __pyx_string_tab[480]
-#define __pyx_n_u_unconsumed_tail __pyx_string_tab[481]
-#define __pyx_n_u_unpack __pyx_string_tab[482]
-#define __pyx_n_u_unpack_from __pyx_string_tab[483]
-#define __pyx_n_u_update __pyx_string_tab[484]
-#define __pyx_n_u_use_setstate __pyx_string_tab[485]
-#define __pyx_n_u_v __pyx_string_tab[486]
-#define __pyx_n_u_vals __pyx_string_tab[487]
-#define __pyx_n_u_value __pyx_string_tab[488]
-#define __pyx_n_u_values __pyx_string_tab[489]
-#define __pyx_n_u_vm __pyx_string_tab[490]
-#define __pyx_n_u_vpos __pyx_string_tab[491]
-#define __pyx_n_u_vr __pyx_string_tab[492]
-#define __pyx_n_u_vrb __pyx_string_tab[493]
-#define __pyx_n_u_walker __pyx_string_tab[494]
-#define __pyx_n_u_want __pyx_string_tab[495]
-#define __pyx_n_u_wanted __pyx_string_tab[496]
-#define __pyx_n_u_write_2 __pyx_string_tab[497]
-#define __pyx_n_u_writev __pyx_string_tab[498]
-#define __pyx_n_u_x __pyx_string_tab[499]
-#define __pyx_n_u_zip __pyx_string_tab[500]
-#define __pyx_n_u_zlib __pyx_string_tab[501]
-#define __pyx_kp_b__12 __pyx_string_tab[502]
-#define __pyx_kp_b__19 __pyx_string_tab[503]
-#define __pyx_kp_b__14 __pyx_string_tab[504]
-#define __pyx_kp_b__13 __pyx_string_tab[505]
-#define __pyx_kp_b__18 __pyx_string_tab[506]
-#define __pyx_n_b_DICM __pyx_string_tab[507]
-#define __pyx_n_b_O __pyx_string_tab[508]
-#define __pyx_n_b_OB __pyx_string_tab[509]
-#define __pyx_n_b_OD __pyx_string_tab[510]
-#define __pyx_n_b_OF __pyx_string_tab[511]
-#define __pyx_n_b_OL __pyx_string_tab[512]
-#define __pyx_n_b_OV __pyx_string_tab[513]
-#define __pyx_n_b_OW __pyx_string_tab[514]
-#define __pyx_n_b_SQ __pyx_string_tab[515]
-#define __pyx_n_b_SV __pyx_string_tab[516]
-#define __pyx_n_b_UC __pyx_string_tab[517]
-#define __pyx_n_b_UI __pyx_string_tab[518]
-#define __pyx_n_b_UL __pyx_string_tab[519]
-#define __pyx_n_b_UN __pyx_string_tab[520]
-#define __pyx_n_b_UR __pyx_string_tab[521]
-#define __pyx_n_b_UT __pyx_string_tab[522]
-#define __pyx_n_b_UV __pyx_string_tab[523]
-#define __pyx_kp_b_iso88591_y_1_9AQ_1 __pyx_string_tab[524]
-#define __pyx_kp_b_iso88591_r_q_1_5_2V1D_fJa_7_6_vZt_mSTTZZ __pyx_string_tab[525]
-#define __pyx_kp_b_iso88591_fAQ_7_1 __pyx_string_tab[526]
-#define __pyx_kp_b_iso88591_s_5_b_q_vQc_b_Cq_Ba_y_Cq_S_c_b __pyx_string_tab[527]
-#define __pyx_kp_b_iso88591_s_9Cs_1_q_V4wc_1_3c_D_3it3c_1_1 __pyx_string_tab[528]
-#define __pyx_kp_b_iso88591_s_Q_3c_q_A_is_fFRXXY_q_QfKq_5_W __pyx_string_tab[529]
-#define __pyx_kp_b_iso88591_xq_Qa_vS_z_A_uAQ_1G1_q_3c_q_A_A __pyx_string_tab[530]
-#define __pyx_kp_b_iso88591_z_7_A_a_t5_5U_Q_z_xuF_6_5_1_z_t __pyx_string_tab[531]
-#define __pyx_kp_b_iso88591_z_q_1F_hauA_s_3c_3as_QfF_t3a_a __pyx_string_tab[532]
-#define __pyx_kp_b_iso88591_z_7_Q_waq_z_5_5_1_8_a_wat6_V7_I __pyx_string_tab[533]
-#define __pyx_kp_b_iso88591_1A_r_D_E_Qd_1_Q_3b_Cq_3b_Cq_3b __pyx_string_tab[534]
-#define __pyx_kp_b_iso88591_N_1D_a_6_4z_a_7r_1_q_aq_1 __pyx_string_tab[535]
-#define __pyx_kp_b_iso88591_1A_s_q __pyx_string_tab[536]
-#define __pyx_kp_b_iso88591_1A_BfAT_Rq __pyx_string_tab[537]
-#define __pyx_kp_b_iso88591_t3a_q_5_WAYj_aq_t1_q_6_D_T_q_q __pyx_string_tab[538]
-#define __pyx_kp_b_iso88591_1_q_2V1G1A __pyx_string_tab[539]
-#define __pyx_kp_b_iso88591_5_1 __pyx_string_tab[540]
-#define __pyx_kp_b_iso88591_887_2S_Biq_q_A_2S_2V1L_t1_axq_1 __pyx_string_tab[541]
-#define __pyx_kp_b_iso88591_1A_3a_uAU_AS_A_Ja_U_A_q_5_b_Bir __pyx_string_tab[542]
-#define __pyx_kp_b_iso88591_3c_s_c_F __pyx_string_tab[543]
-#define __pyx_kp_b_iso88591_D_4t2Q __pyx_string_tab[544]
-#define __pyx_kp_b_iso88591_A_1D_r_N_T_EQR_1A_3e1A __pyx_string_tab[545]
-#define __pyx_kp_b_iso88591_Q_4q_s_3axr_wd_avQgS_d_as_URSST __pyx_string_tab[546]
-#define __pyx_kp_b_iso88591_T_A_5_Qd_T_Rq_t3_c_S_3a_uBd_7_q __pyx_string_tab[547]
-#define __pyx_kp_b_iso88591_QfA __pyx_string_tab[548]
-#define __pyx_kp_b_iso88591_t_Qk_iq_G1 __pyx_string_tab[549]
-#define __pyx_kp_b_iso88591_t2Rr_C2Q_T_A_t5_AU_Cs_A_r_G3d_Q __pyx_string_tab[550]
-#define __pyx_kp_b_iso88591_t3a_7_Q_5_C_q_uD_881_s_Q_q_wc_3 __pyx_string_tab[551]
-#define __pyx_kp_b_iso88591_b_s_a_r_Q_5_at3e6_AQ_q __pyx_string_tab[552]
-#define __pyx_kp_b_iso88591_1_A_q_c_6_avRs_1_t1_A_c_2QfA_q __pyx_string_tab[553]
-#define __pyx_kp_b_iso88591_A_T_vZs_4s_gQe4q_4s_V9G1_Qe7_Qf __pyx_string_tab[554]
-#define __pyx_kp_b_iso88591_q_0_kQR_7_1_7_N_1 __pyx_string_tab[555]
-#define __pyx_kp_b_iso88591_V4_T_GSWWccggrrv_w_A_A_E_E_L_L __pyx_string_tab[556]
-#define __pyx_kp_b_iso88591_A_4uG1_D_a_4_d_gQ_fAT_G4wa __pyx_string_tab[557]
-#define __pyx_kp_b_iso88591_A_6_T_Q_1_q_a_d_4q_Qiwe6_D_3c __pyx_string_tab[558]
-#define __pyx_kp_b_iso88591_A_F_G1 __pyx_string_tab[559]
-#define __pyx_kp_b_iso88591_A_gQe1_fA_E_V6_3a_wc_c_S_awiq_3a __pyx_string_tab[560]
-#define __pyx_kp_b_iso88591_A_e3gQ_a_d_A_AU_q_r_c_Q_1E_r_A_d __pyx_string_tab[561]
-#define __pyx_kp_b_iso88591_A_e3gQ_a_d_A_AU_q_r_c_1_r_A_d_q __pyx_string_tab[562]
-#define __pyx_kp_b_iso88591_A_t2Q_4z_S_3b_Cr_d_AQ_xwa_IU_xs __pyx_string_tab[563]
-#define __pyx_kp_b_iso88591_A_F_b_q_d_A_AU_aq_q_S_3a_1E_M_T __pyx_string_tab[564]
-#define __pyx_kp_b_iso88591_A_F_b_q_d_A_AU_aq_q_S_3a_1E_M_T_2 __pyx_string_tab[565]
-#define __pyx_kp_b_iso88591_A_D_AU_uG7_F_1_q __pyx_string_tab[566]
-#define __pyx_kp_b_iso88591_A __pyx_string_tab[567]
-#define __pyx_kp_b_iso88591_a __pyx_string_tab[568]
-#define __pyx_kp_b_iso88591__25 __pyx_string_tab[569]
-#define __pyx_kp_b_iso88591__24 __pyx_string_tab[570]
-#define __pyx_kp_b_iso88591_A_2 __pyx_string_tab[571]
-#define __pyx_kp_b_iso88591_Q_2 __pyx_string_tab[572]
-#define __pyx_kp_b_iso88591__20 __pyx_string_tab[573]
-#define __pyx_kp_b_iso88591__21 __pyx_string_tab[574]
-#define __pyx_kp_b_iso88591__26 __pyx_string_tab[575]
-#define __pyx_kp_b_iso88591_1 __pyx_string_tab[576]
-#define __pyx_kp_b_iso88591__23 __pyx_string_tab[577]
-#define __pyx_kp_b_iso88591_k_6_t86_gZq_aq_c_gQe1_a_3a_WAXQ __pyx_string_tab[578]
-#define __pyx_kp_b_iso88591_aq_c_gQe1_q_E_V6_3a_G1_M_Qe5_5 __pyx_string_tab[579]
-#define __pyx_kp_b_iso88591_K_a_XU_Zy_1_y_q_y_s_1_z_7_Q_s_8 __pyx_string_tab[580]
-#define __pyx_kp_b_iso88591_IY_a_F_e4vT_T_U_dR __pyx_string_tab[581]
+#define __pyx_kp_u_item_runs_past_the_end_of_its_se __pyx_string_tab[79]
+#define __pyx_kp_u_length_transfer_syntax_data __pyx_string_tab[80]
+#define __pyx_kp_u_meta_start_meta_meta_end_ts_enc __pyx_string_tab[81]
+#define __pyx_kp_u_misplaced __pyx_string_tab[82]
+#define __pyx_kp_u_misplaced_s_in_item __pyx_string_tab[83]
+#define __pyx_kp_u_need_more_data __pyx_string_tab[84]
+#define __pyx_kp_u_need_the_whole_deflated_stream __pyx_string_tab[85]
+#define __pyx_kp_u_no_default___reduce___due_to_non __pyx_string_tab[86]
+#define __pyx_kp_u_non_ASCII_value_for_s_needs_a_Sp __pyx_string_tab[87]
+#define __pyx_kp_u_not_a_tag_or_keyword __pyx_string_tab[88]
+#define __pyx_kp_u_only_an_empty_value_can_replace __pyx_string_tab[89]
+#define __pyx_kp_u_path_tag_keyword_vr_length_multi __pyx_string_tab[90]
+#define __pyx_kp_u_sequences_nested_deeper_than_d __pyx_string_tab[91]
+#define __pyx_kp_u_source_shrank_while_copying __pyx_string_tab[92]
+#define __pyx_kp_u_truncated_after_file_meta_inform __pyx_string_tab[93]
+#define __pyx_kp_u_truncated_element_header_at_d __pyx_string_tab[94]
+#define __pyx_kp_u_truncated_must_subclass_error __pyx_string_tab[95]
+#define __pyx_kp_u_unable_to_allocate_array_data __pyx_string_tab[96]
+#define __pyx_kp_u_unable_to_allocate_shape_and_str __pyx_string_tab[97]
+#define __pyx_kp_u_undefined_length_on_VR __pyx_string_tab[98]
+#define __pyx_kp_u_value_of __pyx_string_tab[99]
+#define __pyx_kp_u_vr_value __pyx_string_tab[100]
+#define __pyx_n_u_ACCESS_READ __pyx_string_tab[101]
+#define __pyx_n_u_AE __pyx_string_tab[102]
+#define __pyx_n_u_AS __pyx_string_tab[103]
+#define __pyx_n_u_ASCII __pyx_string_tab[104]
+#define __pyx_n_u_AT __pyx_string_tab[105]
+#define __pyx_n_u_Attribute __pyx_string_tab[106]
+#define __pyx_n_u_BIG_RANGE __pyx_string_tab[107]
+#define __pyx_n_u_BULK_VRS __pyx_string_tab[108]
+#define __pyx_n_u_CHARSET_VRS __pyx_string_tab[109]
+#define __pyx_n_u_CS __pyx_string_tab[110]
+#define __pyx_n_u_DA __pyx_string_tab[111]
+#define __pyx_n_u_DEFLATED __pyx_string_tab[112]
+#define __pyx_n_u_DEFLATED_LE __pyx_string_tab[113]
+#define __pyx_n_u_DS __pyx_string_tab[114]
+#define __pyx_n_u_DT __pyx_string_tab[115]
+#define __pyx_n_u_DicomDictionary __pyx_string_tab[116]
+#define __pyx_n_u_DicomStreamError __pyx_string_tab[117]
+#define __pyx_n_u_DicomTruncatedError __pyx_string_tab[118]
+#define __pyx_n_u_ENC_EXPLICIT_BE __pyx_string_tab[119]
+#define __pyx_n_u_ENC_EXPLICIT_LE __pyx_string_tab[120]
+#define __pyx_n_u_ENC_IMPLICIT_LE __pyx_string_tab[121]
+#define __pyx_n_u_EXPLICIT_BE __pyx_string_tab[122]
+#define __pyx_n_u_EXPLICIT_LE __pyx_string_tab[123]
+#define __pyx_n_u_ElementRecord __pyx_string_tab[124]
+#define __pyx_n_u_Ellipsis __pyx_string_tab[125]
+#define __pyx_n_u_FD __pyx_string_tab[126]
+#define __pyx_n_u_FL __pyx_string_tab[127]
+#define __pyx_n_u_H __pyx_string_tab[128]
+#define __pyx_n_u_HH __pyx_string_tab[129]
+#define __pyx_n_u_I_2 __pyx_string_tab[130]
+#define __pyx_n_u_IMPLICIT_LE __pyx_string_tab[131]
+#define __pyx_n_u_IS __pyx_string_tab[132]
+#define __pyx_n_u_ITEM __pyx_string_tab[133]
+#define __pyx_n_u_ITEM_DELIM __pyx_string_tab[134]
+#define __pyx_n_u_KNOWN_VRS __pyx_string_tab[135]
+#define __pyx_n_u_L __pyx_string_tab[136]
+#define __pyx_n_u_LO __pyx_string_tab[137]
+#define __pyx_n_u_LONG_VRS __pyx_string_tab[138]
+#define __pyx_n_u_LT __pyx_string_tab[139]
+#define __pyx_n_u_MAP_THRESHOLD __pyx_string_tab[140]
+#define __pyx_n_u_MAX_DEPTH __pyx_string_tab[141]
+#define __pyx_n_u_MAX_INFLATED __pyx_string_tab[142]
+#define __pyx_n_u_MAX_WBITS __pyx_string_tab[143]
+#define __pyx_n_u_MEDIA_SOP_INSTANCE_UID __pyx_string_tab[144]
+#define __pyx_n_u_NUMERIC_FORMATS __pyx_string_tab[145]
+#define __pyx_n_u_OB __pyx_string_tab[146]
+#define __pyx_n_u_OD __pyx_string_tab[147]
+#define __pyx_n_u_OF __pyx_string_tab[148]
+#define __pyx_n_u_OL __pyx_string_tab[149]
+#define __pyx_n_u_OV __pyx_string_tab[150]
+#define __pyx_n_u_OW __pyx_string_tab[151]
+#define __pyx_n_u_O_CREAT __pyx_string_tab[152]
+#define __pyx_n_u_O_RDONLY __pyx_string_tab[153]
+#define __pyx_n_u_O_TRUNC __pyx_string_tab[154]
+#define __pyx_n_u_O_WRONLY __pyx_string_tab[155]
+#define __pyx_n_u_PIXEL_DATA __pyx_string_tab[156]
+#define __pyx_n_u_PN __pyx_string_tab[157]
+#define __pyx_n_u_PathLike __pyx_string_tab[158]
+#define __pyx_n_u_Q __pyx_string_tab[159]
+#define __pyx_n_u_REMOVE __pyx_string_tab[160]
+#define __pyx_n_u_REPLACE __pyx_string_tab[161]
+#define __pyx_n_u_RewriteResult __pyx_string_tab[162]
+#define __pyx_n_u_SEEK_END __pyx_string_tab[163]
+#define __pyx_n_u_SEQ_DELIM __pyx_string_tab[164]
+#define __pyx_n_u_SH __pyx_string_tab[165]
+#define __pyx_n_u_SL __pyx_string_tab[166]
+#define __pyx_n_u_SOP_INSTANCE_UID __pyx_string_tab[167]
+#define __pyx_n_u_SPECIFIC_CHARSET __pyx_string_tab[168]
+#define __pyx_n_u_SQ __pyx_string_tab[169]
+#define __pyx_n_u_SS __pyx_string_tab[170]
+#define __pyx_n_u_ST __pyx_string_tab[171]
+#define __pyx_n_u_SV __pyx_string_tab[172]
+#define __pyx_n_u_Sequence __pyx_string_tab[173]
+#define __pyx_n_u_Struct __pyx_string_tab[174]
+#define __pyx_n_u_TEXT_VRS __pyx_string_tab[175]
+#define __pyx_n_u_TM __pyx_string_tab[176]
+#define __pyx_n_u_TRANSFER_SYNTAX __pyx_string_tab[177]
+#define __pyx_n_u_UC __pyx_string_tab[178]
+#define __pyx_n_u_UI __pyx_string_tab[179]
+#define __pyx_n_u_UL __pyx_string_tab[180]
+#define __pyx_n_u_UN __pyx_string_tab[181]
+#define __pyx_n_u_UNDEFINED __pyx_string_tab[182]
+#define __pyx_n_u_UR __pyx_string_tab[183]
+#define __pyx_n_u_US __pyx_string_tab[184]
+#define __pyx_n_u_UT __pyx_string_tab[185]
+#define __pyx_n_u_UV __pyx_string_tab[186]
+#define __pyx_n_u_View_MemoryView __pyx_string_tab[187]
+#define __pyx_n_u_WILDCARD __pyx_string_tab[188]
+#define __pyx_n_u__22 __pyx_string_tab[189]
+#define __pyx_n_u_KEEP_T __pyx_string_tab[190]
+#define __pyx_n_u_Layout __pyx_string_tab[191]
+#define __pyx_n_u_REMOVE_T __pyx_string_tab[192]
+#define __pyx_n_u_SQ_TAGS __pyx_string_tab[193]
+#define __pyx_n_u_Source __pyx_string_tab[194]
+#define __pyx_n_u_Source___init __pyx_string_tab[195]
+#define __pyx_n_u_Source_close __pyx_string_tab[196]
+#define __pyx_n_u_TAGS __pyx_string_tab[197]
+#define __pyx_n_u_U16 __pyx_string_tab[198]
+#define __pyx_n_u_U32 __pyx_string_tab[199]
+#define __pyx_n_u_Walker __pyx_string_tab[200]
+#define __pyx_n_u_Walker___reduce_cython __pyx_string_tab[201]
+#define __pyx_n_u_Walker___setstate_cython __pyx_string_tab[202]
+#define __pyx_n_u_Walker_decide __pyx_string_tab[203]
+#define __pyx_n_u_Walker_inserts_for __pyx_string_tab[204]
+#define __pyx_n_u_Walker_list_dataset __pyx_string_tab[205]
+#define __pyx_n_u_Walker_list_items __pyx_string_tab[206]
+#define __pyx_n_u_Walker_read_dataset __pyx_string_tab[207]
+#define __pyx_n_u_Walker_read_items __pyx_string_tab[208]
+#define __pyx_n_u_Walker_release __pyx_string_tab[209]
+#define __pyx_n_u_Walker_rw_dataset __pyx_string_tab[210]
+#define __pyx_n_u_Pyx_PyDict_NextRef __pyx_string_tab[211]
+#define __pyx_n_u_annotate __pyx_string_tab[212]
+#define __pyx_n_u_class __pyx_string_tab[213]
+#define __pyx_n_u_class_getitem __pyx_string_tab[214]
+#define __pyx_n_u_dict __pyx_string_tab[215]
+#define __pyx_n_u_doc __pyx_string_tab[216]
+#define __pyx_n_u_enter __pyx_string_tab[217]
+#define __pyx_n_u_exit __pyx_string_tab[218]
+#define __pyx_n_u_func __pyx_string_tab[219]
+#define __pyx_n_u_getstate __pyx_string_tab[220]
+#define __pyx_n_u_import __pyx_string_tab[221]
+#define __pyx_n_u_init __pyx_string_tab[222]
+#define __pyx_n_u_init___locals_genexpr __pyx_string_tab[223]
+#define __pyx_n_u_main __pyx_string_tab[224]
+#define __pyx_n_u_metaclass __pyx_string_tab[225]
+#define __pyx_n_u_module __pyx_string_tab[226]
+#define __pyx_n_u_mro_entries __pyx_string_tab[227]
+#define __pyx_n_u_name_2 __pyx_string_tab[228]
+#define __pyx_n_u_new __pyx_string_tab[229]
+#define __pyx_n_u_prepare __pyx_string_tab[230]
+#define __pyx_n_u_pyx_checksum __pyx_string_tab[231]
+#define __pyx_n_u_pyx_result __pyx_string_tab[232]
+#define __pyx_n_u_pyx_state __pyx_string_tab[233]
+#define __pyx_n_u_pyx_type __pyx_string_tab[234]
+#define __pyx_n_u_pyx_unpickle_Enum __pyx_string_tab[235]
+#define __pyx_n_u_pyx_unpickle__Walker __pyx_string_tab[236]
+#define __pyx_n_u_pyx_vtable __pyx_string_tab[237]
+#define __pyx_n_u_qualname __pyx_string_tab[238]
+#define __pyx_n_u_reduce __pyx_string_tab[239]
+#define __pyx_n_u_reduce_cython __pyx_string_tab[240]
+#define __pyx_n_u_reduce_ex __pyx_string_tab[241]
+#define __pyx_n_u_set_name __pyx_string_tab[242]
+#define __pyx_n_u_setstate __pyx_string_tab[243]
+#define __pyx_n_u_setstate_cython __pyx_string_tab[244]
+#define __pyx_n_u_slots __pyx_string_tab[245]
+#define __pyx_n_u_test __pyx_string_tab[246]
+#define __pyx_n_u_charsets __pyx_string_tab[247]
+#define __pyx_n_u_closed_after __pyx_string_tab[248]
+#define __pyx_n_u_coalesce __pyx_string_tab[249]
+#define __pyx_n_u_copy_range __pyx_string_tab[250]
+#define __pyx_n_u_decode_value __pyx_string_tab[251]
+#define __pyx_n_u_decode_value_locals_genexpr __pyx_string_tab[252]
+#define __pyx_n_u_dict_2 __pyx_string_tab[253]
+#define __pyx_n_u_dictionary_vr __pyx_string_tab[254]
+#define __pyx_n_u_display __pyx_string_tab[255]
+#define __pyx_n_u_display_locals_genexpr __pyx_string_tab[256]
+#define __pyx_n_u_encode_value __pyx_string_tab[257]
+#define __pyx_n_u_encode_value_locals_genexpr __pyx_string_tab[258]
+#define __pyx_n_u_fd_owned_2 __pyx_string_tab[259]
+#define __pyx_n_u_guess_encoding __pyx_string_tab[260]
+#define __pyx_n_u_header __pyx_string_tab[261]
+#define __pyx_n_u_inflate __pyx_string_tab[262]
+#define __pyx_n_u_is_coroutine __pyx_string_tab[263]
+#define __pyx_n_u_is_vr __pyx_string_tab[264]
+#define __pyx_n_u_join_2 __pyx_string_tab[265]
+#define __pyx_n_u_join_locals_genexpr __pyx_string_tab[266]
+#define __pyx_n_u_keyword __pyx_string_tab[267]
+#define __pyx_n_u_kind_2 __pyx_string_tab[268]
+#define __pyx_n_u_layout __pyx_string_tab[269]
+#define __pyx_n_u_make_header __pyx_string_tab[270]
+#define __pyx_n_u_map_fd __pyx_string_tab[271]
+#define __pyx_n_u_mm_2 __pyx_string_tab[272]
+#define __pyx_n_u_open_source __pyx_string_tab[273]
+#define __pyx_n_u_rewrite_meta __pyx_string_tab[274]
+#define __pyx_n_u_rewrite_meta_locals_genexpr __pyx_string_tab[275]
+#define __pyx_n_u_sq_tags __pyx_string_tab[276]
+#define __pyx_n_u_sq_tags_locals_genexpr __pyx_string_tab[277]
+#define __pyx_n_u_stream_prefix_read __pyx_string_tab[278]
+#define __pyx_n_u_trunk_matches __pyx_string_tab[279]
+#define __pyx_n_u_write __pyx_string_tab[280]
+#define __pyx_n_u_write_all __pyx_string_tab[281]
+#define __pyx_n_u_writev_all __pyx_string_tab[282]
+#define __pyx_n_u_writev_all_locals_genexpr __pyx_string_tab[283]
+#define __pyx_n_u_abc __pyx_string_tab[284]
+#define __pyx_n_u_access __pyx_string_tab[285]
+#define __pyx_n_u_action __pyx_string_tab[286]
+#define __pyx_n_u_allocate_buffer __pyx_string_tab[287]
+#define __pyx_n_u_ascii __pyx_string_tab[288]
+#define __pyx_n_u_asyncio_coroutines __pyx_string_tab[289]
+#define __pyx_n_u_b __pyx_string_tab[290]
+#define __pyx_n_u_b0 __pyx_string_tab[291]
+#define __pyx_n_u_b1 __pyx_string_tab[292]
+#define __pyx_n_u_base __pyx_string_tab[293]
+#define __pyx_n_u_batch __pyx_string_tab[294]
+#define __pyx_n_u_body __pyx_string_tab[295]
+#define __pyx_n_u_buf __pyx_string_tab[296]
+#define __pyx_n_u_buffering __pyx_string_tab[297]
+#define __pyx_n_u_c __pyx_string_tab[298]
+#define __pyx_n_u_calcsize __pyx_string_tab[299]
+#define __pyx_n_u_charset_raw __pyx_string_tab[300]
+#define __pyx_n_u_chunk __pyx_string_tab[301]
+#define __pyx_n_u_ci __pyx_string_tab[302]
+#define __pyx_n_u_cline_in_traceback __pyx_string_tab[303]
+#define __pyx_n_u_close __pyx_string_tab[304]
+#define __pyx_n_u_collections __pyx_string_tab[305]
+#define __pyx_n_u_compile __pyx_string_tab[306]
+#define __pyx_n_u_compiled __pyx_string_tab[307]
+#define __pyx_n_u_complete __pyx_string_tab[308]
+#define __pyx_n_u_compress __pyx_string_tab[309]
+#define __pyx_n_u_compressobj __pyx_string_tab[310]
+#define __pyx_n_u_convert_encodings __pyx_string_tab[311]
+#define __pyx_n_u_copy_file_range __pyx_string_tab[312]
+#define __pyx_n_u_count __pyx_string_tab[313]
+#define __pyx_n_u_ct __pyx_string_tab[314]
+#define __pyx_n_u_d __pyx_string_tab[315]
+#define __pyx_n_u_data __pyx_string_tab[316]
+#define __pyx_n_u_decide __pyx_string_tab[317]
+#define __pyx_n_u_decode __pyx_string_tab[318]
+#define __pyx_n_u_decode_bytes __pyx_string_tab[319]
+#define __pyx_n_u_decompress __pyx_string_tab[320]
+#define __pyx_n_u_decompressobj __pyx_string_tab[321]
+#define __pyx_n_u_deflated __pyx_string_tab[322]
+#define __pyx_n_u_delims __pyx_string_tab[323]
+#define __pyx_n_u_depth __pyx_string_tab[324]
+#define __pyx_n_u_destination __pyx_string_tab[325]
+#define __pyx_n_u_dictionary_VR __pyx_string_tab[326]
+#define __pyx_n_u_done __pyx_string_tab[327]
+#define __pyx_n_u_ds_out __pyx_string_tab[328]
+#define __pyx_n_u_dst_fd __pyx_string_tab[329]
+#define __pyx_n_u_dtype_is_object __pyx_string_tab[330]
+#define __pyx_n_u_e __pyx_string_tab[331]
+#define __pyx_n_u_elems __pyx_string_tab[332]
+#define __pyx_n_u_enc __pyx_string_tab[333]
+#define __pyx_n_u_encode __pyx_string_tab[334]
+#define __pyx_n_u_encode_string __pyx_string_tab[335]
+#define __pyx_n_u_encodings __pyx_string_tab[336]
+#define __pyx_n_u_end __pyx_string_tab[337]
+#define __pyx_n_u_enumerate __pyx_string_tab[338]
+#define __pyx_n_u_eof __pyx_string_tab[339]
+#define __pyx_n_u_epos __pyx_string_tab[340]
+#define __pyx_n_u_error __pyx_string_tab[341]
+#define __pyx_n_u_exc __pyx_string_tab[342]
+#define __pyx_n_u_explicit __pyx_string_tab[343]
+#define __pyx_n_u_f __pyx_string_tab[344]
+#define __pyx_n_u_fd __pyx_string_tab[345]
+#define __pyx_n_u_fd_owned __pyx_string_tab[346]
+#define __pyx_n_u_fh __pyx_string_tab[347]
+#define __pyx_n_u_fileno __pyx_string_tab[348]
+#define __pyx_n_u_flags __pyx_string_tab[349]
+#define __pyx_n_u_flush __pyx_string_tab[350]
+#define __pyx_n_u_fmt __pyx_string_tab[351]
+#define __pyx_n_u_fn __pyx_string_tab[352]
+#define __pyx_n_u_format __pyx_string_tab[353]
+#define __pyx_n_u_format_tag __pyx_string_tab[354]
+#define __pyx_n_u_format_tag_path __pyx_string_tab[355]
+#define __pyx_n_u_fortran __pyx_string_tab[356]
+#define __pyx_n_u_fstat __pyx_string_tab[357]
+#define __pyx_n_u_g __pyx_string_tab[358]
+#define __pyx_n_u_genexpr __pyx_string_tab[359]
+#define __pyx_n_u_get __pyx_string_tab[360]
+#define __pyx_n_u_h __pyx_string_tab[361]
+#define __pyx_n_u_head __pyx_string_tab[362]
+#define __pyx_n_u_hpos __pyx_string_tab[363]
+#define __pyx_n_u_i __pyx_string_tab[364]
+#define __pyx_n_u_id __pyx_string_tab[365]
+#define __pyx_n_u_ih __pyx_string_tab[366]
+#define __pyx_n_u_index __pyx_string_tab[367]
+#define __pyx_n_u_inner __pyx_string_tab[368]
+#define __pyx_n_u_inserts_for __pyx_string_tab[369]
+#define __pyx_n_u_item __pyx_string_tab[370]
+#define __pyx_n_u_items __pyx_string_tab[371]
+#define __pyx_n_u_itemsize __pyx_string_tab[372]
+#define __pyx_n_u_join __pyx_string_tab[373]
+#define __pyx_n_u_keyword_for_tag __pyx_string_tab[374]
+#define __pyx_n_u_kind __pyx_string_tab[375]
+#define __pyx_n_u_last __pyx_string_tab[376]
+#define __pyx_n_u_lay __pyx_string_tab[377]
+#define __pyx_n_u_length __pyx_string_tab[378]
+#define __pyx_n_u_limit __pyx_string_tab[379]
+#define __pyx_n_u_list_dataset __pyx_string_tab[380]
+#define __pyx_n_u_list_elements __pyx_string_tab[381]
+#define __pyx_n_u_list_items __pyx_string_tab[382]
+#define __pyx_n_u_little __pyx_string_tab[383]
+#define __pyx_n_u_max __pyx_string_tab[384]
+#define __pyx_n_u_memview __pyx_string_tab[385]
+#define __pyx_n_u_merged __pyx_string_tab[386]
+#define __pyx_n_u_meta __pyx_string_tab[387]
+#define __pyx_n_u_meta_end __pyx_string_tab[388]
+#define __pyx_n_u_meta_start __pyx_string_tab[389]
+#define __pyx_n_u_mm __pyx_string_tab[390]
+#define __pyx_n_u_mmap __pyx_string_tab[391]
+#define __pyx_n_u_mode __pyx_string_tab[392]
+#define __pyx_n_u_more __pyx_string_tab[393]
+#define __pyx_n_u_mv __pyx_string_tab[394]
+#define __pyx_n_u_n __pyx_string_tab[395]
+#define __pyx_n_u_name __pyx_string_tab[396]
+#define __pyx_n_u_namedtuple __pyx_string_tab[397]
+#define __pyx_n_u_ndim __pyx_string_tab[398]
+#define __pyx_n_u_new_sop __pyx_string_tab[399]
+#define __pyx_n_u_next __pyx_string_tab[400]
+#define __pyx_n_u_obj __pyx_string_tab[401]
+#define __pyx_n_u_old __pyx_string_tab[402]
+#define __pyx_n_u_open __pyx_string_tab[403]
+#define __pyx_n_u_os __pyx_string_tab[404]
+#define __pyx_n_u_out __pyx_string_tab[405]
+#define __pyx_n_u_owned __pyx_string_tab[406]
+#define __pyx_n_u_p __pyx_string_tab[407]
+#define __pyx_n_u_pack __pyx_string_tab[408]
+#define __pyx_n_u_parse_tag __pyx_string_tab[409]
+#define __pyx_n_u_part __pyx_string_tab[410]
+#define __pyx_n_u_path __pyx_string_tab[411]
+#define __pyx_n_u_pattern __pyx_string_tab[412]
+#define __pyx_n_u_pending __pyx_string_tab[413]
+#define __pyx_n_u_pi __pyx_string_tab[414]
+#define __pyx_n_u_piece __pyx_string_tab[415]
+#define __pyx_n_u_pieces __pyx_string_tab[416]
+#define __pyx_n_u_plan __pyx_string_tab[417]
+#define __pyx_n_u_plan_inserts __pyx_string_tab[418]
+#define __pyx_n_u_pop __pyx_string_tab[419]
+#define __pyx_n_u_pos __pyx_string_tab[420]
+#define __pyx_n_u_pread __pyx_string_tab[421]
+#define __pyx_n_u_pt __pyx_string_tab[422]
+#define __pyx_n_u_pydicom__dicom_dict __pyx_string_tab[423]
+#define __pyx_n_u_pydicom_charset __pyx_string_tab[424]
+#define __pyx_n_u_pydicom_datadict __pyx_string_tab[425]
+#define __pyx_n_u_q __pyx_string_tab[426]
+#define __pyx_n_u_r __pyx_string_tab[427]
+#define __pyx_n_u_raw __pyx_string_tab[428]
+#define __pyx_n_u_rb __pyx_string_tab[429]
+#define __pyx_n_u_read __pyx_string_tab[430]
+#define __pyx_n_u_read_attributes __pyx_string_tab[431]
+#define __pyx_n_u_read_attributes_locals_genexpr __pyx_string_tab[432]
+#define __pyx_n_u_read_attributes_locals_run __pyx_string_tab[433]
+#define __pyx_n_u_read_dataset __pyx_string_tab[434]
+#define __pyx_n_u_read_items __pyx_string_tab[435]
+#define __pyx_n_u_register __pyx_string_tab[436]
+#define __pyx_n_u_release __pyx_string_tab[437]
+#define __pyx_n_u_result __pyx_string_tab[438]
+#define __pyx_n_u_rewrite __pyx_string_tab[439]
+#define __pyx_n_u_rows __pyx_string_tab[440]
+#define __pyx_n_u_rstrip __pyx_string_tab[441]
+#define __pyx_n_u_run __pyx_string_tab[442]
+#define __pyx_n_u_rw_dataset __pyx_string_tab[443]
+#define __pyx_n_u_s __pyx_string_tab[444]
+#define __pyx_n_u_seek __pyx_string_tab[445]
+#define __pyx_n_u_self __pyx_string_tab[446]
+#define __pyx_n_u_send __pyx_string_tab[447]
+#define __pyx_n_u_sendfile __pyx_string_tab[448]
+#define __pyx_n_u_set_error_classes __pyx_string_tab[449]
+#define __pyx_n_u_setdefault __pyx_string_tab[450]
+#define __pyx_n_u_shape __pyx_string_tab[451]
+#define __pyx_n_u_size __pyx_string_tab[452]
+#define __pyx_n_u_slen __pyx_string_tab[453]
+#define __pyx_n_u_slicebox__speedups_tagstream __pyx_string_tab[454]
+#define __pyx_n_u_source __pyx_string_tab[455]
+#define __pyx_n_u_split __pyx_string_tab[456]
+#define __pyx_n_u_src __pyx_string_tab[457]
+#define __pyx_n_u_src_fd __pyx_string_tab[458]
+#define __pyx_n_u_st_size __pyx_string_tab[459]
+#define __pyx_n_u_start __pyx_string_tab[460]
+#define __pyx_n_u_state __pyx_string_tab[461]
+#define __pyx_n_u_step __pyx_string_tab[462]
+#define __pyx_n_u_steps __pyx_string_tab[463]
+#define __pyx_n_u_stop __pyx_string_tab[464]
+#define __pyx_n_u_stop_tag __pyx_string_tab[465]
+#define __pyx_n_u_strip __pyx_string_tab[466]
+#define __pyx_n_u_struct __pyx_string_tab[467]
+#define __pyx_n_u_sub __pyx_string_tab[468]
+#define __pyx_n_u_sum __pyx_string_tab[469]
+#define __pyx_n_u_svr __pyx_string_tab[470]
+#define __pyx_n_u_t __pyx_string_tab[471]
+#define __pyx_n_u_tag __pyx_string_tab[472]
+#define __pyx_n_u_tag_for_keyword __pyx_string_tab[473]
+#define __pyx_n_u_tags __pyx_string_tab[474]
+#define __pyx_n_u_text __pyx_string_tab[475]
+#define __pyx_n_u_throw __pyx_string_tab[476]
+#define __pyx_n_u_total __pyx_string_tab[477]
+#define __pyx_n_u_transfer_syntax __pyx_string_tab[478]
+#define __pyx_n_u_truncated __pyx_string_tab[479]
+#define __pyx_n_u_trunk __pyx_string_tab[480]
+#define __pyx_n_u_ts __pyx_string_tab[481]
+#define __pyx_n_u_unconsumed_tail __pyx_string_tab[482]
+#define __pyx_n_u_unpack __pyx_string_tab[483]
+#define __pyx_n_u_unpack_from __pyx_string_tab[484]
+#define __pyx_n_u_update __pyx_string_tab[485]
+#define __pyx_n_u_use_setstate __pyx_string_tab[486]
+#define __pyx_n_u_v __pyx_string_tab[487]
+#define __pyx_n_u_vals __pyx_string_tab[488]
+#define __pyx_n_u_value __pyx_string_tab[489]
+#define __pyx_n_u_values __pyx_string_tab[490]
+#define __pyx_n_u_vm __pyx_string_tab[491]
+#define __pyx_n_u_vpos __pyx_string_tab[492]
+#define __pyx_n_u_vr __pyx_string_tab[493]
+#define __pyx_n_u_vrb __pyx_string_tab[494]
+#define __pyx_n_u_walker __pyx_string_tab[495]
+#define __pyx_n_u_want __pyx_string_tab[496]
+#define __pyx_n_u_wanted __pyx_string_tab[497]
+#define __pyx_n_u_write_2 __pyx_string_tab[498]
+#define __pyx_n_u_writev __pyx_string_tab[499]
+#define __pyx_n_u_x __pyx_string_tab[500]
+#define __pyx_n_u_zip __pyx_string_tab[501]
+#define __pyx_n_u_zlib __pyx_string_tab[502]
+#define __pyx_kp_b__12 __pyx_string_tab[503]
+#define __pyx_kp_b__19 __pyx_string_tab[504]
+#define __pyx_kp_b__14 __pyx_string_tab[505]
+#define __pyx_kp_b__13 __pyx_string_tab[506]
+#define __pyx_kp_b__18 __pyx_string_tab[507]
+#define __pyx_n_b_DICM __pyx_string_tab[508]
+#define __pyx_n_b_O __pyx_string_tab[509]
+#define __pyx_n_b_OB __pyx_string_tab[510]
+#define __pyx_n_b_OD __pyx_string_tab[511]
+#define __pyx_n_b_OF __pyx_string_tab[512]
+#define __pyx_n_b_OL __pyx_string_tab[513]
+#define __pyx_n_b_OV __pyx_string_tab[514]
+#define __pyx_n_b_OW __pyx_string_tab[515]
+#define __pyx_n_b_SQ __pyx_string_tab[516]
+#define __pyx_n_b_SV __pyx_string_tab[517]
+#define __pyx_n_b_UC __pyx_string_tab[518]
+#define __pyx_n_b_UI __pyx_string_tab[519]
+#define __pyx_n_b_UL __pyx_string_tab[520]
+#define __pyx_n_b_UN __pyx_string_tab[521]
+#define __pyx_n_b_UR __pyx_string_tab[522]
+#define __pyx_n_b_UT __pyx_string_tab[523]
+#define __pyx_n_b_UV __pyx_string_tab[524]
+#define __pyx_kp_b_iso88591_y_1_9AQ_1 __pyx_string_tab[525]
+#define __pyx_kp_b_iso88591_r_q_1_5_2V1D_fJa_7_6_vZt_mSTTZZ __pyx_string_tab[526]
+#define __pyx_kp_b_iso88591_fAQ_7_1 __pyx_string_tab[527]
+#define __pyx_kp_b_iso88591_s_5_b_q_vQc_b_Cq_Ba_y_Cq_S_c_b __pyx_string_tab[528]
+#define __pyx_kp_b_iso88591_s_9Cs_1_q_V4wc_1_3c_D_3it3c_1_1 __pyx_string_tab[529]
+#define __pyx_kp_b_iso88591_s_Q_3c_q_A_is_fFRXXY_q_QfKq_5_W __pyx_string_tab[530]
+#define __pyx_kp_b_iso88591_xq_Qa_vS_z_A_uAQ_1G1_q_3c_q_A_A __pyx_string_tab[531]
+#define __pyx_kp_b_iso88591_z_7_A_a_t5_5U_Q_z_xuF_6_5_1_z_t __pyx_string_tab[532]
+#define __pyx_kp_b_iso88591_z_q_1F_hauA_s_3c_3as_QfF_t3a_a __pyx_string_tab[533]
+#define __pyx_kp_b_iso88591_z_7_Q_waq_z_5_5_1_8_a_wat6_V7_I __pyx_string_tab[534]
+#define __pyx_kp_b_iso88591_1A_r_D_E_Qd_1_Q_3b_Cq_3b_Cq_3b __pyx_string_tab[535]
+#define __pyx_kp_b_iso88591_N_1D_a_6_4z_a_7r_1_q_aq_1 __pyx_string_tab[536]
+#define __pyx_kp_b_iso88591_1A_s_q __pyx_string_tab[537]
+#define __pyx_kp_b_iso88591_1A_BfAT_Rq __pyx_string_tab[538]
+#define __pyx_kp_b_iso88591_t3a_q_5_WAYj_aq_t1_q_6_D_T_q_q __pyx_string_tab[539]
+#define __pyx_kp_b_iso88591_1_q_2V1G1A __pyx_string_tab[540]
+#define __pyx_kp_b_iso88591_5_1 __pyx_string_tab[541]
+#define __pyx_kp_b_iso88591_887_2S_Biq_q_A_2S_2V1L_t1_axq_1 __pyx_string_tab[542]
+#define __pyx_kp_b_iso88591_1A_3a_uAU_AS_A_Ja_U_A_q_5_b_Bir __pyx_string_tab[543]
+#define __pyx_kp_b_iso88591_3c_s_c_F __pyx_string_tab[544]
+#define __pyx_kp_b_iso88591_D_4t2Q __pyx_string_tab[545]
+#define __pyx_kp_b_iso88591_A_1D_r_N_T_EQR_1A_3e1A __pyx_string_tab[546]
+#define __pyx_kp_b_iso88591_Q_4q_s_3axr_wd_avQgS_d_as_URSST __pyx_string_tab[547]
+#define __pyx_kp_b_iso88591_T_A_5_Qd_T_Rq_t3_c_S_3a_uBd_7_q __pyx_string_tab[548]
+#define __pyx_kp_b_iso88591_QfA __pyx_string_tab[549]
+#define __pyx_kp_b_iso88591_t_Qk_iq_G1 __pyx_string_tab[550]
+#define __pyx_kp_b_iso88591_t2Rr_S_Bb_Qa_C2Q_T_A_t5_AU_Cs_A __pyx_string_tab[551]
+#define __pyx_kp_b_iso88591_t3a_7_Q_5_C_q_uD_881_s_Q_q_wc_3 __pyx_string_tab[552]
+#define __pyx_kp_b_iso88591_b_s_a_r_Q_5_at3e6_AQ_q __pyx_string_tab[553]
+#define __pyx_kp_b_iso88591_1_A_q_c_6_avRs_1_t1_A_c_2QfA_q __pyx_string_tab[554]
+#define __pyx_kp_b_iso88591_A_T_vZs_4s_gQe4q_4s_V9G1_Qe7_Qf __pyx_string_tab[555]
+#define __pyx_kp_b_iso88591_q_0_kQR_7_1_7_N_1 __pyx_string_tab[556]
+#define __pyx_kp_b_iso88591_V4_T_GSWWccggrrv_w_A_A_E_E_L_L __pyx_string_tab[557]
+#define __pyx_kp_b_iso88591_A_4uG1_D_a_4_d_gQ_fAT_G4wa __pyx_string_tab[558]
+#define __pyx_kp_b_iso88591_A_6_T_Q_1_q_a_d_4q_Qiwe6_D_3c __pyx_string_tab[559]
+#define __pyx_kp_b_iso88591_A_F_G1 __pyx_string_tab[560]
+#define __pyx_kp_b_iso88591_A_gQe1_fA_E_V6_3a_wc_c_S_awiq_3a __pyx_string_tab[561]
+#define __pyx_kp_b_iso88591_A_e3gQ_a_d_A_AU_q_r_c_Q_1E_r_HD __pyx_string_tab[562]
+#define __pyx_kp_b_iso88591_A_e3gQ_a_d_A_AU_q_r_c_1_r_HD_HBa __pyx_string_tab[563]
+#define __pyx_kp_b_iso88591_A_t2Q_4z_S_3b_Cr_d_AQ_xwa_IU_xs __pyx_string_tab[564]
+#define __pyx_kp_b_iso88591_A_F_b_q_d_A_AU_aq_q_S_3a_1E_M_T __pyx_string_tab[565]
+#define __pyx_kp_b_iso88591_A_F_b_q_d_A_AU_aq_q_S_3a_1E_M_T_2 __pyx_string_tab[566]
+#define __pyx_kp_b_iso88591_A_D_AU_uG7_F_1_q __pyx_string_tab[567]
+#define __pyx_kp_b_iso88591_A __pyx_string_tab[568]
+#define __pyx_kp_b_iso88591_a __pyx_string_tab[569]
+#define __pyx_kp_b_iso88591__25 __pyx_string_tab[570]
+#define __pyx_kp_b_iso88591__24 __pyx_string_tab[571]
+#define __pyx_kp_b_iso88591_A_2 __pyx_string_tab[572]
+#define __pyx_kp_b_iso88591_Q_2 __pyx_string_tab[573]
+#define __pyx_kp_b_iso88591__20 __pyx_string_tab[574]
+#define __pyx_kp_b_iso88591__21 __pyx_string_tab[575]
+#define __pyx_kp_b_iso88591__26 __pyx_string_tab[576]
+#define __pyx_kp_b_iso88591_1 __pyx_string_tab[577]
+#define __pyx_kp_b_iso88591__23 __pyx_string_tab[578]
+#define __pyx_kp_b_iso88591_k_6_t86_gZq_aq_c_gQe1_a_3a_WAXQ __pyx_string_tab[579]
+#define __pyx_kp_b_iso88591_aq_c_gQe1_q_E_V6_3a_G1_M_Qe5_5 __pyx_string_tab[580]
+#define __pyx_kp_b_iso88591_K_a_XU_Zy_1_y_q_y_s_1_z_7_Q_s_8 __pyx_string_tab[581]
+#define __pyx_kp_b_iso88591_IY_a_F_e4vT_T_U_dR __pyx_string_tab[582]
 #define __pyx_int_0 __pyx_number_tab[0]
 #define __pyx_int_neg_1 __pyx_number_tab[1]
 #define __pyx_int_1 __pyx_number_tab[2]
@@ -5739,7 +5740,7 @@ static CYTHON_SMALL_CODE int __pyx_m_clear(PyObject *m) {
   for (int i=0; i<4; ++i) { Py_CLEAR(clear_module_state->__pyx_slice[i]); }
   for (int i=0; i<16; ++i) { Py_CLEAR(clear_module_state->__pyx_tuple[i]); }
   for (int i=0; i<59; ++i) { Py_CLEAR(clear_module_state->__pyx_codeobj_tab[i]); }
-  for (int i=0; i<582; ++i) { Py_CLEAR(clear_module_state->__pyx_string_tab[i]); }
+  for (int i=0; i<583; ++i) { Py_CLEAR(clear_module_state->__pyx_string_tab[i]); }
   for (int i=0; i<42; ++i) { Py_CLEAR(clear_module_state->__pyx_number_tab[i]); }
 /* #### Code section: module_state_clear_contents ### */
 /* CommonTypesMetaclass.module_state_clear */
@@ -5817,7 +5818,7 @@ static CYTHON_SMALL_CODE int __pyx_m_traverse(PyObject *m, visitproc visit, void
   for (int i=0; i<4; ++i) { __Pyx_VISIT_CONST(traverse_module_state->__pyx_slice[i]); }
   for (int i=0; i<16; ++i) { __Pyx_VISIT_CONST(traverse_module_state->__pyx_tuple[i]); }
   for (int i=0; i<59; ++i) { __Pyx_VISIT_CONST(traverse_module_state->__pyx_codeobj_tab[i]); }
-  for (int i=0; i<582; ++i) { __Pyx_VISIT_CONST(traverse_module_state->__pyx_string_tab[i]); }
+  for (int i=0; i<583; ++i) { __Pyx_VISIT_CONST(traverse_module_state->__pyx_string_tab[i]); }
   for (int i=0; i<42; ++i) { __Pyx_VISIT_CONST(traverse_module_state->__pyx_number_tab[i]); }
 /* #### Code section: module_state_traverse_contents ### */
 /* CommonTypesMetaclass.module_state_traverse */
@@ -27290,7 +27291,7 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_24_guess_encoding(CYTH
  * 
  * def _header(buf, pos, end, enc):             # <<<<<<<<<<<<<<
  *     """Decode the element header at ``pos``: ``(tag, vr bytes|None, length, value pos)``."""
- *     if pos + 8 > end:
+ *     if pos + 8 > end or pos + 8 > len(buf):
 */
 
 /* Python wrapper */
@@ -27411,20 +27412,20 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_26_header(CYTHON_UNUSE
   PyObject *__pyx_v_vr = NULL;
   PyObject *__pyx_r = NULL;
   __Pyx_RefNannyDeclarations
-  PyObject *__pyx_t_1 = NULL;
-  int __pyx_t_2;
-  PyObject *__pyx_t_3 = NULL;
-  PyObject *__pyx_t_4 = NULL;
+  int __pyx_t_1;
+  PyObject *__pyx_t_2 = NULL;
+  int __pyx_t_3;
+  Py_ssize_t __pyx_t_4;
   PyObject *__pyx_t_5 = NULL;
-  size_t __pyx_t_6;
-  PyObject *(*__pyx_t_7)(PyObject *);
-  int __pyx_t_8;
-  PyObject *__pyx_t_9 = NULL;
-  int __pyx_t_10;
-  PyObject *__pyx_t_11 = NULL;
+  PyObject *__pyx_t_6 = NULL;
+  PyObject *__pyx_t_7 = NULL;
+  size_t __pyx_t_8;
+  PyObject *(*__pyx_t_9)(PyObject *);
+  PyObject *__pyx_t_10 = NULL;
+  int __pyx_t_11;
   PyObject *__pyx_t_12 = NULL;
-  PyObject *__pyx_t_13[6];
-  Py_ssize_t __pyx_t_14;
+  PyObject *__pyx_t_13 = NULL;
+  PyObject *__pyx_t_14[6];
   int __pyx_lineno = 0;
   const char *__pyx_filename = NULL;
   int __pyx_clineno = 0;
@@ -27433,76 +27434,97 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_26_header(CYTHON_UNUSE
   /* "ext/tagstream.pyx":309
  * def _header(buf, pos, end, enc):
  *     """Decode the element header at ``pos``: ``(tag, vr bytes|None, length, value pos)``."""
- *     if pos + 8 > end:             # <<<<<<<<<<<<<<
+ *     if pos + 8 > end or pos + 8 > len(buf):             # <<<<<<<<<<<<<<
  *         raise DicomTruncatedError("truncated element header at %d" % pos)
  *     little = enc != ENC_EXPLICIT_BE
 */
-  __pyx_t_1 = __Pyx_PyLong_AddObjC(__pyx_v_pos, __pyx_mstate_global->__pyx_int_8, 8, 0, 0); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 309, __pyx_L1_error)
-  __Pyx_GOTREF(__pyx_t_1);
-  __pyx_t_2 = __Pyx_PyObject_CompareBoolGt_object_object(__pyx_t_1, __pyx_v_end, Py_GT); if (unlikely((__pyx_t_2 < 0))) __PYX_ERR(0, 309, __pyx_L1_error)
-  __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
-  if (unlikely(__pyx_t_2)) {
+  __pyx_t_2 = __Pyx_PyLong_AddObjC(__pyx_v_pos, __pyx_mstate_global->__pyx_int_8, 8, 0, 0); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 309, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_2);
+  __pyx_t_3 = __Pyx_PyObject_CompareBoolGt_object_object(__pyx_t_2, __pyx_v_end, Py_GT); if (unlikely((__pyx_t_3 < 0))) __PYX_ERR(0, 309, __pyx_L1_error)
+  __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
+  if (!__pyx_t_3) {
+
+  } else {
+
+    __pyx_t_1 = __pyx_t_3;
+
+    goto __pyx_L4_bool_binop_done;
+  }
+  __pyx_t_2 = __Pyx_PyLong_AddObjC(__pyx_v_pos, __pyx_mstate_global->__pyx_int_8, 8, 0, 0); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 309, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_2);
+  __pyx_t_4 = PyObject_Length(__pyx_v_buf); if (unlikely(__pyx_t_4 == ((Py_ssize_t)-1))) __PYX_ERR(0, 309, __pyx_L1_error)
+  __pyx_t_5 = PyLong_FromSsize_t(__pyx_t_4); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 309, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_5);
+
+  __pyx_t_3 = __Pyx_PyObject_CompareBoolGt_object_int(__pyx_t_2, __pyx_t_5, Py_GT); if (unlikely((__pyx_t_3 < 0))) __PYX_ERR(0, 309, __pyx_L1_error)
+  __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
+  __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
+
+  __pyx_t_1 = __pyx_t_3;
+
+  __pyx_L4_bool_binop_done:;
+  if (unlikely(__pyx_t_1)) {
 
 
     /* "ext/tagstream.pyx":310
  *     """Decode the element header at ``pos``: ``(tag, vr bytes|None, length, value pos)``."""
- *     if pos + 8 > end:
+ *     if pos + 8 > end or pos + 8 > len(buf):
  *         raise DicomTruncatedError("truncated element header at %d" % pos)             # <<<<<<<<<<<<<<
  *     little = enc != ENC_EXPLICIT_BE
  *     g, e = _TAGS[little].unpack_from(buf, pos)
 */
-    __pyx_t_3 = NULL;
-    __Pyx_GetModuleGlobalName(__pyx_t_4, __pyx_mstate_global->__pyx_n_u_DicomTruncatedError); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 310, __pyx_L1_error)
-    __Pyx_GOTREF(__pyx_t_4);
-    __pyx_t_5 = __Pyx_PyUnicode_FormatSafe(__pyx_mstate_global->__pyx_kp_u_truncated_element_header_at_d, __pyx_v_pos); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 310, __pyx_L1_error)
-    __Pyx_GOTREF(__pyx_t_5);
-    __pyx_t_6 = 1;
+    __pyx_t_2 = NULL;
+    __Pyx_GetModuleGlobalName(__pyx_t_6, __pyx_mstate_global->__pyx_n_u_DicomTruncatedError); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 310, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_6);
+    __pyx_t_7 = __Pyx_PyUnicode_FormatSafe(__pyx_mstate_global->__pyx_kp_u_truncated_element_header_at_d, __pyx_v_pos); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 310, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_7);
+    __pyx_t_8 = 1;
     #if CYTHON_UNPACK_METHODS
-    if (unlikely(PyMethod_Check(__pyx_t_4))) {
-      __pyx_t_3 = PyMethod_GET_SELF(__pyx_t_4);
-      assert(__pyx_t_3);
-      PyObject* __pyx__function = PyMethod_GET_FUNCTION(__pyx_t_4);
-      __Pyx_INCREF(__pyx_t_3);
+    if (unlikely(PyMethod_Check(__pyx_t_6))) {
+      __pyx_t_2 = PyMethod_GET_SELF(__pyx_t_6);
+      assert(__pyx_t_2);
+      PyObject* __pyx__function = PyMethod_GET_FUNCTION(__pyx_t_6);
+      __Pyx_INCREF(__pyx_t_2);
       __Pyx_INCREF(__pyx__function);
-      __Pyx_DECREF_SET(__pyx_t_4, __pyx__function);
-      __pyx_t_6 = 0;
+      __Pyx_DECREF_SET(__pyx_t_6, __pyx__function);
+      __pyx_t_8 = 0;
     }
     #endif
     {
-      PyObject *__pyx_callargs[2] = {__pyx_t_3, __pyx_t_5};
-      __pyx_t_1 = __Pyx_PyObject_FastCall((PyObject*)__pyx_t_4, __pyx_callargs+__pyx_t_6, (2-__pyx_t_6) | (__pyx_t_6*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
-      __Pyx_XDECREF(__pyx_t_3); __pyx_t_3 = 0;
-      __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
-      __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
-      if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 310, __pyx_L1_error)
-      __Pyx_GOTREF(__pyx_t_1);
+      PyObject *__pyx_callargs[2] = {__pyx_t_2, __pyx_t_7};
+      __pyx_t_5 = __Pyx_PyObject_FastCall((PyObject*)__pyx_t_6, __pyx_callargs+__pyx_t_8, (2-__pyx_t_8) | (__pyx_t_8*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
+      __Pyx_XDECREF(__pyx_t_2); __pyx_t_2 = 0;
+      __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
+      __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
+      if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 310, __pyx_L1_error)
+      __Pyx_GOTREF(__pyx_t_5);
     }
-    __Pyx_Raise(__pyx_t_1, 0, 0, 0);
-    __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
+    __Pyx_Raise(__pyx_t_5, 0, 0, 0);
+    __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
     __PYX_ERR(0, 310, __pyx_L1_error)
 
     /* "ext/tagstream.pyx":309
  * def _header(buf, pos, end, enc):
  *     """Decode the element header at ``pos``: ``(tag, vr bytes|None, length, value pos)``."""
- *     if pos + 8 > end:             # <<<<<<<<<<<<<<
+ *     if pos + 8 > end or pos + 8 > len(buf):             # <<<<<<<<<<<<<<
  *         raise DicomTruncatedError("truncated element header at %d" % pos)
  *     little = enc != ENC_EXPLICIT_BE
 */
   }
 
   /* "ext/tagstream.pyx":311
- *     if pos + 8 > end:
+ *     if pos + 8 > end or pos + 8 > len(buf):
  *         raise DicomTruncatedError("truncated element header at %d" % pos)
  *     little = enc != ENC_EXPLICIT_BE             # <<<<<<<<<<<<<<
  *     g, e = _TAGS[little].unpack_from(buf, pos)
  *     tag = g << 16 | e
 */
-  __Pyx_GetModuleGlobalName(__pyx_t_1, __pyx_mstate_global->__pyx_n_u_ENC_EXPLICIT_BE); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 311, __pyx_L1_error)
-  __Pyx_GOTREF(__pyx_t_1);
-  __pyx_t_4 = __Pyx_PyObject_CompareNe_object_object(__pyx_v_enc, __pyx_t_1, Py_NE); __Pyx_XGOTREF(__pyx_t_4); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 311, __pyx_L1_error)
-  __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
-  __pyx_v_little = __pyx_t_4;
-  __pyx_t_4 = 0;
+  __Pyx_GetModuleGlobalName(__pyx_t_5, __pyx_mstate_global->__pyx_n_u_ENC_EXPLICIT_BE); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 311, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_5);
+  __pyx_t_6 = __Pyx_PyObject_CompareNe_object_object(__pyx_v_enc, __pyx_t_5, Py_NE); __Pyx_XGOTREF(__pyx_t_6); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 311, __pyx_L1_error)
+  __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
+  __pyx_v_little = __pyx_t_6;
+  __pyx_t_6 = 0;
 
   /* "ext/tagstream.pyx":312
  *         raise DicomTruncatedError("truncated element header at %d" % pos)
@@ -27511,24 +27533,24 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_26_header(CYTHON_UNUSE
  *     tag = g << 16 | e
  *     if g == 0xFFFE or enc == ENC_IMPLICIT_LE:
 */
-  __Pyx_GetModuleGlobalName(__pyx_t_5, __pyx_mstate_global->__pyx_n_u_TAGS); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 312, __pyx_L1_error)
-  __Pyx_GOTREF(__pyx_t_5);
-  __pyx_t_3 = __Pyx_PyObject_GetItem(__pyx_t_5, __pyx_v_little); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 312, __pyx_L1_error)
-  __Pyx_GOTREF(__pyx_t_3);
-  __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
-  __pyx_t_1 = __pyx_t_3;
-  __Pyx_INCREF(__pyx_t_1);
-  __pyx_t_6 = 0;
+  __Pyx_GetModuleGlobalName(__pyx_t_7, __pyx_mstate_global->__pyx_n_u_TAGS); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 312, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_7);
+  __pyx_t_2 = __Pyx_PyObject_GetItem(__pyx_t_7, __pyx_v_little); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 312, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_2);
+  __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
+  __pyx_t_5 = __pyx_t_2;
+  __Pyx_INCREF(__pyx_t_5);
+  __pyx_t_8 = 0;
   {
-    PyObject *__pyx_callargs[3] = {__pyx_t_1, __pyx_v_buf, __pyx_v_pos};
-    __pyx_t_4 = __Pyx_PyObject_FastCallMethod((PyObject*)__pyx_mstate_global->__pyx_n_u_unpack_from, __pyx_callargs+__pyx_t_6, (3-__pyx_t_6) | (1*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
-    __Pyx_XDECREF(__pyx_t_1); __pyx_t_1 = 0;
-    __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
-    if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 312, __pyx_L1_error)
-    __Pyx_GOTREF(__pyx_t_4);
+    PyObject *__pyx_callargs[3] = {__pyx_t_5, __pyx_v_buf, __pyx_v_pos};
+    __pyx_t_6 = __Pyx_PyObject_FastCallMethod((PyObject*)__pyx_mstate_global->__pyx_n_u_unpack_from, __pyx_callargs+__pyx_t_8, (3-__pyx_t_8) | (1*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
+    __Pyx_XDECREF(__pyx_t_5); __pyx_t_5 = 0;
+    __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
+    if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 312, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_6);
   }
-  if ((likely(PyTuple_CheckExact(__pyx_t_4))) || (PyList_CheckExact(__pyx_t_4))) {
-    PyObject* sequence = __pyx_t_4;
+  if ((likely(PyTuple_CheckExact(__pyx_t_6))) || (PyList_CheckExact(__pyx_t_6))) {
+    PyObject* sequence = __pyx_t_6;
     Py_ssize_t size = __Pyx_PySequence_SIZE(sequence);
     if (unlikely(size != 2)) {
       if (size > 2) __Pyx_RaiseTooManyValuesError(2);
@@ -27537,50 +27559,50 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_26_header(CYTHON_UNUSE
     }
     #if CYTHON_ASSUME_SAFE_MACROS && !CYTHON_AVOID_BORROWED_REFS
     if (likely(PyTuple_CheckExact(sequence))) {
-      __pyx_t_3 = PyTuple_GET_ITEM(sequence, 0);
-      __Pyx_INCREF(__pyx_t_3);
-      __pyx_t_1 = PyTuple_GET_ITEM(sequence, 1);
-      __Pyx_INCREF(__pyx_t_1);
+      __pyx_t_2 = PyTuple_GET_ITEM(sequence, 0);
+      __Pyx_INCREF(__pyx_t_2);
+      __pyx_t_5 = PyTuple_GET_ITEM(sequence, 1);
+      __Pyx_INCREF(__pyx_t_5);
     } else {
-      __pyx_t_3 = __Pyx_PyList_GET_ITEM_REF(sequence, 0, __Pyx_ReferenceSharing_SharedReference);
-      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 312, __pyx_L1_error)
-      __Pyx_XGOTREF(__pyx_t_3);
-      __pyx_t_1 = __Pyx_PyList_GET_ITEM_REF(sequence, 1, __Pyx_ReferenceSharing_SharedReference);
-      if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 312, __pyx_L1_error)
-      __Pyx_XGOTREF(__pyx_t_1);
+      __pyx_t_2 = __Pyx_PyList_GET_ITEM_REF(sequence, 0, __Pyx_ReferenceSharing_SharedReference);
+      if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 312, __pyx_L1_error)
+      __Pyx_XGOTREF(__pyx_t_2);
+      __pyx_t_5 = __Pyx_PyList_GET_ITEM_REF(sequence, 1, __Pyx_ReferenceSharing_SharedReference);
+      if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 312, __pyx_L1_error)
+      __Pyx_XGOTREF(__pyx_t_5);
     }
     #else
-    __pyx_t_3 = __Pyx_PySequence_ITEM(sequence, 0); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 312, __pyx_L1_error)
-    __Pyx_GOTREF(__pyx_t_3);
-    __pyx_t_1 = __Pyx_PySequence_ITEM(sequence, 1); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 312, __pyx_L1_error)
-    __Pyx_GOTREF(__pyx_t_1);
+    __pyx_t_2 = __Pyx_PySequence_ITEM(sequence, 0); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 312, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_2);
+    __pyx_t_5 = __Pyx_PySequence_ITEM(sequence, 1); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 312, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_5);
     #endif
-    __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
+    __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
   } else {
     Py_ssize_t index = -1;
-    __pyx_t_5 = PyObject_GetIter(__pyx_t_4); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 312, __pyx_L1_error)
+    __pyx_t_7 = PyObject_GetIter(__pyx_t_6); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 312, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_7);
+    __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
+    __pyx_t_9 = (CYTHON_COMPILING_IN_LIMITED_API) ? PyIter_Next : __Pyx_PyObject_GetIterNextFunc(__pyx_t_7);
+    index = 0; __pyx_t_2 = __pyx_t_9(__pyx_t_7); if (unlikely(!__pyx_t_2)) goto __pyx_L6_unpacking_failed;
+    __Pyx_GOTREF(__pyx_t_2);
+    index = 1; __pyx_t_5 = __pyx_t_9(__pyx_t_7); if (unlikely(!__pyx_t_5)) goto __pyx_L6_unpacking_failed;
     __Pyx_GOTREF(__pyx_t_5);
-    __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
-    __pyx_t_7 = (CYTHON_COMPILING_IN_LIMITED_API) ? PyIter_Next : __Pyx_PyObject_GetIterNextFunc(__pyx_t_5);
-    index = 0; __pyx_t_3 = __pyx_t_7(__pyx_t_5); if (unlikely(!__pyx_t_3)) goto __pyx_L4_unpacking_failed;
-    __Pyx_GOTREF(__pyx_t_3);
-    index = 1; __pyx_t_1 = __pyx_t_7(__pyx_t_5); if (unlikely(!__pyx_t_1)) goto __pyx_L4_unpacking_failed;
-    __Pyx_GOTREF(__pyx_t_1);
-    if (__Pyx_IternextUnpackEndCheck(__pyx_t_7(__pyx_t_5), 2) < (0)) __PYX_ERR(0, 312, __pyx_L1_error)
-    __pyx_t_7 = NULL;
-    __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
-    goto __pyx_L5_unpacking_done;
-    __pyx_L4_unpacking_failed:;
-    __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
-    __pyx_t_7 = NULL;
+    if (__Pyx_IternextUnpackEndCheck(__pyx_t_9(__pyx_t_7), 2) < (0)) __PYX_ERR(0, 312, __pyx_L1_error)
+    __pyx_t_9 = NULL;
+    __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
+    goto __pyx_L7_unpacking_done;
+    __pyx_L6_unpacking_failed:;
+    __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
+    __pyx_t_9 = NULL;
     if (__Pyx_IterFinish() == 0) __Pyx_RaiseNeedMoreValuesError(index);
     __PYX_ERR(0, 312, __pyx_L1_error)
-    __pyx_L5_unpacking_done:;
+    __pyx_L7_unpacking_done:;
   }
-  __pyx_v_g = __pyx_t_3;
-  __pyx_t_3 = 0;
-  __pyx_v_e = __pyx_t_1;
-  __pyx_t_1 = 0;
+  __pyx_v_g = __pyx_t_2;
+  __pyx_t_2 = 0;
+  __pyx_v_e = __pyx_t_5;
+  __pyx_t_5 = 0;
 
   /* "ext/tagstream.pyx":313
  *     little = enc != ENC_EXPLICIT_BE
@@ -27589,13 +27611,13 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_26_header(CYTHON_UNUSE
  *     if g == 0xFFFE or enc == ENC_IMPLICIT_LE:
  *         return tag, None, _U32[little].unpack_from(buf, pos + 4)[0], pos + 8
 */
-  __pyx_t_4 = __Pyx_PyLong_LshiftObjC(__pyx_v_g, __pyx_mstate_global->__pyx_int_16, 16, 0, 0); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 313, __pyx_L1_error)
-  __Pyx_GOTREF(__pyx_t_4);
-  __pyx_t_1 = __Pyx_PyNumber_Or_object_object(__pyx_t_4, __pyx_v_e); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 313, __pyx_L1_error)
-  __Pyx_GOTREF(__pyx_t_1);
-  __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
-  __pyx_v_tag = __pyx_t_1;
-  __pyx_t_1 = 0;
+  __pyx_t_6 = __Pyx_PyLong_LshiftObjC(__pyx_v_g, __pyx_mstate_global->__pyx_int_16, 16, 0, 0); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 313, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_6);
+  __pyx_t_5 = __Pyx_PyNumber_Or_object_object(__pyx_t_6, __pyx_v_e); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 313, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_5);
+  __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
+  __pyx_v_tag = __pyx_t_5;
+  __pyx_t_5 = 0;
 
   /* "ext/tagstream.pyx":314
  *     g, e = _TAGS[little].unpack_from(buf, pos)
@@ -27604,24 +27626,24 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_26_header(CYTHON_UNUSE
  *         return tag, None, _U32[little].unpack_from(buf, pos + 4)[0], pos + 8
  *     vr = bytes(buf[pos + 4:pos + 6])
 */
-  __pyx_t_8 = (__Pyx_PyLong_BoolEqObjC(__pyx_v_g, __pyx_mstate_global->__pyx_int_65534, 0xFFFE, 0)); if (unlikely((__pyx_t_8 < 0))) __PYX_ERR(0, 314, __pyx_L1_error)
-  if (!__pyx_t_8) {
+  __pyx_t_3 = (__Pyx_PyLong_BoolEqObjC(__pyx_v_g, __pyx_mstate_global->__pyx_int_65534, 0xFFFE, 0)); if (unlikely((__pyx_t_3 < 0))) __PYX_ERR(0, 314, __pyx_L1_error)
+  if (!__pyx_t_3) {
 
   } else {
 
-    __pyx_t_2 = __pyx_t_8;
+    __pyx_t_1 = __pyx_t_3;
 
-    goto __pyx_L7_bool_binop_done;
+    goto __pyx_L9_bool_binop_done;
   }
-  __Pyx_GetModuleGlobalName(__pyx_t_1, __pyx_mstate_global->__pyx_n_u_ENC_IMPLICIT_LE); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 314, __pyx_L1_error)
-  __Pyx_GOTREF(__pyx_t_1);
-  __pyx_t_8 = __Pyx_PyObject_CompareBoolEq_object_object(__pyx_v_enc, __pyx_t_1, Py_EQ); if (unlikely((__pyx_t_8 < 0))) __PYX_ERR(0, 314, __pyx_L1_error)
-  __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
+  __Pyx_GetModuleGlobalName(__pyx_t_5, __pyx_mstate_global->__pyx_n_u_ENC_IMPLICIT_LE); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 314, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_5);
+  __pyx_t_3 = __Pyx_PyObject_CompareBoolEq_object_object(__pyx_v_enc, __pyx_t_5, Py_EQ); if (unlikely((__pyx_t_3 < 0))) __PYX_ERR(0, 314, __pyx_L1_error)
+  __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
 
-  __pyx_t_2 = __pyx_t_8;
+  __pyx_t_1 = __pyx_t_3;
 
-  __pyx_L7_bool_binop_done:;
-  if (__pyx_t_2) {
+  __pyx_L9_bool_binop_done:;
+  if (__pyx_t_1) {
 
 
     /* "ext/tagstream.pyx":315
@@ -27631,53 +27653,53 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_26_header(CYTHON_UNUSE
  *     vr = bytes(buf[pos + 4:pos + 6])
  *     if not _is_vr(vr[0], vr[1]):
 */
-    __Pyx_GetModuleGlobalName(__pyx_t_3, __pyx_mstate_global->__pyx_n_u_U32); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 315, __pyx_L1_error)
-    __Pyx_GOTREF(__pyx_t_3);
-    __pyx_t_5 = __Pyx_PyObject_GetItem(__pyx_t_3, __pyx_v_little); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 315, __pyx_L1_error)
-    __Pyx_GOTREF(__pyx_t_5);
-    __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
-    __pyx_t_4 = __pyx_t_5;
-    __Pyx_INCREF(__pyx_t_4);
-    __pyx_t_3 = __Pyx_PyLong_AddObjC(__pyx_v_pos, __pyx_mstate_global->__pyx_int_4, 4, 0, 0); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 315, __pyx_L1_error)
-    __Pyx_GOTREF(__pyx_t_3);
-    __pyx_t_6 = 0;
+    __Pyx_GetModuleGlobalName(__pyx_t_2, __pyx_mstate_global->__pyx_n_u_U32); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 315, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_2);
+    __pyx_t_7 = __Pyx_PyObject_GetItem(__pyx_t_2, __pyx_v_little); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 315, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_7);
+    __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
+    __pyx_t_6 = __pyx_t_7;
+    __Pyx_INCREF(__pyx_t_6);
+    __pyx_t_2 = __Pyx_PyLong_AddObjC(__pyx_v_pos, __pyx_mstate_global->__pyx_int_4, 4, 0, 0); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 315, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_2);
+    __pyx_t_8 = 0;
     {
-      PyObject *__pyx_callargs[3] = {__pyx_t_4, __pyx_v_buf, __pyx_t_3};
-      __pyx_t_1 = __Pyx_PyObject_FastCallMethod((PyObject*)__pyx_mstate_global->__pyx_n_u_unpack_from, __pyx_callargs+__pyx_t_6, (3-__pyx_t_6) | (1*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
-      __Pyx_XDECREF(__pyx_t_4); __pyx_t_4 = 0;
-      __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
-      __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
-      if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 315, __pyx_L1_error)
-      __Pyx_GOTREF(__pyx_t_1);
+      PyObject *__pyx_callargs[3] = {__pyx_t_6, __pyx_v_buf, __pyx_t_2};
+      __pyx_t_5 = __Pyx_PyObject_FastCallMethod((PyObject*)__pyx_mstate_global->__pyx_n_u_unpack_from, __pyx_callargs+__pyx_t_8, (3-__pyx_t_8) | (1*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
+      __Pyx_XDECREF(__pyx_t_6); __pyx_t_6 = 0;
+      __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
+      __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
+      if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 315, __pyx_L1_error)
+      __Pyx_GOTREF(__pyx_t_5);
     }
-    __pyx_t_5 = __Pyx_GetItemInt(__pyx_t_1, 0, long, 1, __Pyx_PyLong_From_long, 0, 0, 1, __Pyx_ReferenceSharing_OwnStrongReference); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 315, __pyx_L1_error)
+    __pyx_t_7 = __Pyx_GetItemInt(__pyx_t_5, 0, long, 1, __Pyx_PyLong_From_long, 0, 0, 1, __Pyx_ReferenceSharing_OwnStrongReference); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 315, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_7);
+    __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
+    __pyx_t_5 = __Pyx_PyLong_AddObjC(__pyx_v_pos, __pyx_mstate_global->__pyx_int_8, 8, 0, 0); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 315, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_5);
-    __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
-    __pyx_t_1 = __Pyx_PyLong_AddObjC(__pyx_v_pos, __pyx_mstate_global->__pyx_int_8, 8, 0, 0); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 315, __pyx_L1_error)
-    __Pyx_GOTREF(__pyx_t_1);
-    __pyx_t_3 = PyTuple_New(4); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 315, __pyx_L1_error)
-    __Pyx_GOTREF(__pyx_t_3);
+    __pyx_t_2 = PyTuple_New(4); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 315, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_2);
     __Pyx_INCREF(__pyx_v_tag);
     __Pyx_GIVEREF(__pyx_v_tag);
-    if (__Pyx_PyTuple_SET_ITEM(__pyx_t_3, 0, __pyx_v_tag) != (0)) __PYX_ERR(0, 315, __pyx_L1_error);
+    if (__Pyx_PyTuple_SET_ITEM(__pyx_t_2, 0, __pyx_v_tag) != (0)) __PYX_ERR(0, 315, __pyx_L1_error);
     __Pyx_INCREF(Py_None);
     __Pyx_GIVEREF(Py_None);
-    if (__Pyx_PyTuple_SET_ITEM(__pyx_t_3, 1, Py_None) != (0)) __PYX_ERR(0, 315, __pyx_L1_error);
+    if (__Pyx_PyTuple_SET_ITEM(__pyx_t_2, 1, Py_None) != (0)) __PYX_ERR(0, 315, __pyx_L1_error);
+    __Pyx_GIVEREF(__pyx_t_7);
+    if (__Pyx_PyTuple_SET_ITEM(__pyx_t_2, 2, __pyx_t_7) != (0)) __PYX_ERR(0, 315, __pyx_L1_error);
     __Pyx_GIVEREF(__pyx_t_5);
-    if (__Pyx_PyTuple_SET_ITEM(__pyx_t_3, 2, __pyx_t_5) != (0)) __PYX_ERR(0, 315, __pyx_L1_error);
-    __Pyx_GIVEREF(__pyx_t_1);
-    if (__Pyx_PyTuple_SET_ITEM(__pyx_t_3, 3, __pyx_t_1) != (0)) __PYX_ERR(0, 315, __pyx_L1_error);
+    if (__Pyx_PyTuple_SET_ITEM(__pyx_t_2, 3, __pyx_t_5) != (0)) __PYX_ERR(0, 315, __pyx_L1_error);
+    __pyx_t_7 = 0;
     __pyx_t_5 = 0;
-    __pyx_t_1 = 0;
     {
       PyObject *__pyx_temp;
       {
         __pyx_temp = __pyx_r;
-        __pyx_r = __pyx_t_3;
+        __pyx_r = __pyx_t_2;
       }
       __Pyx_XDECREF(__pyx_temp);
     }
-    __pyx_t_3 = 0;
+    __pyx_t_2 = 0;
     goto __pyx_L0;
 
     /* "ext/tagstream.pyx":314
@@ -27696,26 +27718,26 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_26_header(CYTHON_UNUSE
  *     if not _is_vr(vr[0], vr[1]):
  *         raise DicomStreamError("invalid VR %r at %d for %s" % (vr, pos, format_tag(tag)))
 */
-  __pyx_t_1 = NULL;
-  __pyx_t_5 = __Pyx_PyLong_AddObjC(__pyx_v_pos, __pyx_mstate_global->__pyx_int_4, 4, 0, 0); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 316, __pyx_L1_error)
-  __Pyx_GOTREF(__pyx_t_5);
-  __pyx_t_4 = __Pyx_PyLong_AddObjC(__pyx_v_pos, __pyx_mstate_global->__pyx_int_6, 6, 0, 0); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 316, __pyx_L1_error)
-  __Pyx_GOTREF(__pyx_t_4);
-  __pyx_t_9 = __Pyx_PyObject_GetSlice(__pyx_v_buf, 0, 0, &__pyx_t_5, &__pyx_t_4, NULL, 0, 0, 0); if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 316, __pyx_L1_error)
-  __Pyx_GOTREF(__pyx_t_9);
-  __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
-  __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
-  __pyx_t_6 = 1;
+  __pyx_t_5 = NULL;
+  __pyx_t_7 = __Pyx_PyLong_AddObjC(__pyx_v_pos, __pyx_mstate_global->__pyx_int_4, 4, 0, 0); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 316, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_7);
+  __pyx_t_6 = __Pyx_PyLong_AddObjC(__pyx_v_pos, __pyx_mstate_global->__pyx_int_6, 6, 0, 0); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 316, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_6);
+  __pyx_t_10 = __Pyx_PyObject_GetSlice(__pyx_v_buf, 0, 0, &__pyx_t_7, &__pyx_t_6, NULL, 0, 0, 0); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 316, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_10);
+  __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
+  __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
+  __pyx_t_8 = 1;
   {
-    PyObject *__pyx_callargs[2] = {__pyx_t_1, __pyx_t_9};
-    __pyx_t_3 = __Pyx_PyObject_FastCall((PyObject*)(&PyBytes_Type), __pyx_callargs+__pyx_t_6, (2-__pyx_t_6) | (__pyx_t_6*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
-    __Pyx_XDECREF(__pyx_t_1); __pyx_t_1 = 0;
-    __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
-    if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 316, __pyx_L1_error)
-    __Pyx_GOTREF(__pyx_t_3);
+    PyObject *__pyx_callargs[2] = {__pyx_t_5, __pyx_t_10};
+    __pyx_t_2 = __Pyx_PyObject_FastCall((PyObject*)(&PyBytes_Type), __pyx_callargs+__pyx_t_8, (2-__pyx_t_8) | (__pyx_t_8*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
+    __Pyx_XDECREF(__pyx_t_5); __pyx_t_5 = 0;
+    __Pyx_DECREF(__pyx_t_10); __pyx_t_10 = 0;
+    if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 316, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_2);
   }
-  __pyx_v_vr = ((PyObject*)__pyx_t_3);
-  __pyx_t_3 = 0;
+  __pyx_v_vr = ((PyObject*)__pyx_t_2);
+  __pyx_t_2 = 0;
 
   /* "ext/tagstream.pyx":317
  *         return tag, None, _U32[little].unpack_from(buf, pos + 4)[0], pos + 8
@@ -27724,45 +27746,45 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_26_header(CYTHON_UNUSE
  *         raise DicomStreamError("invalid VR %r at %d for %s" % (vr, pos, format_tag(tag)))
  *     if vr in LONG_VRS:
 */
-  __pyx_t_9 = NULL;
-  __Pyx_GetModuleGlobalName(__pyx_t_1, __pyx_mstate_global->__pyx_n_u_is_vr); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 317, __pyx_L1_error)
-  __Pyx_GOTREF(__pyx_t_1);
-  __pyx_t_10 = __Pyx_GetItemInt_Bytes(__pyx_v_vr, 0, long, 1, __Pyx_PyLong_From_long, 0, 0, 1, __Pyx_ReferenceSharing_OwnStrongReference); if (unlikely(__pyx_t_10 == -1)) __PYX_ERR(0, 317, __pyx_L1_error)
-  __pyx_t_4 = __Pyx_PyLong_From_int(__pyx_t_10); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 317, __pyx_L1_error)
-  __Pyx_GOTREF(__pyx_t_4);
-
-  __pyx_t_10 = __Pyx_GetItemInt_Bytes(__pyx_v_vr, 1, long, 1, __Pyx_PyLong_From_long, 0, 0, 1, __Pyx_ReferenceSharing_OwnStrongReference); if (unlikely(__pyx_t_10 == -1)) __PYX_ERR(0, 317, __pyx_L1_error)
-  __pyx_t_5 = __Pyx_PyLong_From_int(__pyx_t_10); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 317, __pyx_L1_error)
+  __pyx_t_10 = NULL;
+  __Pyx_GetModuleGlobalName(__pyx_t_5, __pyx_mstate_global->__pyx_n_u_is_vr); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 317, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_5);
+  __pyx_t_11 = __Pyx_GetItemInt_Bytes(__pyx_v_vr, 0, long, 1, __Pyx_PyLong_From_long, 0, 0, 1, __Pyx_ReferenceSharing_OwnStrongReference); if (unlikely(__pyx_t_11 == -1)) __PYX_ERR(0, 317, __pyx_L1_error)
+  __pyx_t_6 = __Pyx_PyLong_From_int(__pyx_t_11); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 317, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_6);
 
-  __pyx_t_6 = 1;
+  __pyx_t_11 = __Pyx_GetItemInt_Bytes(__pyx_v_vr, 1, long, 1, __Pyx_PyLong_From_long, 0, 0, 1, __Pyx_ReferenceSharing_OwnStrongReference); if (unlikely(__pyx_t_11 == -1)) __PYX_ERR(0, 317, __pyx_L1_error)
+  __pyx_t_7 = __Pyx_PyLong_From_int(__pyx_t_11); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 317, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_7);
+
+  __pyx_t_8 = 1;
   #if CYTHON_UNPACK_METHODS
-  if (unlikely(PyMethod_Check(__pyx_t_1))) {
-    __pyx_t_9 = PyMethod_GET_SELF(__pyx_t_1);
-    assert(__pyx_t_9);
-    PyObject* __pyx__function = PyMethod_GET_FUNCTION(__pyx_t_1);
-    __Pyx_INCREF(__pyx_t_9);
+  if (unlikely(PyMethod_Check(__pyx_t_5))) {
+    __pyx_t_10 = PyMethod_GET_SELF(__pyx_t_5);
+    assert(__pyx_t_10);
+    PyObject* __pyx__function = PyMethod_GET_FUNCTION(__pyx_t_5);
+    __Pyx_INCREF(__pyx_t_10);
     __Pyx_INCREF(__pyx__function);
-    __Pyx_DECREF_SET(__pyx_t_1, __pyx__function);
-    __pyx_t_6 = 0;
+    __Pyx_DECREF_SET(__pyx_t_5, __pyx__function);
+    __pyx_t_8 = 0;
   }
   #endif
   {
-    PyObject *__pyx_callargs[3] = {__pyx_t_9, __pyx_t_4, __pyx_t_5};
-    __pyx_t_3 = __Pyx_PyObject_FastCall((PyObject*)__pyx_t_1, __pyx_callargs+__pyx_t_6, (3-__pyx_t_6) | (__pyx_t_6*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
-    __Pyx_XDECREF(__pyx_t_9); __pyx_t_9 = 0;
-    __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
+    PyObject *__pyx_callargs[3] = {__pyx_t_10, __pyx_t_6, __pyx_t_7};
+    __pyx_t_2 = __Pyx_PyObject_FastCall((PyObject*)__pyx_t_5, __pyx_callargs+__pyx_t_8, (3-__pyx_t_8) | (__pyx_t_8*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
+    __Pyx_XDECREF(__pyx_t_10); __pyx_t_10 = 0;
+    __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
+    __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
     __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
-    __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
-    if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 317, __pyx_L1_error)
-    __Pyx_GOTREF(__pyx_t_3);
+    if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 317, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_2);
   }
-  __pyx_t_2 = __Pyx_PyObject_IsTrue(__pyx_t_3); if (unlikely((__pyx_t_2 < 0))) __PYX_ERR(0, 317, __pyx_L1_error)
-  __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
-  __pyx_t_8 = (!__pyx_t_2);
+  __pyx_t_1 = __Pyx_PyObject_IsTrue(__pyx_t_2); if (unlikely((__pyx_t_1 < 0))) __PYX_ERR(0, 317, __pyx_L1_error)
+  __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
+  __pyx_t_3 = (!__pyx_t_1);
 
 
-  if (unlikely(__pyx_t_8)) {
+  if (unlikely(__pyx_t_3)) {
 
 
     /* "ext/tagstream.pyx":318
@@ -27770,66 +27792,66 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_26_header(CYTHON_UNUSE
  *     if not _is_vr(vr[0], vr[1]):
  *         raise DicomStreamError("invalid VR %r at %d for %s" % (vr, pos, format_tag(tag)))             # <<<<<<<<<<<<<<
  *     if vr in LONG_VRS:
- *         if pos + 12 > end:
+ *         if pos + 12 > end or pos + 12 > len(buf):
 */
-    __pyx_t_1 = NULL;
-    __Pyx_GetModuleGlobalName(__pyx_t_5, __pyx_mstate_global->__pyx_n_u_DicomStreamError); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 318, __pyx_L1_error)
-    __Pyx_GOTREF(__pyx_t_5);
-    __pyx_t_4 = __Pyx_PyObject_FormatSimpleAndDecref(PyObject_Repr(__pyx_v_vr), __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 318, __pyx_L1_error)
-    __Pyx_GOTREF(__pyx_t_4);
-    __pyx_t_9 = __Pyx_PyObject_FormatAndDecref(__Pyx_PyNumber_Long(__pyx_v_pos), __pyx_mstate_global->__pyx_n_u_d); if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 318, __pyx_L1_error)
-    __Pyx_GOTREF(__pyx_t_9);
-    __Pyx_GetModuleGlobalName(__pyx_t_11, __pyx_mstate_global->__pyx_n_u_format_tag); if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 318, __pyx_L1_error)
-    __Pyx_GOTREF(__pyx_t_11);
-    __pyx_t_12 = __Pyx_PyObject_CallOneArg(__pyx_t_11, __pyx_v_tag); if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 318, __pyx_L1_error)
+    __pyx_t_5 = NULL;
+    __Pyx_GetModuleGlobalName(__pyx_t_7, __pyx_mstate_global->__pyx_n_u_DicomStreamError); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 318, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_7);
+    __pyx_t_6 = __Pyx_PyObject_FormatSimpleAndDecref(PyObject_Repr(__pyx_v_vr), __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 318, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_6);
+    __pyx_t_10 = __Pyx_PyObject_FormatAndDecref(__Pyx_PyNumber_Long(__pyx_v_pos), __pyx_mstate_global->__pyx_n_u_d); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 318, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_10);
+    __Pyx_GetModuleGlobalName(__pyx_t_12, __pyx_mstate_global->__pyx_n_u_format_tag); if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 318, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_12);
-    __Pyx_DECREF(__pyx_t_11); __pyx_t_11 = 0;
-    __pyx_t_11 = __Pyx_PyObject_FormatSimpleAndDecref(PyObject_Str(__pyx_t_12), __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 318, __pyx_L1_error)
-    __Pyx_GOTREF(__pyx_t_11);
+    __pyx_t_13 = __Pyx_PyObject_CallOneArg(__pyx_t_12, __pyx_v_tag); if (unlikely(!__pyx_t_13)) __PYX_ERR(0, 318, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_13);
     __Pyx_DECREF(__pyx_t_12); __pyx_t_12 = 0;
-    __pyx_t_13[0] = __pyx_mstate_global->__pyx_kp_u_invalid_VR;
-    __pyx_t_13[1] = __pyx_t_4;
-    __pyx_t_13[2] = __pyx_mstate_global->__pyx_kp_u_at;
-    __pyx_t_13[3] = __pyx_t_9;
-    __pyx_t_13[4] = __pyx_mstate_global->__pyx_kp_u_for;
-    __pyx_t_13[5] = __pyx_t_11;
-    __pyx_t_14 = 20;
-    #if __Pyx_PyUnicode_Join_CAN_USE_KIND_AND_LENGTH
-    __pyx_t_14 += __Pyx_PyUnicode_GET_LENGTH(__pyx_t_13[1]) + __Pyx_PyUnicode_GET_LENGTH(__pyx_t_13[3]) + __Pyx_PyUnicode_GET_LENGTH(__pyx_t_13[5]);
-    #endif
-    __pyx_t_10 = 0;
-    #if __Pyx_PyUnicode_Join_CAN_USE_KIND_AND_LENGTH
-    __pyx_t_10 |= __Pyx_PyUnicode_KIND_04(__pyx_t_13[1]) | __Pyx_PyUnicode_KIND_04(__pyx_t_13[3]) | __Pyx_PyUnicode_KIND_04(__pyx_t_13[5]);
-    #endif
-    __pyx_t_12 = __Pyx_PyUnicode_Join(__pyx_t_13, 6, __pyx_t_14, __pyx_t_10);
-    if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 318, __pyx_L1_error)
+    __pyx_t_12 = __Pyx_PyObject_FormatSimpleAndDecref(PyObject_Str(__pyx_t_13), __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 318, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_12);
-    __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
-    __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
-    __Pyx_DECREF(__pyx_t_11); __pyx_t_11 = 0;
-    __pyx_t_6 = 1;
+    __Pyx_DECREF(__pyx_t_13); __pyx_t_13 = 0;
+    __pyx_t_14[0] = __pyx_mstate_global->__pyx_kp_u_invalid_VR;
+    __pyx_t_14[1] = __pyx_t_6;
+    __pyx_t_14[2] = __pyx_mstate_global->__pyx_kp_u_at;
+    __pyx_t_14[3] = __pyx_t_10;
+    __pyx_t_14[4] = __pyx_mstate_global->__pyx_kp_u_for;
+    __pyx_t_14[5] = __pyx_t_12;
+    __pyx_t_4 = 20;
+    #if __Pyx_PyUnicode_Join_CAN_USE_KIND_AND_LENGTH
+    __pyx_t_4 += __Pyx_PyUnicode_GET_LENGTH(__pyx_t_14[1]) + __Pyx_PyUnicode_GET_LENGTH(__pyx_t_14[3]) + __Pyx_PyUnicode_GET_LENGTH(__pyx_t_14[5]);
+    #endif
+    __pyx_t_11 = 0;
+    #if __Pyx_PyUnicode_Join_CAN_USE_KIND_AND_LENGTH
+    __pyx_t_11 |= __Pyx_PyUnicode_KIND_04(__pyx_t_14[1]) | __Pyx_PyUnicode_KIND_04(__pyx_t_14[3]) | __Pyx_PyUnicode_KIND_04(__pyx_t_14[5]);
+    #endif
+    __pyx_t_13 = __Pyx_PyUnicode_Join(__pyx_t_14, 6, __pyx_t_4, __pyx_t_11);
+    if (unlikely(!__pyx_t_13)) __PYX_ERR(0, 318, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_13);
+    __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
+    __Pyx_DECREF(__pyx_t_10); __pyx_t_10 = 0;
+    __Pyx_DECREF(__pyx_t_12); __pyx_t_12 = 0;
+    __pyx_t_8 = 1;
     #if CYTHON_UNPACK_METHODS
-    if (unlikely(PyMethod_Check(__pyx_t_5))) {
-      __pyx_t_1 = PyMethod_GET_SELF(__pyx_t_5);
-      assert(__pyx_t_1);
-      PyObject* __pyx__function = PyMethod_GET_FUNCTION(__pyx_t_5);
-      __Pyx_INCREF(__pyx_t_1);
+    if (unlikely(PyMethod_Check(__pyx_t_7))) {
+      __pyx_t_5 = PyMethod_GET_SELF(__pyx_t_7);
+      assert(__pyx_t_5);
+      PyObject* __pyx__function = PyMethod_GET_FUNCTION(__pyx_t_7);
+      __Pyx_INCREF(__pyx_t_5);
       __Pyx_INCREF(__pyx__function);
-      __Pyx_DECREF_SET(__pyx_t_5, __pyx__function);
-      __pyx_t_6 = 0;
+      __Pyx_DECREF_SET(__pyx_t_7, __pyx__function);
+      __pyx_t_8 = 0;
     }
     #endif
     {
-      PyObject *__pyx_callargs[2] = {__pyx_t_1, __pyx_t_12};
-      __pyx_t_3 = __Pyx_PyObject_FastCall((PyObject*)__pyx_t_5, __pyx_callargs+__pyx_t_6, (2-__pyx_t_6) | (__pyx_t_6*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
-      __Pyx_XDECREF(__pyx_t_1); __pyx_t_1 = 0;
-      __Pyx_DECREF(__pyx_t_12); __pyx_t_12 = 0;
-      __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
-      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 318, __pyx_L1_error)
-      __Pyx_GOTREF(__pyx_t_3);
+      PyObject *__pyx_callargs[2] = {__pyx_t_5, __pyx_t_13};
+      __pyx_t_2 = __Pyx_PyObject_FastCall((PyObject*)__pyx_t_7, __pyx_callargs+__pyx_t_8, (2-__pyx_t_8) | (__pyx_t_8*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
+      __Pyx_XDECREF(__pyx_t_5); __pyx_t_5 = 0;
+      __Pyx_DECREF(__pyx_t_13); __pyx_t_13 = 0;
+      __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
+      if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 318, __pyx_L1_error)
+      __Pyx_GOTREF(__pyx_t_2);
     }
-    __Pyx_Raise(__pyx_t_3, 0, 0, 0);
-    __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
+    __Pyx_Raise(__pyx_t_2, 0, 0, 0);
+    __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
     __PYX_ERR(0, 318, __pyx_L1_error)
 
     /* "ext/tagstream.pyx":317
@@ -27845,137 +27867,158 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_26_header(CYTHON_UNUSE
  *     if not _is_vr(vr[0], vr[1]):
  *         raise DicomStreamError("invalid VR %r at %d for %s" % (vr, pos, format_tag(tag)))
  *     if vr in LONG_VRS:             # <<<<<<<<<<<<<<
- *         if pos + 12 > end:
+ *         if pos + 12 > end or pos + 12 > len(buf):
  *             raise DicomTruncatedError("truncated element header at %d" % pos)
 */
-  __Pyx_GetModuleGlobalName(__pyx_t_3, __pyx_mstate_global->__pyx_n_u_LONG_VRS); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 319, __pyx_L1_error)
-  __Pyx_GOTREF(__pyx_t_3);
-  __pyx_t_8 = (__Pyx_PySequence_ContainsTF(__pyx_v_vr, __pyx_t_3, Py_EQ)); if (unlikely((__pyx_t_8 < 0))) __PYX_ERR(0, 319, __pyx_L1_error)
-  __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
-  if (__pyx_t_8) {
+  __Pyx_GetModuleGlobalName(__pyx_t_2, __pyx_mstate_global->__pyx_n_u_LONG_VRS); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 319, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_2);
+  __pyx_t_3 = (__Pyx_PySequence_ContainsTF(__pyx_v_vr, __pyx_t_2, Py_EQ)); if (unlikely((__pyx_t_3 < 0))) __PYX_ERR(0, 319, __pyx_L1_error)
+  __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
+  if (__pyx_t_3) {
 
 
     /* "ext/tagstream.pyx":320
  *         raise DicomStreamError("invalid VR %r at %d for %s" % (vr, pos, format_tag(tag)))
  *     if vr in LONG_VRS:
- *         if pos + 12 > end:             # <<<<<<<<<<<<<<
+ *         if pos + 12 > end or pos + 12 > len(buf):             # <<<<<<<<<<<<<<
  *             raise DicomTruncatedError("truncated element header at %d" % pos)
  *         return tag, vr, _U32[little].unpack_from(buf, pos + 8)[0], pos + 12
 */
-    __pyx_t_3 = __Pyx_PyLong_AddObjC(__pyx_v_pos, __pyx_mstate_global->__pyx_int_12, 12, 0, 0); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 320, __pyx_L1_error)
-    __Pyx_GOTREF(__pyx_t_3);
-    __pyx_t_8 = __Pyx_PyObject_CompareBoolGt_object_object(__pyx_t_3, __pyx_v_end, Py_GT); if (unlikely((__pyx_t_8 < 0))) __PYX_ERR(0, 320, __pyx_L1_error)
-    __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
-    if (unlikely(__pyx_t_8)) {
+    __pyx_t_2 = __Pyx_PyLong_AddObjC(__pyx_v_pos, __pyx_mstate_global->__pyx_int_12, 12, 0, 0); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 320, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_2);
+    __pyx_t_1 = __Pyx_PyObject_CompareBoolGt_object_object(__pyx_t_2, __pyx_v_end, Py_GT); if (unlikely((__pyx_t_1 < 0))) __PYX_ERR(0, 320, __pyx_L1_error)
+    __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
+    if (!__pyx_t_1) {
+
+    } else {
+
+      __pyx_t_3 = __pyx_t_1;
+
+      goto __pyx_L14_bool_binop_done;
+    }
+    __pyx_t_2 = __Pyx_PyLong_AddObjC(__pyx_v_pos, __pyx_mstate_global->__pyx_int_12, 12, 0, 0); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 320, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_2);
+    __pyx_t_4 = PyObject_Length(__pyx_v_buf); if (unlikely(__pyx_t_4 == ((Py_ssize_t)-1))) __PYX_ERR(0, 320, __pyx_L1_error)
+    __pyx_t_7 = PyLong_FromSsize_t(__pyx_t_4); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 320, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_7);
+
+    __pyx_t_1 = __Pyx_PyObject_CompareBoolGt_object_int(__pyx_t_2, __pyx_t_7, Py_GT); if (unlikely((__pyx_t_1 < 0))) __PYX_ERR(0, 320, __pyx_L1_error)
+    __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
+    __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
+
+    __pyx_t_3 = __pyx_t_1;
+
+    __pyx_L14_bool_binop_done:;
+    if (unlikely(__pyx_t_3)) {
 
 
       /* "ext/tagstream.pyx":321
  *     if vr in LONG_VRS:
- *         if pos + 12 > end:
+ *         if pos + 12 > end or pos + 12 > len(buf):
  *             raise DicomTruncatedError("truncated element header at %d" % pos)             # <<<<<<<<<<<<<<
  *         return tag, vr, _U32[little].unpack_from(buf, pos + 8)[0], pos + 12
  *     return tag, vr, _U16[little].unpack_from(buf, pos + 6)[0], pos + 8
 */
-      __pyx_t_5 = NULL;
-      __Pyx_GetModuleGlobalName(__pyx_t_12, __pyx_mstate_global->__pyx_n_u_DicomTruncatedError); if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 321, __pyx_L1_error)
-      __Pyx_GOTREF(__pyx_t_12);
-      __pyx_t_1 = __Pyx_PyUnicode_FormatSafe(__pyx_mstate_global->__pyx_kp_u_truncated_element_header_at_d, __pyx_v_pos); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 321, __pyx_L1_error)
-      __Pyx_GOTREF(__pyx_t_1);
-      __pyx_t_6 = 1;
+      __pyx_t_2 = NULL;
+      __Pyx_GetModuleGlobalName(__pyx_t_13, __pyx_mstate_global->__pyx_n_u_DicomTruncatedError); if (unlikely(!__pyx_t_13)) __PYX_ERR(0, 321, __pyx_L1_error)
+      __Pyx_GOTREF(__pyx_t_13);
+      __pyx_t_5 = __Pyx_PyUnicode_FormatSafe(__pyx_mstate_global->__pyx_kp_u_truncated_element_header_at_d, __pyx_v_pos); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 321, __pyx_L1_error)
+      __Pyx_GOTREF(__pyx_t_5);
+      __pyx_t_8 = 1;
       #if CYTHON_UNPACK_METHODS
-      if (unlikely(PyMethod_Check(__pyx_t_12))) {
-        __pyx_t_5 = PyMethod_GET_SELF(__pyx_t_12);
-        assert(__pyx_t_5);
-        PyObject* __pyx__function = PyMethod_GET_FUNCTION(__pyx_t_12);
-        __Pyx_INCREF(__pyx_t_5);
+      if (unlikely(PyMethod_Check(__pyx_t_13))) {
+        __pyx_t_2 = PyMethod_GET_SELF(__pyx_t_13);
+        assert(__pyx_t_2);
+        PyObject* __pyx__function = PyMethod_GET_FUNCTION(__pyx_t_13);
+        __Pyx_INCREF(__pyx_t_2);
         __Pyx_INCREF(__pyx__function);
-        __Pyx_DECREF_SET(__pyx_t_12, __pyx__function);
-        __pyx_t_6 = 0;
+        __Pyx_DECREF_SET(__pyx_t_13, __pyx__function);
+        __pyx_t_8 = 0;
       }
       #endif
       {
-        PyObject *__pyx_callargs[2] = {__pyx_t_5, __pyx_t_1};
-        __pyx_t_3 = __Pyx_PyObject_FastCall((PyObject*)__pyx_t_12, __pyx_callargs+__pyx_t_6, (2-__pyx_t_6) | (__pyx_t_6*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
-        __Pyx_XDECREF(__pyx_t_5); __pyx_t_5 = 0;
-        __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
-        __Pyx_DECREF(__pyx_t_12); __pyx_t_12 = 0;
-        if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 321, __pyx_L1_error)
-        __Pyx_GOTREF(__pyx_t_3);
+        PyObject *__pyx_callargs[2] = {__pyx_t_2, __pyx_t_5};
+        __pyx_t_7 = __Pyx_PyObject_FastCall((PyObject*)__pyx_t_13, __pyx_callargs+__pyx_t_8, (2-__pyx_t_8) | (__pyx_t_8*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
+        __Pyx_XDECREF(__pyx_t_2); __pyx_t_2 = 0;
+        __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
+        __Pyx_DECREF(__pyx_t_13); __pyx_t_13 = 0;
+        if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 321, __pyx_L1_error)
+        __Pyx_GOTREF(__pyx_t_7);
       }
-      __Pyx_Raise(__pyx_t_3, 0, 0, 0);
-      __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
+      __Pyx_Raise(__pyx_t_7, 0, 0, 0);
+      __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
       __PYX_ERR(0, 321, __pyx_L1_error)
 
       /* "ext/tagstream.pyx":320
  *         raise DicomStreamError("invalid VR %r at %d for %s" % (vr, pos, format_tag(tag)))
  *     if vr in LONG_VRS:
- *         if pos + 12 > end:             # <<<<<<<<<<<<<<
+ *         if pos + 12 > end or pos + 12 > len(buf):             # <<<<<<<<<<<<<<
  *             raise DicomTruncatedError("truncated element header at %d" % pos)
  *         return tag, vr, _U32[little].unpack_from(buf, pos + 8)[0], pos + 12
 */
     }
 
     /* "ext/tagstream.pyx":322
- *         if pos + 12 > end:
+ *         if pos + 12 > end or pos + 12 > len(buf):
  *             raise DicomTruncatedError("truncated element header at %d" % pos)
  *         return tag, vr, _U32[little].unpack_from(buf, pos + 8)[0], pos + 12             # <<<<<<<<<<<<<<
  *     return tag, vr, _U16[little].unpack_from(buf, pos + 6)[0], pos + 8
  * 
 */
-    __Pyx_GetModuleGlobalName(__pyx_t_1, __pyx_mstate_global->__pyx_n_u_U32); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 322, __pyx_L1_error)
-    __Pyx_GOTREF(__pyx_t_1);
-    __pyx_t_5 = __Pyx_PyObject_GetItem(__pyx_t_1, __pyx_v_little); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 322, __pyx_L1_error)
+    __Pyx_GetModuleGlobalName(__pyx_t_5, __pyx_mstate_global->__pyx_n_u_U32); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 322, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_5);
-    __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
-    __pyx_t_12 = __pyx_t_5;
-    __Pyx_INCREF(__pyx_t_12);
-    __pyx_t_1 = __Pyx_PyLong_AddObjC(__pyx_v_pos, __pyx_mstate_global->__pyx_int_8, 8, 0, 0); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 322, __pyx_L1_error)
-    __Pyx_GOTREF(__pyx_t_1);
-    __pyx_t_6 = 0;
+    __pyx_t_2 = __Pyx_PyObject_GetItem(__pyx_t_5, __pyx_v_little); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 322, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_2);
+    __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
+    __pyx_t_13 = __pyx_t_2;
+    __Pyx_INCREF(__pyx_t_13);
+    __pyx_t_5 = __Pyx_PyLong_AddObjC(__pyx_v_pos, __pyx_mstate_global->__pyx_int_8, 8, 0, 0); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 322, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_5);
+    __pyx_t_8 = 0;
     {
-      PyObject *__pyx_callargs[3] = {__pyx_t_12, __pyx_v_buf, __pyx_t_1};
-      __pyx_t_3 = __Pyx_PyObject_FastCallMethod((PyObject*)__pyx_mstate_global->__pyx_n_u_unpack_from, __pyx_callargs+__pyx_t_6, (3-__pyx_t_6) | (1*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
-      __Pyx_XDECREF(__pyx_t_12); __pyx_t_12 = 0;
-      __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
+      PyObject *__pyx_callargs[3] = {__pyx_t_13, __pyx_v_buf, __pyx_t_5};
+      __pyx_t_7 = __Pyx_PyObject_FastCallMethod((PyObject*)__pyx_mstate_global->__pyx_n_u_unpack_from, __pyx_callargs+__pyx_t_8, (3-__pyx_t_8) | (1*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
+      __Pyx_XDECREF(__pyx_t_13); __pyx_t_13 = 0;
       __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
-      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 322, __pyx_L1_error)
-      __Pyx_GOTREF(__pyx_t_3);
+      __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
+      if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 322, __pyx_L1_error)
+      __Pyx_GOTREF(__pyx_t_7);
     }
-    __pyx_t_5 = __Pyx_GetItemInt(__pyx_t_3, 0, long, 1, __Pyx_PyLong_From_long, 0, 0, 1, __Pyx_ReferenceSharing_OwnStrongReference); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 322, __pyx_L1_error)
+    __pyx_t_2 = __Pyx_GetItemInt(__pyx_t_7, 0, long, 1, __Pyx_PyLong_From_long, 0, 0, 1, __Pyx_ReferenceSharing_OwnStrongReference); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 322, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_2);
+    __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
+    __pyx_t_7 = __Pyx_PyLong_AddObjC(__pyx_v_pos, __pyx_mstate_global->__pyx_int_12, 12, 0, 0); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 322, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_7);
+    __pyx_t_5 = PyTuple_New(4); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 322, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_5);
-    __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
-    __pyx_t_3 = __Pyx_PyLong_AddObjC(__pyx_v_pos, __pyx_mstate_global->__pyx_int_12, 12, 0, 0); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 322, __pyx_L1_error)
-    __Pyx_GOTREF(__pyx_t_3);
-    __pyx_t_1 = PyTuple_New(4); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 322, __pyx_L1_error)
-    __Pyx_GOTREF(__pyx_t_1);
     __Pyx_INCREF(__pyx_v_tag);
     __Pyx_GIVEREF(__pyx_v_tag);
-    if (__Pyx_PyTuple_SET_ITEM(__pyx_t_1, 0, __pyx_v_tag) != (0)) __PYX_ERR(0, 322, __pyx_L1_error);
+    if (__Pyx_PyTuple_SET_ITEM(__pyx_t_5, 0, __pyx_v_tag) != (0)) __PYX_ERR(0, 322, __pyx_L1_error);
     __Pyx_INCREF(__pyx_v_vr);
     __Pyx_GIVEREF(__pyx_v_vr);
-    if (__Pyx_PyTuple_SET_ITEM(__pyx_t_1, 1, __pyx_v_vr) != (0)) __PYX_ERR(0, 322, __pyx_L1_error);
-    __Pyx_GIVEREF(__pyx_t_5);
-    if (__Pyx_PyTuple_SET_ITEM(__pyx_t_1, 2, __pyx_t_5) != (0)) __PYX_ERR(0, 322, __pyx_L1_error);
-    __Pyx_GIVEREF(__pyx_t_3);
-    if (__Pyx_PyTuple_SET_ITEM(__pyx_t_1, 3, __pyx_t_3) != (0)) __PYX_ERR(0, 322, __pyx_L1_error);
-    __pyx_t_5 = 0;
-    __pyx_t_3 = 0;
+    if (__Pyx_PyTuple_SET_ITEM(__pyx_t_5, 1, __pyx_v_vr) != (0)) __PYX_ERR(0, 322, __pyx_L1_error);
+    __Pyx_GIVEREF(__pyx_t_2);
+    if (__Pyx_PyTuple_SET_ITEM(__pyx_t_5, 2, __pyx_t_2) != (0)) __PYX_ERR(0, 322, __pyx_L1_error);
+    __Pyx_GIVEREF(__pyx_t_7);
+    if (__Pyx_PyTuple_SET_ITEM(__pyx_t_5, 3, __pyx_t_7) != (0)) __PYX_ERR(0, 322, __pyx_L1_error);
+    __pyx_t_2 = 0;
+    __pyx_t_7 = 0;
     {
       PyObject *__pyx_temp;
       {
         __pyx_temp = __pyx_r;
-        __pyx_r = __pyx_t_1;
+        __pyx_r = __pyx_t_5;
       }
       __Pyx_XDECREF(__pyx_temp);
     }
-    __pyx_t_1 = 0;
+    __pyx_t_5 = 0;
     goto __pyx_L0;
 
     /* "ext/tagstream.pyx":319
  *     if not _is_vr(vr[0], vr[1]):
  *         raise DicomStreamError("invalid VR %r at %d for %s" % (vr, pos, format_tag(tag)))
  *     if vr in LONG_VRS:             # <<<<<<<<<<<<<<
- *         if pos + 12 > end:
+ *         if pos + 12 > end or pos + 12 > len(buf):
  *             raise DicomTruncatedError("truncated element header at %d" % pos)
 */
   }
@@ -27987,53 +28030,53 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_26_header(CYTHON_UNUSE
  * 
  * 
 */
-  __Pyx_GetModuleGlobalName(__pyx_t_5, __pyx_mstate_global->__pyx_n_u_U16); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 323, __pyx_L1_error)
-  __Pyx_GOTREF(__pyx_t_5);
-  __pyx_t_12 = __Pyx_PyObject_GetItem(__pyx_t_5, __pyx_v_little); if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 323, __pyx_L1_error)
-  __Pyx_GOTREF(__pyx_t_12);
-  __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
-  __pyx_t_3 = __pyx_t_12;
-  __Pyx_INCREF(__pyx_t_3);
-  __pyx_t_5 = __Pyx_PyLong_AddObjC(__pyx_v_pos, __pyx_mstate_global->__pyx_int_6, 6, 0, 0); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 323, __pyx_L1_error)
-  __Pyx_GOTREF(__pyx_t_5);
-  __pyx_t_6 = 0;
+  __Pyx_GetModuleGlobalName(__pyx_t_2, __pyx_mstate_global->__pyx_n_u_U16); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 323, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_2);
+  __pyx_t_13 = __Pyx_PyObject_GetItem(__pyx_t_2, __pyx_v_little); if (unlikely(!__pyx_t_13)) __PYX_ERR(0, 323, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_13);
+  __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
+  __pyx_t_7 = __pyx_t_13;
+  __Pyx_INCREF(__pyx_t_7);
+  __pyx_t_2 = __Pyx_PyLong_AddObjC(__pyx_v_pos, __pyx_mstate_global->__pyx_int_6, 6, 0, 0); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 323, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_2);
+  __pyx_t_8 = 0;
   {
-    PyObject *__pyx_callargs[3] = {__pyx_t_3, __pyx_v_buf, __pyx_t_5};
-    __pyx_t_1 = __Pyx_PyObject_FastCallMethod((PyObject*)__pyx_mstate_global->__pyx_n_u_unpack_from, __pyx_callargs+__pyx_t_6, (3-__pyx_t_6) | (1*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
-    __Pyx_XDECREF(__pyx_t_3); __pyx_t_3 = 0;
-    __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
-    __Pyx_DECREF(__pyx_t_12); __pyx_t_12 = 0;
-    if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 323, __pyx_L1_error)
-    __Pyx_GOTREF(__pyx_t_1);
+    PyObject *__pyx_callargs[3] = {__pyx_t_7, __pyx_v_buf, __pyx_t_2};
+    __pyx_t_5 = __Pyx_PyObject_FastCallMethod((PyObject*)__pyx_mstate_global->__pyx_n_u_unpack_from, __pyx_callargs+__pyx_t_8, (3-__pyx_t_8) | (1*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
+    __Pyx_XDECREF(__pyx_t_7); __pyx_t_7 = 0;
+    __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
+    __Pyx_DECREF(__pyx_t_13); __pyx_t_13 = 0;
+    if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 323, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_5);
   }
-  __pyx_t_12 = __Pyx_GetItemInt(__pyx_t_1, 0, long, 1, __Pyx_PyLong_From_long, 0, 0, 1, __Pyx_ReferenceSharing_OwnStrongReference); if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 323, __pyx_L1_error)
-  __Pyx_GOTREF(__pyx_t_12);
-  __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
-  __pyx_t_1 = __Pyx_PyLong_AddObjC(__pyx_v_pos, __pyx_mstate_global->__pyx_int_8, 8, 0, 0); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 323, __pyx_L1_error)
-  __Pyx_GOTREF(__pyx_t_1);
-  __pyx_t_5 = PyTuple_New(4); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 323, __pyx_L1_error)
+  __pyx_t_13 = __Pyx_GetItemInt(__pyx_t_5, 0, long, 1, __Pyx_PyLong_From_long, 0, 0, 1, __Pyx_ReferenceSharing_OwnStrongReference); if (unlikely(!__pyx_t_13)) __PYX_ERR(0, 323, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_13);
+  __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
+  __pyx_t_5 = __Pyx_PyLong_AddObjC(__pyx_v_pos, __pyx_mstate_global->__pyx_int_8, 8, 0, 0); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 323, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_5);
+  __pyx_t_2 = PyTuple_New(4); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 323, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_2);
   __Pyx_INCREF(__pyx_v_tag);
   __Pyx_GIVEREF(__pyx_v_tag);
-  if (__Pyx_PyTuple_SET_ITEM(__pyx_t_5, 0, __pyx_v_tag) != (0)) __PYX_ERR(0, 323, __pyx_L1_error);
+  if (__Pyx_PyTuple_SET_ITEM(__pyx_t_2, 0, __pyx_v_tag) != (0)) __PYX_ERR(0, 323, __pyx_L1_error);
   __Pyx_INCREF(__pyx_v_vr);
   __Pyx_GIVEREF(__pyx_v_vr);
-  if (__Pyx_PyTuple_SET_ITEM(__pyx_t_5, 1, __pyx_v_vr) != (0)) __PYX_ERR(0, 323, __pyx_L1_error);
-  __Pyx_GIVEREF(__pyx_t_12);
-  if (__Pyx_PyTuple_SET_ITEM(__pyx_t_5, 2, __pyx_t_12) != (0)) __PYX_ERR(0, 323, __pyx_L1_error);
-  __Pyx_GIVEREF(__pyx_t_1);
-  if (__Pyx_PyTuple_SET_ITEM(__pyx_t_5, 3, __pyx_t_1) != (0)) __PYX_ERR(0, 323, __pyx_L1_error);
-  __pyx_t_12 = 0;
-  __pyx_t_1 = 0;
+  if (__Pyx_PyTuple_SET_ITEM(__pyx_t_2, 1, __pyx_v_vr) != (0)) __PYX_ERR(0, 323, __pyx_L1_error);
+  __Pyx_GIVEREF(__pyx_t_13);
+  if (__Pyx_PyTuple_SET_ITEM(__pyx_t_2, 2, __pyx_t_13) != (0)) __PYX_ERR(0, 323, __pyx_L1_error);
+  __Pyx_GIVEREF(__pyx_t_5);
+  if (__Pyx_PyTuple_SET_ITEM(__pyx_t_2, 3, __pyx_t_5) != (0)) __PYX_ERR(0, 323, __pyx_L1_error);
+  __pyx_t_13 = 0;
+  __pyx_t_5 = 0;
   {
     PyObject *__pyx_temp;
     {
       __pyx_temp = __pyx_r;
-      __pyx_r = __pyx_t_5;
+      __pyx_r = __pyx_t_2;
     }
     __Pyx_XDECREF(__pyx_temp);
   }
-  __pyx_t_5 = 0;
+  __pyx_t_2 = 0;
   goto __pyx_L0;
 
   /* "ext/tagstream.pyx":307
@@ -28041,18 +28084,18 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_26_header(CYTHON_UNUSE
  * 
  * def _header(buf, pos, end, enc):             # <<<<<<<<<<<<<<
  *     """Decode the element header at ``pos``: ``(tag, vr bytes|None, length, value pos)``."""
- *     if pos + 8 > end:
+ *     if pos + 8 > end or pos + 8 > len(buf):
 */
 
   /* function exit code */
   __pyx_L1_error:;
-  __Pyx_XDECREF(__pyx_t_1);
-  __Pyx_XDECREF(__pyx_t_3);
-  __Pyx_XDECREF(__pyx_t_4);
+  __Pyx_XDECREF(__pyx_t_2);
   __Pyx_XDECREF(__pyx_t_5);
-  __Pyx_XDECREF(__pyx_t_9);
-  __Pyx_XDECREF(__pyx_t_11);
+  __Pyx_XDECREF(__pyx_t_6);
+  __Pyx_XDECREF(__pyx_t_7);
+  __Pyx_XDECREF(__pyx_t_10);
   __Pyx_XDECREF(__pyx_t_12);
+  __Pyx_XDECREF(__pyx_t_13);
   __Pyx_AddTraceback("slicebox._speedups.tagstream._header", __pyx_clineno, __pyx_lineno, __pyx_filename);
   __pyx_r = NULL;
   __pyx_L0:;
@@ -34836,14 +34879,14 @@ static int __pyx_f_8slicebox_9_speedups_9tagstream_7_Walker_hdr(struct __pyx_obj
   int __pyx_r;
   __Pyx_RefNannyDeclarations
   int __pyx_t_1;
-  PyObject *__pyx_t_2 = NULL;
+  int __pyx_t_2;
   PyObject *__pyx_t_3 = NULL;
   PyObject *__pyx_t_4 = NULL;
   PyObject *__pyx_t_5 = NULL;
   PyObject *__pyx_t_6 = NULL;
-  size_t __pyx_t_7;
-  Py_ssize_t __pyx_t_8;
-  int __pyx_t_9;
+  PyObject *__pyx_t_7 = NULL;
+  size_t __pyx_t_8;
+  Py_ssize_t __pyx_t_9;
   __Pyx_memviewslice __pyx_t_10 = { 0, 0, { 0 }, { 0 }, { 0 } };
   int __pyx_t_11;
   PyObject *__pyx_t_12 = NULL;
@@ -34859,74 +34902,88 @@ static int __pyx_f_8slicebox_9_speedups_9tagstream_7_Walker_hdr(struct __pyx_obj
   /* "ext/tagstream.pyx":558
  *         cdef const unsigned char* p
  *         cdef unsigned int g, e
- *         if pos + 8 > end:             # <<<<<<<<<<<<<<
+ *         if pos + 8 > end or pos + 8 > self.n:  # never read outside the buffer             # <<<<<<<<<<<<<<
  *             raise DicomTruncatedError("truncated element header at %d" % pos)
  *         p = &self.mv[pos]
 */
-  __pyx_t_1 = ((__pyx_v_pos + 8) > __pyx_v_end);
+  __pyx_t_2 = ((__pyx_v_pos + 8) > __pyx_v_end);
 
+  if (!__pyx_t_2) {
+
+  } else {
+
+    __pyx_t_1 = __pyx_t_2;
+
+    goto __pyx_L4_bool_binop_done;
+  }
+  __pyx_t_2 = ((__pyx_v_pos + 8) > __pyx_v_self->n);
+
+
+  __pyx_t_1 = __pyx_t_2;
+
+  __pyx_L4_bool_binop_done:;
   if (unlikely(__pyx_t_1)) {
 
 
     /* "ext/tagstream.pyx":559
  *         cdef unsigned int g, e
- *         if pos + 8 > end:
+ *         if pos + 8 > end or pos + 8 > self.n:  # never read outside the buffer
  *             raise DicomTruncatedError("truncated element header at %d" % pos)             # <<<<<<<<<<<<<<
  *         p = &self.mv[pos]
  *         if enc == C_ENC_EXPLICIT_BE:
 */
-    __pyx_t_3 = NULL;
-    __Pyx_GetModuleGlobalName(__pyx_t_4, __pyx_mstate_global->__pyx_n_u_DicomTruncatedError); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 559, __pyx_L1_error)
-    __Pyx_GOTREF(__pyx_t_4);
-    __pyx_t_5 = PyLong_FromSsize_t(__pyx_v_pos); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 559, __pyx_L1_error)
+    __pyx_t_4 = NULL;
+    __Pyx_GetModuleGlobalName(__pyx_t_5, __pyx_mstate_global->__pyx_n_u_DicomTruncatedError); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 559, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_5);
-    __pyx_t_6 = PyUnicode_Format(__pyx_mstate_global->__pyx_kp_u_truncated_element_header_at_d, __pyx_t_5); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 559, __pyx_L1_error)
+    __pyx_t_6 = PyLong_FromSsize_t(__pyx_v_pos); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 559, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_6);
-    __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
-    __pyx_t_7 = 1;
+    __pyx_t_7 = PyUnicode_Format(__pyx_mstate_global->__pyx_kp_u_truncated_element_header_at_d, __pyx_t_6); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 559, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_7);
+    __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
+    __pyx_t_8 = 1;
     #if CYTHON_UNPACK_METHODS
-    if (unlikely(PyMethod_Check(__pyx_t_4))) {
-      __pyx_t_3 = PyMethod_GET_SELF(__pyx_t_4);
-      assert(__pyx_t_3);
-      PyObject* __pyx__function = PyMethod_GET_FUNCTION(__pyx_t_4);
-      __Pyx_INCREF(__pyx_t_3);
+    if (unlikely(PyMethod_Check(__pyx_t_5))) {
+      __pyx_t_4 = PyMethod_GET_SELF(__pyx_t_5);
+      assert(__pyx_t_4);
+      PyObject* __pyx__function = PyMethod_GET_FUNCTION(__pyx_t_5);
+      __Pyx_INCREF(__pyx_t_4);
       __Pyx_INCREF(__pyx__function);
-      __Pyx_DECREF_SET(__pyx_t_4, __pyx__function);
-      __pyx_t_7 = 0;
+      __Pyx_DECREF_SET(__pyx_t_5, __pyx__function);
+      __pyx_t_8 = 0;
     }
     #endif
     {
-      PyObject *__pyx_callargs[2] = {__pyx_t_3, __pyx_t_6};
-      __pyx_t_2 = __Pyx_PyObject_FastCall((PyObject*)__pyx_t_4, __pyx_callargs+__pyx_t_7, (2-__pyx_t_7) | (__pyx_t_7*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
-      __Pyx_XDECREF(__pyx_t_3); __pyx_t_3 = 0;
-      __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
-      __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
-      if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 559, __pyx_L1_error)
-      __Pyx_GOTREF(__pyx_t_2);
+      PyObject *__pyx_callargs[2] = {__pyx_t_4, __pyx_t_7};
+      __pyx_t_3 = __Pyx_PyObject_FastCall((PyObject*)__pyx_t_5, __pyx_callargs+__pyx_t_8, (2-__pyx_t_8) | (__pyx_t_8*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
+      __Pyx_XDECREF(__pyx_t_4); __pyx_t_4 = 0;
+      __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
+      __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
+      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 559, __pyx_L1_error)
+      __Pyx_GOTREF(__pyx_t_3);
     }
-    __Pyx_Raise(__pyx_t_2, 0, 0, 0);
-    __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
+    __Pyx_Raise(__pyx_t_3, 0, 0, 0);
+    __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
     __PYX_ERR(0, 559, __pyx_L1_error)
 
     /* "ext/tagstream.pyx":558
  *         cdef const unsigned char* p
  *         cdef unsigned int g, e
- *         if pos + 8 > end:             # <<<<<<<<<<<<<<
+ *         if pos + 8 > end or pos + 8 > self.n:  # never read outside the buffer             # <<<<<<<<<<<<<<
  *             raise DicomTruncatedError("truncated element header at %d" % pos)
  *         p = &self.mv[pos]
 */
   }
 
   /* "ext/tagstream.pyx":560
- *         if pos + 8 > end:
+ *         if pos + 8 > end or pos + 8 > self.n:  # never read outside the buffer
  *             raise DicomTruncatedError("truncated element header at %d" % pos)
  *         p = &self.mv[pos]             # <<<<<<<<<<<<<<
  *         if enc == C_ENC_EXPLICIT_BE:
  *             g = p[0] << 8 | p[1]
 */
   if (unlikely(!__pyx_v_self->mv.memview)) {PyErr_SetString(PyExc_AttributeError,"Memoryview is not initialized");__PYX_ERR(0, 560, __pyx_L1_error)}
-  __pyx_t_8 = __pyx_v_pos;
-  __pyx_v_p = (&(*((unsigned char const  *) ( /* dim=0 */ (__pyx_v_self->mv.data + __pyx_t_8 * __pyx_v_self->mv.strides[0]) ))));
+  __pyx_t_9 = __pyx_v_pos;
+  __pyx_v_p = (&(*((unsigned char const  *) ( /* dim=0 */ (__pyx_v_self->mv.data + __pyx_t_9 * __pyx_v_self->mv.strides[0]) ))));
 
   /* "ext/tagstream.pyx":561
  *             raise DicomTruncatedError("truncated element header at %d" % pos)
@@ -34965,7 +35022,7 @@ static int __pyx_f_8slicebox_9_speedups_9tagstream_7_Walker_hdr(struct __pyx_obj
  *             g = p[0] << 8 | p[1]
  *             e = p[2] << 8 | p[3]
 */
-    goto __pyx_L4;
+    goto __pyx_L6;
   }
 
   /* "ext/tagstream.pyx":565
@@ -34987,7 +35044,7 @@ static int __pyx_f_8slicebox_9_speedups_9tagstream_7_Walker_hdr(struct __pyx_obj
 */
     __pyx_v_e = (((__pyx_v_p[3]) << 8) | (__pyx_v_p[2]));
   }
-  __pyx_L4:;
+  __pyx_L6:;
 
   /* "ext/tagstream.pyx":567
  *             g = p[1] << 8 | p[0]
@@ -35014,22 +35071,22 @@ static int __pyx_f_8slicebox_9_speedups_9tagstream_7_Walker_hdr(struct __pyx_obj
  *             if enc == C_ENC_EXPLICIT_BE:
  *                 h.length = <unsigned int>p[4] << 24 | <unsigned int>p[5] << 16 | p[6] << 8 | p[7]
 */
-  __pyx_t_9 = (__pyx_v_g == 0xFFFE);
+  __pyx_t_2 = (__pyx_v_g == 0xFFFE);
 
-  if (!__pyx_t_9) {
+  if (!__pyx_t_2) {
 
   } else {
 
-    __pyx_t_1 = __pyx_t_9;
+    __pyx_t_1 = __pyx_t_2;
 
-    goto __pyx_L6_bool_binop_done;
+    goto __pyx_L8_bool_binop_done;
   }
-  __pyx_t_9 = (__pyx_v_enc == __pyx_e_8slicebox_9_speedups_9tagstream_C_ENC_IMPLICIT_LE);
+  __pyx_t_2 = (__pyx_v_enc == __pyx_e_8slicebox_9_speedups_9tagstream_C_ENC_IMPLICIT_LE);
 
 
-  __pyx_t_1 = __pyx_t_9;
+  __pyx_t_1 = __pyx_t_2;
 
-  __pyx_L6_bool_binop_done:;
+  __pyx_L8_bool_binop_done:;
   if (__pyx_t_1) {
 
 
@@ -35061,7 +35118,7 @@ static int __pyx_f_8slicebox_9_speedups_9tagstream_7_Walker_hdr(struct __pyx_obj
  *                 h.length = <unsigned int>p[4] << 24 | <unsigned int>p[5] << 16 | p[6] << 8 | p[7]
  *             else:
 */
-      goto __pyx_L8;
+      goto __pyx_L10;
     }
 
     /* "ext/tagstream.pyx":573
@@ -35074,7 +35131,7 @@ static int __pyx_f_8slicebox_9_speedups_9tagstream_7_Walker_hdr(struct __pyx_obj
     /*else*/ {
       __pyx_v_h->length = ((((((unsigned int)(__pyx_v_p[7])) << 24) | (((unsigned int)(__pyx_v_p[6])) << 16)) | ((__pyx_v_p[5]) << 8)) | (__pyx_v_p[4]));
     }
-    __pyx_L8:;
+    __pyx_L10:;
 
     /* "ext/tagstream.pyx":574
  *             else:
@@ -35114,30 +35171,30 @@ static int __pyx_f_8slicebox_9_speedups_9tagstream_7_Walker_hdr(struct __pyx_obj
  *             raise DicomStreamError("invalid VR %r at %d for %s" % (bytes(self.mv[pos + 4:pos + 6]), pos, format_tag(h.tag)))
  *         h.vr = p[4] << 8 | p[5]
 */
-  __pyx_t_9 = (65 <= (__pyx_v_p[4]));
-  if (__pyx_t_9) {
-    __pyx_t_9 = ((__pyx_v_p[4]) <= 90);
+  __pyx_t_2 = (65 <= (__pyx_v_p[4]));
+  if (__pyx_t_2) {
+    __pyx_t_2 = ((__pyx_v_p[4]) <= 90);
   }
-  if (__pyx_t_9) {
+  if (__pyx_t_2) {
 
   } else {
 
-    __pyx_t_1 = __pyx_t_9;
+    __pyx_t_1 = __pyx_t_2;
 
-    goto __pyx_L10_bool_binop_done;
+    goto __pyx_L12_bool_binop_done;
   }
-  __pyx_t_9 = (65 <= (__pyx_v_p[5]));
-  if (__pyx_t_9) {
-    __pyx_t_9 = ((__pyx_v_p[5]) <= 90);
+  __pyx_t_2 = (65 <= (__pyx_v_p[5]));
+  if (__pyx_t_2) {
+    __pyx_t_2 = ((__pyx_v_p[5]) <= 90);
   }
 
-  __pyx_t_1 = __pyx_t_9;
+  __pyx_t_1 = __pyx_t_2;
 
-  __pyx_L10_bool_binop_done:;
-  __pyx_t_9 = (!__pyx_t_1);
+  __pyx_L12_bool_binop_done:;
+  __pyx_t_2 = (!__pyx_t_1);
 
 
-  if (unlikely(__pyx_t_9)) {
+  if (unlikely(__pyx_t_2)) {
 
 
     /* "ext/tagstream.pyx":577
@@ -35147,9 +35204,9 @@ static int __pyx_f_8slicebox_9_speedups_9tagstream_7_Walker_hdr(struct __pyx_obj
  *         h.vr = p[4] << 8 | p[5]
  *         if _is_long_vr(h.vr):
 */
-    __pyx_t_4 = NULL;
-    __Pyx_GetModuleGlobalName(__pyx_t_6, __pyx_mstate_global->__pyx_n_u_DicomStreamError); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 577, __pyx_L1_error)
-    __Pyx_GOTREF(__pyx_t_6);
+    __pyx_t_5 = NULL;
+    __Pyx_GetModuleGlobalName(__pyx_t_7, __pyx_mstate_global->__pyx_n_u_DicomStreamError); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 577, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_7);
     if (unlikely(!__pyx_v_self->mv.memview)) {PyErr_SetString(PyExc_AttributeError,"Memoryview is not initialized");__PYX_ERR(0, 577, __pyx_L1_error)}
     __pyx_t_10.data = __pyx_v_self->mv.data;
     __pyx_t_10.memview = __pyx_v_self->mv.memview;
@@ -35172,17 +35229,17 @@ static int __pyx_f_8slicebox_9_speedups_9tagstream_7_Walker_hdr(struct __pyx_obj
     __PYX_ERR(0, 577, __pyx_L1_error)
 }
 
-__pyx_t_3 = __pyx_memoryview_fromslice(__pyx_t_10, 1, (PyObject *(*)(char *)) __pyx_memview_get_unsigned_char__const__, (int (*)(char *, PyObject *)) NULL, 0);; if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 577, __pyx_L1_error)
-    __Pyx_GOTREF(__pyx_t_3);
+__pyx_t_4 = __pyx_memoryview_fromslice(__pyx_t_10, 1, (PyObject *(*)(char *)) __pyx_memview_get_unsigned_char__const__, (int (*)(char *, PyObject *)) NULL, 0);; if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 577, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_4);
     __PYX_XCLEAR_MEMVIEW(&__pyx_t_10, 1);; __pyx_t_10.memview = NULL; __pyx_t_10.data = NULL;
-    __pyx_t_5 = __Pyx_PyObject_CallOneArg(((PyObject *)(&PyBytes_Type)), __pyx_t_3); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 577, __pyx_L1_error)
-    __Pyx_GOTREF(__pyx_t_5);
-    __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
-    __pyx_t_3 = __Pyx_PyObject_FormatSimpleAndDecref(PyObject_Repr(__pyx_t_5), __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 577, __pyx_L1_error)
-    __Pyx_GOTREF(__pyx_t_3);
-    __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
-    __pyx_t_5 = __Pyx_PyUnicode_From_Py_ssize_t(__pyx_v_pos, 0, ' ', 'd'); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 577, __pyx_L1_error)
-    __Pyx_GOTREF(__pyx_t_5);
+    __pyx_t_6 = __Pyx_PyObject_CallOneArg(((PyObject *)(&PyBytes_Type)), __pyx_t_4); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 577, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_6);
+    __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
+    __pyx_t_4 = __Pyx_PyObject_FormatSimpleAndDecref(PyObject_Repr(__pyx_t_6), __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 577, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_4);
+    __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
+    __pyx_t_6 = __Pyx_PyUnicode_From_Py_ssize_t(__pyx_v_pos, 0, ' ', 'd'); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 577, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_6);
     __Pyx_GetModuleGlobalName(__pyx_t_12, __pyx_mstate_global->__pyx_n_u_format_tag); if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 577, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_12);
     __pyx_t_13 = __Pyx_PyLong_From_unsigned_int(__pyx_v_h->tag); if (unlikely(!__pyx_t_13)) __PYX_ERR(0, 577, __pyx_L1_error)
@@ -35195,9 +35252,9 @@ __pyx_t_3 = __pyx_memoryview_fromslice(__pyx_t_10, 1, (PyObject *(*)(char *)) __
     __Pyx_GOTREF(__pyx_t_13);
     __Pyx_DECREF(__pyx_t_14); __pyx_t_14 = 0;
     __pyx_t_15[0] = __pyx_mstate_global->__pyx_kp_u_invalid_VR;
-    __pyx_t_15[1] = __pyx_t_3;
+    __pyx_t_15[1] = __pyx_t_4;
     __pyx_t_15[2] = __pyx_mstate_global->__pyx_kp_u_at;
-    __pyx_t_15[3] = __pyx_t_5;
+    __pyx_t_15[3] = __pyx_t_6;
     __pyx_t_15[4] = __pyx_mstate_global->__pyx_kp_u_for;
     __pyx_t_15[5] = __pyx_t_13;
     __pyx_t_16 = 20;
@@ -35211,32 +35268,32 @@ __pyx_t_3 = __pyx_memoryview_fromslice(__pyx_t_10, 1, (PyObject *(*)(char *)) __
     __pyx_t_14 = __Pyx_PyUnicode_Join(__pyx_t_15, 6, __pyx_t_16, __pyx_t_11);
     if (unlikely(!__pyx_t_14)) __PYX_ERR(0, 577, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_14);
-    __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
-    __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
+    __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
+    __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
     __Pyx_DECREF(__pyx_t_13); __pyx_t_13 = 0;
-    __pyx_t_7 = 1;
+    __pyx_t_8 = 1;
     #if CYTHON_UNPACK_METHODS
-    if (unlikely(PyMethod_Check(__pyx_t_6))) {
-      __pyx_t_4 = PyMethod_GET_SELF(__pyx_t_6);
-      assert(__pyx_t_4);
-      PyObject* __pyx__function = PyMethod_GET_FUNCTION(__pyx_t_6);
-      __Pyx_INCREF(__pyx_t_4);
+    if (unlikely(PyMethod_Check(__pyx_t_7))) {
+      __pyx_t_5 = PyMethod_GET_SELF(__pyx_t_7);
+      assert(__pyx_t_5);
+      PyObject* __pyx__function = PyMethod_GET_FUNCTION(__pyx_t_7);
+      __Pyx_INCREF(__pyx_t_5);
       __Pyx_INCREF(__pyx__function);
-      __Pyx_DECREF_SET(__pyx_t_6, __pyx__function);
-      __pyx_t_7 = 0;
+      __Pyx_DECREF_SET(__pyx_t_7, __pyx__function);
+      __pyx_t_8 = 0;
     }
     #endif
     {
-      PyObject *__pyx_callargs[2] = {__pyx_t_4, __pyx_t_14};
-      __pyx_t_2 = __Pyx_PyObject_FastCall((PyObject*)__pyx_t_6, __pyx_callargs+__pyx_t_7, (2-__pyx_t_7) | (__pyx_t_7*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
-      __Pyx_XDECREF(__pyx_t_4); __pyx_t_4 = 0;
+      PyObject *__pyx_callargs[2] = {__pyx_t_5, __pyx_t_14};
+      __pyx_t_3 = __Pyx_PyObject_FastCall((PyObject*)__pyx_t_7, __pyx_callargs+__pyx_t_8, (2-__pyx_t_8) | (__pyx_t_8*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
+      __Pyx_XDECREF(__pyx_t_5); __pyx_t_5 = 0;
       __Pyx_DECREF(__pyx_t_14); __pyx_t_14 = 0;
-      __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
-      if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 577, __pyx_L1_error)
-      __Pyx_GOTREF(__pyx_t_2);
+      __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
+      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 577, __pyx_L1_error)
+      __Pyx_GOTREF(__pyx_t_3);
     }
-    __Pyx_Raise(__pyx_t_2, 0, 0, 0);
-    __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
+    __Pyx_Raise(__pyx_t_3, 0, 0, 0);
+    __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
     __PYX_ERR(0, 577, __pyx_L1_error)
 
     /* "ext/tagstream.pyx":576
@@ -35253,7 +35310,7 @@ __pyx_t_3 = __pyx_memoryview_fromslice(__pyx_t_10, 1, (PyObject *(*)(char *)) __
  *             raise DicomStreamError("invalid VR %r at %d for %s" % (bytes(self.mv[pos + 4:pos + 6]), pos, format_tag(h.tag)))
  *         h.vr = p[4] << 8 | p[5]             # <<<<<<<<<<<<<<
  *         if _is_long_vr(h.vr):
- *             if pos + 12 > end:
+ *             if pos + 12 > end or pos + 12 > self.n:
 */
   __pyx_v_h->vr = (((__pyx_v_p[4]) << 8) | (__pyx_v_p[5]));
 
@@ -35261,84 +35318,98 @@ __pyx_t_3 = __pyx_memoryview_fromslice(__pyx_t_10, 1, (PyObject *(*)(char *)) __
  *             raise DicomStreamError("invalid VR %r at %d for %s" % (bytes(self.mv[pos + 4:pos + 6]), pos, format_tag(h.tag)))
  *         h.vr = p[4] << 8 | p[5]
  *         if _is_long_vr(h.vr):             # <<<<<<<<<<<<<<
- *             if pos + 12 > end:
+ *             if pos + 12 > end or pos + 12 > self.n:
  *                 raise DicomTruncatedError("truncated element header at %d" % pos)
 */
-  __pyx_t_9 = __pyx_f_8slicebox_9_speedups_9tagstream__is_long_vr(__pyx_v_h->vr); if (unlikely(__pyx_t_9 == ((int)-1) && PyErr_Occurred())) __PYX_ERR(0, 579, __pyx_L1_error)
-  if (__pyx_t_9) {
+  __pyx_t_2 = __pyx_f_8slicebox_9_speedups_9tagstream__is_long_vr(__pyx_v_h->vr); if (unlikely(__pyx_t_2 == ((int)-1) && PyErr_Occurred())) __PYX_ERR(0, 579, __pyx_L1_error)
+  if (__pyx_t_2) {
 
 
     /* "ext/tagstream.pyx":580
  *         h.vr = p[4] << 8 | p[5]
  *         if _is_long_vr(h.vr):
- *             if pos + 12 > end:             # <<<<<<<<<<<<<<
+ *             if pos + 12 > end or pos + 12 > self.n:             # <<<<<<<<<<<<<<
  *                 raise DicomTruncatedError("truncated element header at %d" % pos)
  *             if enc == C_ENC_EXPLICIT_BE:
 */
-    __pyx_t_9 = ((__pyx_v_pos + 12) > __pyx_v_end);
+    __pyx_t_1 = ((__pyx_v_pos + 12) > __pyx_v_end);
 
-    if (unlikely(__pyx_t_9)) {
+    if (!__pyx_t_1) {
+
+    } else {
+
+      __pyx_t_2 = __pyx_t_1;
+
+      goto __pyx_L16_bool_binop_done;
+    }
+    __pyx_t_1 = ((__pyx_v_pos + 12) > __pyx_v_self->n);
+
+
+    __pyx_t_2 = __pyx_t_1;
+
+    __pyx_L16_bool_binop_done:;
+    if (unlikely(__pyx_t_2)) {
 
 
       /* "ext/tagstream.pyx":581
  *         if _is_long_vr(h.vr):
- *             if pos + 12 > end:
+ *             if pos + 12 > end or pos + 12 > self.n:
  *                 raise DicomTruncatedError("truncated element header at %d" % pos)             # <<<<<<<<<<<<<<
  *             if enc == C_ENC_EXPLICIT_BE:
  *                 h.length = <unsigned int>p[8] << 24 | <unsigned int>p[9] << 16 | p[10] << 8 | p[11]
 */
-      __pyx_t_6 = NULL;
+      __pyx_t_7 = NULL;
       __Pyx_GetModuleGlobalName(__pyx_t_14, __pyx_mstate_global->__pyx_n_u_DicomTruncatedError); if (unlikely(!__pyx_t_14)) __PYX_ERR(0, 581, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_14);
-      __pyx_t_4 = PyLong_FromSsize_t(__pyx_v_pos); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 581, __pyx_L1_error)
-      __Pyx_GOTREF(__pyx_t_4);
-      __pyx_t_13 = PyUnicode_Format(__pyx_mstate_global->__pyx_kp_u_truncated_element_header_at_d, __pyx_t_4); if (unlikely(!__pyx_t_13)) __PYX_ERR(0, 581, __pyx_L1_error)
+      __pyx_t_5 = PyLong_FromSsize_t(__pyx_v_pos); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 581, __pyx_L1_error)
+      __Pyx_GOTREF(__pyx_t_5);
+      __pyx_t_13 = PyUnicode_Format(__pyx_mstate_global->__pyx_kp_u_truncated_element_header_at_d, __pyx_t_5); if (unlikely(!__pyx_t_13)) __PYX_ERR(0, 581, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_13);
-      __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
-      __pyx_t_7 = 1;
+      __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
+      __pyx_t_8 = 1;
       #if CYTHON_UNPACK_METHODS
       if (unlikely(PyMethod_Check(__pyx_t_14))) {
-        __pyx_t_6 = PyMethod_GET_SELF(__pyx_t_14);
-        assert(__pyx_t_6);
+        __pyx_t_7 = PyMethod_GET_SELF(__pyx_t_14);
+        assert(__pyx_t_7);
         PyObject* __pyx__function = PyMethod_GET_FUNCTION(__pyx_t_14);
-        __Pyx_INCREF(__pyx_t_6);
+        __Pyx_INCREF(__pyx_t_7);
         __Pyx_INCREF(__pyx__function);
         __Pyx_DECREF_SET(__pyx_t_14, __pyx__function);
-        __pyx_t_7 = 0;
+        __pyx_t_8 = 0;
       }
       #endif
       {
-        PyObject *__pyx_callargs[2] = {__pyx_t_6, __pyx_t_13};
-        __pyx_t_2 = __Pyx_PyObject_FastCall((PyObject*)__pyx_t_14, __pyx_callargs+__pyx_t_7, (2-__pyx_t_7) | (__pyx_t_7*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
-        __Pyx_XDECREF(__pyx_t_6); __pyx_t_6 = 0;
+        PyObject *__pyx_callargs[2] = {__pyx_t_7, __pyx_t_13};
+        __pyx_t_3 = __Pyx_PyObject_FastCall((PyObject*)__pyx_t_14, __pyx_callargs+__pyx_t_8, (2-__pyx_t_8) | (__pyx_t_8*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
+        __Pyx_XDECREF(__pyx_t_7); __pyx_t_7 = 0;
         __Pyx_DECREF(__pyx_t_13); __pyx_t_13 = 0;
         __Pyx_DECREF(__pyx_t_14); __pyx_t_14 = 0;
-        if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 581, __pyx_L1_error)
-        __Pyx_GOTREF(__pyx_t_2);
+        if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 581, __pyx_L1_error)
+        __Pyx_GOTREF(__pyx_t_3);
       }
-      __Pyx_Raise(__pyx_t_2, 0, 0, 0);
-      __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
+      __Pyx_Raise(__pyx_t_3, 0, 0, 0);
+      __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
       __PYX_ERR(0, 581, __pyx_L1_error)
 
       /* "ext/tagstream.pyx":580
  *         h.vr = p[4] << 8 | p[5]
  *         if _is_long_vr(h.vr):
- *             if pos + 12 > end:             # <<<<<<<<<<<<<<
+ *             if pos + 12 > end or pos + 12 > self.n:             # <<<<<<<<<<<<<<
  *                 raise DicomTruncatedError("truncated element header at %d" % pos)
  *             if enc == C_ENC_EXPLICIT_BE:
 */
     }
 
     /* "ext/tagstream.pyx":582
- *             if pos + 12 > end:
+ *             if pos + 12 > end or pos + 12 > self.n:
  *                 raise DicomTruncatedError("truncated element header at %d" % pos)
  *             if enc == C_ENC_EXPLICIT_BE:             # <<<<<<<<<<<<<<
  *                 h.length = <unsigned int>p[8] << 24 | <unsigned int>p[9] << 16 | p[10] << 8 | p[11]
  *             else:
 */
-    __pyx_t_9 = (__pyx_v_enc == __pyx_e_8slicebox_9_speedups_9tagstream_C_ENC_EXPLICIT_BE);
+    __pyx_t_2 = (__pyx_v_enc == __pyx_e_8slicebox_9_speedups_9tagstream_C_ENC_EXPLICIT_BE);
 
-    if (__pyx_t_9) {
+    if (__pyx_t_2) {
 
 
       /* "ext/tagstream.pyx":583
@@ -35351,13 +35422,13 @@ __pyx_t_3 = __pyx_memoryview_fromslice(__pyx_t_10, 1, (PyObject *(*)(char *)) __
       __pyx_v_h->length = ((((((unsigned int)(__pyx_v_p[8])) << 24) | (((unsigned int)(__pyx_v_p[9])) << 16)) | ((__pyx_v_p[10]) << 8)) | (__pyx_v_p[11]));
 
       /* "ext/tagstream.pyx":582
- *             if pos + 12 > end:
+ *             if pos + 12 > end or pos + 12 > self.n:
  *                 raise DicomTruncatedError("truncated element header at %d" % pos)
  *             if enc == C_ENC_EXPLICIT_BE:             # <<<<<<<<<<<<<<
  *                 h.length = <unsigned int>p[8] << 24 | <unsigned int>p[9] << 16 | p[10] << 8 | p[11]
  *             else:
 */
-      goto __pyx_L14;
+      goto __pyx_L18;
     }
 
     /* "ext/tagstream.pyx":585
@@ -35370,7 +35441,7 @@ __pyx_t_3 = __pyx_memoryview_fromslice(__pyx_t_10, 1, (PyObject *(*)(char *)) __
     /*else*/ {
       __pyx_v_h->length = ((((((unsigned int)(__pyx_v_p[11])) << 24) | (((unsigned int)(__pyx_v_p[10])) << 16)) | ((__pyx_v_p[9]) << 8)) | (__pyx_v_p[8]));
     }
-    __pyx_L14:;
+    __pyx_L18:;
 
     /* "ext/tagstream.pyx":586
  *             else:
@@ -35385,10 +35456,10 @@ __pyx_t_3 = __pyx_memoryview_fromslice(__pyx_t_10, 1, (PyObject *(*)(char *)) __
  *             raise DicomStreamError("invalid VR %r at %d for %s" % (bytes(self.mv[pos + 4:pos + 6]), pos, format_tag(h.tag)))
  *         h.vr = p[4] << 8 | p[5]
  *         if _is_long_vr(h.vr):             # <<<<<<<<<<<<<<
- *             if pos + 12 > end:
+ *             if pos + 12 > end or pos + 12 > self.n:
  *                 raise DicomTruncatedError("truncated element header at %d" % pos)
 */
-    goto __pyx_L12;
+    goto __pyx_L14;
   }
 
   /* "ext/tagstream.pyx":588
@@ -35399,9 +35470,9 @@ __pyx_t_3 = __pyx_memoryview_fromslice(__pyx_t_10, 1, (PyObject *(*)(char *)) __
  *             else:
 */
   /*else*/ {
-    __pyx_t_9 = (__pyx_v_enc == __pyx_e_8slicebox_9_speedups_9tagstream_C_ENC_EXPLICIT_BE);
+    __pyx_t_2 = (__pyx_v_enc == __pyx_e_8slicebox_9_speedups_9tagstream_C_ENC_EXPLICIT_BE);
 
-    if (__pyx_t_9) {
+    if (__pyx_t_2) {
 
 
       /* "ext/tagstream.pyx":589
@@ -35420,7 +35491,7 @@ __pyx_t_3 = __pyx_memoryview_fromslice(__pyx_t_10, 1, (PyObject *(*)(char *)) __
  *                 h.length = p[6] << 8 | p[7]
  *             else:
 */
-      goto __pyx_L15;
+      goto __pyx_L19;
     }
 
     /* "ext/tagstream.pyx":591
@@ -35433,7 +35504,7 @@ __pyx_t_3 = __pyx_memoryview_fromslice(__pyx_t_10, 1, (PyObject *(*)(char *)) __
     /*else*/ {
       __pyx_v_h->length = (((__pyx_v_p[7]) << 8) | (__pyx_v_p[6]));
     }
-    __pyx_L15:;
+    __pyx_L19:;
 
     /* "ext/tagstream.pyx":592
  *             else:
@@ -35444,7 +35515,7 @@ __pyx_t_3 = __pyx_memoryview_fromslice(__pyx_t_10, 1, (PyObject *(*)(char *)) __
 */
     __pyx_v_h->vpos = (__pyx_v_pos + 8);
   }
-  __pyx_L12:;
+  __pyx_L14:;
 
   /* "ext/tagstream.pyx":593
  *                 h.length = p[7] << 8 | p[6]
@@ -35469,11 +35540,11 @@ __pyx_t_3 = __pyx_memoryview_fromslice(__pyx_t_10, 1, (PyObject *(*)(char *)) __
 
   /* function exit code */
   __pyx_L1_error:;
-  __Pyx_XDECREF(__pyx_t_2);
   __Pyx_XDECREF(__pyx_t_3);
   __Pyx_XDECREF(__pyx_t_4);
   __Pyx_XDECREF(__pyx_t_5);
   __Pyx_XDECREF(__pyx_t_6);
+  __Pyx_XDECREF(__pyx_t_7);
   __PYX_XCLEAR_MEMVIEW(&__pyx_t_10, 1);
   __Pyx_XDECREF(__pyx_t_12);
   __Pyx_XDECREF(__pyx_t_13);
@@ -43573,15 +43644,16 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_7_Walker_12read_items(
   int __pyx_t_1;
   int __pyx_t_2;
   PyObject *__pyx_t_3 = NULL;
-  PyObject *__pyx_t_4 = NULL;
+  int __pyx_t_4;
   PyObject *__pyx_t_5 = NULL;
   PyObject *__pyx_t_6 = NULL;
-  PyObject *__pyx_t_7 = NULL;
+  size_t __pyx_t_7;
   PyObject *__pyx_t_8 = NULL;
-  size_t __pyx_t_9;
-  Py_ssize_t __pyx_t_10;
-  PyObject *__pyx_t_11 = NULL;
-  int __pyx_t_12;
+  PyObject *__pyx_t_9 = NULL;
+  PyObject *__pyx_t_10 = NULL;
+  Py_ssize_t __pyx_t_11;
+  PyObject *__pyx_t_12 = NULL;
+  int __pyx_t_13;
   int __pyx_lineno = 0;
   const char *__pyx_filename = NULL;
   int __pyx_clineno = 0;
@@ -43667,7 +43739,7 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_7_Walker_12read_items(
  *             if ih.tag == C_SEQ_DELIM:
  *                 break             # <<<<<<<<<<<<<<
  *             item = {}
- *             if ih.length == C_UNDEF:
+ *             if ih.length != C_UNDEF and ih.vpos + ih.length > epos:
 */
       goto __pyx_L4_break;
 
@@ -43684,8 +43756,8 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_7_Walker_12read_items(
  *             if ih.tag == C_SEQ_DELIM:
  *                 break
  *             item = {}             # <<<<<<<<<<<<<<
- *             if ih.length == C_UNDEF:
- *                 pos = self.read_dataset(ih.vpos, -1, inner, depth + 1, None, C_UNDEF, item)
+ *             if ih.length != C_UNDEF and ih.vpos + ih.length > epos:
+ *                 raise DicomTruncatedError("item runs past the end of its sequence")
 */
     __pyx_t_3 = __Pyx_PyDict_NewPresized(0); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 929, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_3);
@@ -43695,6 +43767,75 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_7_Walker_12read_items(
     /* "ext/tagstream.pyx":930
  *                 break
  *             item = {}
+ *             if ih.length != C_UNDEF and ih.vpos + ih.length > epos:             # <<<<<<<<<<<<<<
+ *                 raise DicomTruncatedError("item runs past the end of its sequence")
+ *             if ih.length == C_UNDEF:
+*/
+    __pyx_t_4 = (__pyx_v_ih.length != __pyx_v_8slicebox_9_speedups_9tagstream_C_UNDEF);
+
+    if (__pyx_t_4) {
+
+    } else {
+
+      __pyx_t_2 = __pyx_t_4;
+
+      goto __pyx_L7_bool_binop_done;
+    }
+    __pyx_t_4 = ((__pyx_v_ih.vpos + __pyx_v_ih.length) > __pyx_v_epos);
+
+
+    __pyx_t_2 = __pyx_t_4;
+
+    __pyx_L7_bool_binop_done:;
+    if (unlikely(__pyx_t_2)) {
+
+
+      /* "ext/tagstream.pyx":931
+ *             item = {}
+ *             if ih.length != C_UNDEF and ih.vpos + ih.length > epos:
+ *                 raise DicomTruncatedError("item runs past the end of its sequence")             # <<<<<<<<<<<<<<
+ *             if ih.length == C_UNDEF:
+ *                 pos = self.read_dataset(ih.vpos, -1, inner, depth + 1, None, C_UNDEF, item)
+*/
+      __pyx_t_5 = NULL;
+      __Pyx_GetModuleGlobalName(__pyx_t_6, __pyx_mstate_global->__pyx_n_u_DicomTruncatedError); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 931, __pyx_L1_error)
+      __Pyx_GOTREF(__pyx_t_6);
+      __pyx_t_7 = 1;
+      #if CYTHON_UNPACK_METHODS
+      if (unlikely(PyMethod_Check(__pyx_t_6))) {
+        __pyx_t_5 = PyMethod_GET_SELF(__pyx_t_6);
+        assert(__pyx_t_5);
+        PyObject* __pyx__function = PyMethod_GET_FUNCTION(__pyx_t_6);
+        __Pyx_INCREF(__pyx_t_5);
+        __Pyx_INCREF(__pyx__function);
+        __Pyx_DECREF_SET(__pyx_t_6, __pyx__function);
+        __pyx_t_7 = 0;
+      }
+      #endif
+      {
+        PyObject *__pyx_callargs[2] = {__pyx_t_5, __pyx_mstate_global->__pyx_kp_u_item_runs_past_the_end_of_its_se};
+        __pyx_t_3 = __Pyx_PyObject_FastCall((PyObject*)__pyx_t_6, __pyx_callargs+__pyx_t_7, (2-__pyx_t_7) | (__pyx_t_7*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
+        __Pyx_XDECREF(__pyx_t_5); __pyx_t_5 = 0;
+        __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
+        if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 931, __pyx_L1_error)
+        __Pyx_GOTREF(__pyx_t_3);
+      }
+      __Pyx_Raise(__pyx_t_3, 0, 0, 0);
+      __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
+      __PYX_ERR(0, 931, __pyx_L1_error)
+
+      /* "ext/tagstream.pyx":930
+ *                 break
+ *             item = {}
+ *             if ih.length != C_UNDEF and ih.vpos + ih.length > epos:             # <<<<<<<<<<<<<<
+ *                 raise DicomTruncatedError("item runs past the end of its sequence")
+ *             if ih.length == C_UNDEF:
+*/
+    }
+
+    /* "ext/tagstream.pyx":932
+ *             if ih.length != C_UNDEF and ih.vpos + ih.length > epos:
+ *                 raise DicomTruncatedError("item runs past the end of its sequence")
  *             if ih.length == C_UNDEF:             # <<<<<<<<<<<<<<
  *                 pos = self.read_dataset(ih.vpos, -1, inner, depth + 1, None, C_UNDEF, item)
  *             else:
@@ -43704,50 +43845,50 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_7_Walker_12read_items(
     if (__pyx_t_2) {
 
 
-      /* "ext/tagstream.pyx":931
- *             item = {}
+      /* "ext/tagstream.pyx":933
+ *                 raise DicomTruncatedError("item runs past the end of its sequence")
  *             if ih.length == C_UNDEF:
  *                 pos = self.read_dataset(ih.vpos, -1, inner, depth + 1, None, C_UNDEF, item)             # <<<<<<<<<<<<<<
  *             else:
  *                 self.read_dataset(ih.vpos, ih.vpos + ih.length, inner, depth + 1, None, C_UNDEF, item)
 */
-      __pyx_t_4 = ((PyObject *)__pyx_v_self);
-      __Pyx_INCREF(__pyx_t_4);
-      __pyx_t_5 = PyLong_FromSsize_t(__pyx_v_ih.vpos); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 931, __pyx_L1_error)
+      __pyx_t_6 = ((PyObject *)__pyx_v_self);
+      __Pyx_INCREF(__pyx_t_6);
+      __pyx_t_5 = PyLong_FromSsize_t(__pyx_v_ih.vpos); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 933, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_5);
-      __pyx_t_6 = __Pyx_PyLong_From_int(__pyx_v_inner); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 931, __pyx_L1_error)
-      __Pyx_GOTREF(__pyx_t_6);
-      __pyx_t_7 = __Pyx_PyLong_From_long((__pyx_v_depth + 1)); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 931, __pyx_L1_error)
-      __Pyx_GOTREF(__pyx_t_7);
-      __pyx_t_8 = __Pyx_PyLong_From_unsigned_int(__pyx_v_8slicebox_9_speedups_9tagstream_C_UNDEF); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 931, __pyx_L1_error)
+      __pyx_t_8 = __Pyx_PyLong_From_int(__pyx_v_inner); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 933, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_8);
-      __pyx_t_9 = 0;
+      __pyx_t_9 = __Pyx_PyLong_From_long((__pyx_v_depth + 1)); if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 933, __pyx_L1_error)
+      __Pyx_GOTREF(__pyx_t_9);
+      __pyx_t_10 = __Pyx_PyLong_From_unsigned_int(__pyx_v_8slicebox_9_speedups_9tagstream_C_UNDEF); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 933, __pyx_L1_error)
+      __Pyx_GOTREF(__pyx_t_10);
+      __pyx_t_7 = 0;
       {
-        PyObject *__pyx_callargs[8] = {__pyx_t_4, __pyx_t_5, __pyx_mstate_global->__pyx_int_neg_1, __pyx_t_6, __pyx_t_7, Py_None, __pyx_t_8, __pyx_v_item};
-        __pyx_t_3 = __Pyx_PyObject_FastCallMethod((PyObject*)__pyx_mstate_global->__pyx_n_u_read_dataset, __pyx_callargs+__pyx_t_9, (8-__pyx_t_9) | (1*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
-        __Pyx_XDECREF(__pyx_t_4); __pyx_t_4 = 0;
+        PyObject *__pyx_callargs[8] = {__pyx_t_6, __pyx_t_5, __pyx_mstate_global->__pyx_int_neg_1, __pyx_t_8, __pyx_t_9, Py_None, __pyx_t_10, __pyx_v_item};
+        __pyx_t_3 = __Pyx_PyObject_FastCallMethod((PyObject*)__pyx_mstate_global->__pyx_n_u_read_dataset, __pyx_callargs+__pyx_t_7, (8-__pyx_t_7) | (1*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
+        __Pyx_XDECREF(__pyx_t_6); __pyx_t_6 = 0;
         __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
-        __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
-        __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
         __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
-        if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 931, __pyx_L1_error)
+        __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
+        __Pyx_DECREF(__pyx_t_10); __pyx_t_10 = 0;
+        if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 933, __pyx_L1_error)
         __Pyx_GOTREF(__pyx_t_3);
       }
-      __pyx_t_10 = __Pyx_PyIndex_AsSsize_t(__pyx_t_3); if (unlikely((__pyx_t_10 == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 931, __pyx_L1_error)
+      __pyx_t_11 = __Pyx_PyIndex_AsSsize_t(__pyx_t_3); if (unlikely((__pyx_t_11 == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 933, __pyx_L1_error)
       __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
-      __pyx_v_pos = __pyx_t_10;
+      __pyx_v_pos = __pyx_t_11;
 
-      /* "ext/tagstream.pyx":930
- *                 break
- *             item = {}
+      /* "ext/tagstream.pyx":932
+ *             if ih.length != C_UNDEF and ih.vpos + ih.length > epos:
+ *                 raise DicomTruncatedError("item runs past the end of its sequence")
  *             if ih.length == C_UNDEF:             # <<<<<<<<<<<<<<
  *                 pos = self.read_dataset(ih.vpos, -1, inner, depth + 1, None, C_UNDEF, item)
  *             else:
 */
-      goto __pyx_L6;
+      goto __pyx_L9;
     }
 
-    /* "ext/tagstream.pyx":933
+    /* "ext/tagstream.pyx":935
  *                 pos = self.read_dataset(ih.vpos, -1, inner, depth + 1, None, C_UNDEF, item)
  *             else:
  *                 self.read_dataset(ih.vpos, ih.vpos + ih.length, inner, depth + 1, None, C_UNDEF, item)             # <<<<<<<<<<<<<<
@@ -43755,34 +43896,34 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_7_Walker_12read_items(
  *             items.append(item)
 */
     /*else*/ {
-      __pyx_t_8 = ((PyObject *)__pyx_v_self);
-      __Pyx_INCREF(__pyx_t_8);
-      __pyx_t_7 = PyLong_FromSsize_t(__pyx_v_ih.vpos); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 933, __pyx_L1_error)
-      __Pyx_GOTREF(__pyx_t_7);
-      __pyx_t_6 = PyLong_FromSsize_t((__pyx_v_ih.vpos + __pyx_v_ih.length)); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 933, __pyx_L1_error)
-      __Pyx_GOTREF(__pyx_t_6);
-      __pyx_t_5 = __Pyx_PyLong_From_int(__pyx_v_inner); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 933, __pyx_L1_error)
+      __pyx_t_10 = ((PyObject *)__pyx_v_self);
+      __Pyx_INCREF(__pyx_t_10);
+      __pyx_t_9 = PyLong_FromSsize_t(__pyx_v_ih.vpos); if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 935, __pyx_L1_error)
+      __Pyx_GOTREF(__pyx_t_9);
+      __pyx_t_8 = PyLong_FromSsize_t((__pyx_v_ih.vpos + __pyx_v_ih.length)); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 935, __pyx_L1_error)
+      __Pyx_GOTREF(__pyx_t_8);
+      __pyx_t_5 = __Pyx_PyLong_From_int(__pyx_v_inner); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 935, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_5);
-      __pyx_t_4 = __Pyx_PyLong_From_long((__pyx_v_depth + 1)); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 933, __pyx_L1_error)
-      __Pyx_GOTREF(__pyx_t_4);
-      __pyx_t_11 = __Pyx_PyLong_From_unsigned_int(__pyx_v_8slicebox_9_speedups_9tagstream_C_UNDEF); if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 933, __pyx_L1_error)
-      __Pyx_GOTREF(__pyx_t_11);
-      __pyx_t_9 = 0;
+      __pyx_t_6 = __Pyx_PyLong_From_long((__pyx_v_depth + 1)); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 935, __pyx_L1_error)
+      __Pyx_GOTREF(__pyx_t_6);
+      __pyx_t_12 = __Pyx_PyLong_From_unsigned_int(__pyx_v_8slicebox_9_speedups_9tagstream_C_UNDEF); if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 935, __pyx_L1_error)
+      __Pyx_GOTREF(__pyx_t_12);
+      __pyx_t_7 = 0;
       {
-        PyObject *__pyx_callargs[8] = {__pyx_t_8, __pyx_t_7, __pyx_t_6, __pyx_t_5, __pyx_t_4, Py_None, __pyx_t_11, __pyx_v_item};
-        __pyx_t_3 = __Pyx_PyObject_FastCallMethod((PyObject*)__pyx_mstate_global->__pyx_n_u_read_dataset, __pyx_callargs+__pyx_t_9, (8-__pyx_t_9) | (1*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
-        __Pyx_XDECREF(__pyx_t_8); __pyx_t_8 = 0;
-        __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
-        __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
+        PyObject *__pyx_callargs[8] = {__pyx_t_10, __pyx_t_9, __pyx_t_8, __pyx_t_5, __pyx_t_6, Py_None, __pyx_t_12, __pyx_v_item};
+        __pyx_t_3 = __Pyx_PyObject_FastCallMethod((PyObject*)__pyx_mstate_global->__pyx_n_u_read_dataset, __pyx_callargs+__pyx_t_7, (8-__pyx_t_7) | (1*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
+        __Pyx_XDECREF(__pyx_t_10); __pyx_t_10 = 0;
+        __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
+        __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
         __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
-        __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
-        __Pyx_DECREF(__pyx_t_11); __pyx_t_11 = 0;
-        if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 933, __pyx_L1_error)
+        __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
+        __Pyx_DECREF(__pyx_t_12); __pyx_t_12 = 0;
+        if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 935, __pyx_L1_error)
         __Pyx_GOTREF(__pyx_t_3);
       }
       __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
 
-      /* "ext/tagstream.pyx":934
+      /* "ext/tagstream.pyx":936
  *             else:
  *                 self.read_dataset(ih.vpos, ih.vpos + ih.length, inner, depth + 1, None, C_UNDEF, item)
  *                 pos = ih.vpos + ih.length             # <<<<<<<<<<<<<<
@@ -43791,21 +43932,21 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_7_Walker_12read_items(
 */
       __pyx_v_pos = (__pyx_v_ih.vpos + __pyx_v_ih.length);
     }
-    __pyx_L6:;
+    __pyx_L9:;
 
-    /* "ext/tagstream.pyx":935
+    /* "ext/tagstream.pyx":937
  *                 self.read_dataset(ih.vpos, ih.vpos + ih.length, inner, depth + 1, None, C_UNDEF, item)
  *                 pos = ih.vpos + ih.length
  *             items.append(item)             # <<<<<<<<<<<<<<
  *         return items
  * 
 */
-    __pyx_t_12 = __Pyx_PyList_Append(__pyx_v_items, __pyx_v_item); if (unlikely(__pyx_t_12 == ((int)-1))) __PYX_ERR(0, 935, __pyx_L1_error)
+    __pyx_t_13 = __Pyx_PyList_Append(__pyx_v_items, __pyx_v_item); if (unlikely(__pyx_t_13 == ((int)-1))) __PYX_ERR(0, 937, __pyx_L1_error)
 
   }
   __pyx_L4_break:;
 
-  /* "ext/tagstream.pyx":936
+  /* "ext/tagstream.pyx":938
  *                 pos = ih.vpos + ih.length
  *             items.append(item)
  *         return items             # <<<<<<<<<<<<<<
@@ -43834,12 +43975,12 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_7_Walker_12read_items(
   /* function exit code */
   __pyx_L1_error:;
   __Pyx_XDECREF(__pyx_t_3);
-  __Pyx_XDECREF(__pyx_t_4);
   __Pyx_XDECREF(__pyx_t_5);
   __Pyx_XDECREF(__pyx_t_6);
-  __Pyx_XDECREF(__pyx_t_7);
   __Pyx_XDECREF(__pyx_t_8);
-  __Pyx_XDECREF(__pyx_t_11);
+  __Pyx_XDECREF(__pyx_t_9);
+  __Pyx_XDECREF(__pyx_t_10);
+  __Pyx_XDECREF(__pyx_t_12);
   __Pyx_AddTraceback("slicebox._speedups.tagstream._Walker.read_items", __pyx_clineno, __pyx_lineno, __pyx_filename);
   __pyx_r = NULL;
   __pyx_L0:;
@@ -43853,7 +43994,7 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_7_Walker_12read_items(
   return __pyx_r;
 }
 
-/* "ext/tagstream.pyx":938
+/* "ext/tagstream.pyx":940
  *         return items
  * 
  *     def list_dataset(self, Py_ssize_t pos, Py_ssize_t end, int enc, tuple trunk, int depth, list rows):             # <<<<<<<<<<<<<<
@@ -43905,67 +44046,67 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   {
     PyObject ** const __pyx_pyargnames[] = {&__pyx_mstate_global->__pyx_n_u_pos,&__pyx_mstate_global->__pyx_n_u_end,&__pyx_mstate_global->__pyx_n_u_enc,&__pyx_mstate_global->__pyx_n_u_trunk,&__pyx_mstate_global->__pyx_n_u_depth,&__pyx_mstate_global->__pyx_n_u_rows,0};
     const Py_ssize_t __pyx_kwds_len = (__pyx_kwds) ? __Pyx_NumKwargs_FASTCALL(__pyx_kwds) : 0;
-    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 938, __pyx_L3_error)
+    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 940, __pyx_L3_error)
     if (__pyx_kwds_len > 0) {
       switch (__pyx_nargs) {
         case  6:
         values[5] = __Pyx_ArgRef_FASTCALL(__pyx_args, 5);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[5])) __PYX_ERR(0, 938, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[5])) __PYX_ERR(0, 940, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  5:
         values[4] = __Pyx_ArgRef_FASTCALL(__pyx_args, 4);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(0, 938, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(0, 940, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  4:
         values[3] = __Pyx_ArgRef_FASTCALL(__pyx_args, 3);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 938, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 940, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  3:
         values[2] = __Pyx_ArgRef_FASTCALL(__pyx_args, 2);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 938, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 940, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  2:
         values[1] = __Pyx_ArgRef_FASTCALL(__pyx_args, 1);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 938, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 940, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  1:
         values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 938, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 940, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  0: break;
         default: goto __pyx_L5_argtuple_error;
       }
       const Py_ssize_t kwd_pos_args = __pyx_nargs;
-      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "list_dataset", 0) < (0)) __PYX_ERR(0, 938, __pyx_L3_error)
+      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "list_dataset", 0) < (0)) __PYX_ERR(0, 940, __pyx_L3_error)
       for (Py_ssize_t i = __pyx_nargs; i < 6; i++) {
-        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("list_dataset", 1, 6, 6, i); __PYX_ERR(0, 938, __pyx_L3_error) }
+        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("list_dataset", 1, 6, 6, i); __PYX_ERR(0, 940, __pyx_L3_error) }
       }
     } else if (unlikely(__pyx_nargs != 6)) {
       goto __pyx_L5_argtuple_error;
     } else {
       values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 938, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 940, __pyx_L3_error)
       values[1] = __Pyx_ArgRef_FASTCALL(__pyx_args, 1);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 938, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 940, __pyx_L3_error)
       values[2] = __Pyx_ArgRef_FASTCALL(__pyx_args, 2);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 938, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 940, __pyx_L3_error)
       values[3] = __Pyx_ArgRef_FASTCALL(__pyx_args, 3);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 938, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 940, __pyx_L3_error)
       values[4] = __Pyx_ArgRef_FASTCALL(__pyx_args, 4);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(0, 938, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(0, 940, __pyx_L3_error)
       values[5] = __Pyx_ArgRef_FASTCALL(__pyx_args, 5);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[5])) __PYX_ERR(0, 938, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[5])) __PYX_ERR(0, 940, __pyx_L3_error)
     }
-    __pyx_v_pos = __Pyx_PyIndex_AsSsize_t(values[0]); if (unlikely((__pyx_v_pos == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 938, __pyx_L3_error)
-    __pyx_v_end = __Pyx_PyIndex_AsSsize_t(values[1]); if (unlikely((__pyx_v_end == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 938, __pyx_L3_error)
-    __pyx_v_enc = __Pyx_PyLong_As_int(values[2]); if (unlikely((__pyx_v_enc == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 938, __pyx_L3_error)
+    __pyx_v_pos = __Pyx_PyIndex_AsSsize_t(values[0]); if (unlikely((__pyx_v_pos == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 940, __pyx_L3_error)
+    __pyx_v_end = __Pyx_PyIndex_AsSsize_t(values[1]); if (unlikely((__pyx_v_end == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 940, __pyx_L3_error)
+    __pyx_v_enc = __Pyx_PyLong_As_int(values[2]); if (unlikely((__pyx_v_enc == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 940, __pyx_L3_error)
     __pyx_v_trunk = ((PyObject*)values[3]);
-    __pyx_v_depth = __Pyx_PyLong_As_int(values[4]); if (unlikely((__pyx_v_depth == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 938, __pyx_L3_error)
+    __pyx_v_depth = __Pyx_PyLong_As_int(values[4]); if (unlikely((__pyx_v_depth == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 940, __pyx_L3_error)
     __pyx_v_rows = ((PyObject*)values[5]);
   }
   goto __pyx_L6_skip;
   __pyx_L5_argtuple_error:;
-  __Pyx_RaiseArgtupleInvalid("list_dataset", 1, 6, 6, __pyx_nargs); __PYX_ERR(0, 938, __pyx_L3_error)
+  __Pyx_RaiseArgtupleInvalid("list_dataset", 1, 6, 6, __pyx_nargs); __PYX_ERR(0, 940, __pyx_L3_error)
   __pyx_L6_skip:;
   goto __pyx_L4_argument_unpacking_done;
   __pyx_L3_error:;
@@ -43976,8 +44117,8 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   __Pyx_RefNannyFinishContext();
   return NULL;
   __pyx_L4_argument_unpacking_done:;
-  if (unlikely(!__Pyx_ArgTypeTest(((PyObject *)__pyx_v_trunk), (&PyTuple_Type), 1, "trunk", 1))) __PYX_ERR(0, 938, __pyx_L1_error)
-  if (unlikely(!__Pyx_ArgTypeTest(((PyObject *)__pyx_v_rows), (&PyList_Type), 1, "rows", 1))) __PYX_ERR(0, 938, __pyx_L1_error)
+  if (unlikely(!__Pyx_ArgTypeTest(((PyObject *)__pyx_v_trunk), (&PyTuple_Type), 1, "trunk", 1))) __PYX_ERR(0, 940, __pyx_L1_error)
+  if (unlikely(!__Pyx_ArgTypeTest(((PyObject *)__pyx_v_rows), (&PyList_Type), 1, "rows", 1))) __PYX_ERR(0, 940, __pyx_L1_error)
   __pyx_r = __pyx_pf_8slicebox_9_speedups_9tagstream_7_Walker_14list_dataset(((struct __pyx_obj_8slicebox_9_speedups_9tagstream__Walker *)__pyx_v_self), __pyx_v_pos, __pyx_v_end, __pyx_v_enc, __pyx_v_trunk, __pyx_v_depth, __pyx_v_rows);
 
   /* function exit code */
@@ -44039,7 +44180,7 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_7_Walker_14list_datase
   __Pyx_RefNannySetupContext("list_dataset", 0);
 
 
-  /* "ext/tagstream.pyx":939
+  /* "ext/tagstream.pyx":941
  * 
  *     def list_dataset(self, Py_ssize_t pos, Py_ssize_t end, int enc, tuple trunk, int depth, list rows):
  *         cdef Py_ssize_t limit = self.n if end < 0 else end             # <<<<<<<<<<<<<<
@@ -44058,7 +44199,7 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_7_Walker_14list_datase
 
   __pyx_v_limit = __pyx_t_1;
 
-  /* "ext/tagstream.pyx":943
+  /* "ext/tagstream.pyx":945
  *         cdef Hdr h
  *         cdef int kind
  *         while pos < limit:             # <<<<<<<<<<<<<<
@@ -44071,17 +44212,17 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_7_Walker_14list_datase
 
     if (!__pyx_t_2) break;
 
-    /* "ext/tagstream.pyx":944
+    /* "ext/tagstream.pyx":946
  *         cdef int kind
  *         while pos < limit:
  *             self.hdr(pos, limit, enc, &h)             # <<<<<<<<<<<<<<
  *             if h.tag >> 16 == 0xFFFE:
  *                 if h.tag == C_ITEM_DELIM and end < 0:
 */
-    __pyx_t_3 = ((struct __pyx_vtabstruct_8slicebox_9_speedups_9tagstream__Walker *)__pyx_v_self->__pyx_vtab)->hdr(__pyx_v_self, __pyx_v_pos, __pyx_v_limit, __pyx_v_enc, (&__pyx_v_h)); if (unlikely(__pyx_t_3 == ((int)-1))) __PYX_ERR(0, 944, __pyx_L1_error)
+    __pyx_t_3 = ((struct __pyx_vtabstruct_8slicebox_9_speedups_9tagstream__Walker *)__pyx_v_self->__pyx_vtab)->hdr(__pyx_v_self, __pyx_v_pos, __pyx_v_limit, __pyx_v_enc, (&__pyx_v_h)); if (unlikely(__pyx_t_3 == ((int)-1))) __PYX_ERR(0, 946, __pyx_L1_error)
 
 
-    /* "ext/tagstream.pyx":945
+    /* "ext/tagstream.pyx":947
  *         while pos < limit:
  *             self.hdr(pos, limit, enc, &h)
  *             if h.tag >> 16 == 0xFFFE:             # <<<<<<<<<<<<<<
@@ -44093,7 +44234,7 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_7_Walker_14list_datase
     if (__pyx_t_2) {
 
 
-      /* "ext/tagstream.pyx":946
+      /* "ext/tagstream.pyx":948
  *             self.hdr(pos, limit, enc, &h)
  *             if h.tag >> 16 == 0xFFFE:
  *                 if h.tag == C_ITEM_DELIM and end < 0:             # <<<<<<<<<<<<<<
@@ -44119,14 +44260,14 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_7_Walker_14list_datase
       if (__pyx_t_2) {
 
 
-        /* "ext/tagstream.pyx":947
+        /* "ext/tagstream.pyx":949
  *             if h.tag >> 16 == 0xFFFE:
  *                 if h.tag == C_ITEM_DELIM and end < 0:
  *                     return h.vpos             # <<<<<<<<<<<<<<
  *                 raise DicomStreamError("misplaced %s at %d" % (format_tag(h.tag), pos))
  *             if depth == 0 and h.tag == C_PIXEL:
 */
-        __pyx_t_5 = PyLong_FromSsize_t(__pyx_v_h.vpos); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 947, __pyx_L1_error)
+        __pyx_t_5 = PyLong_FromSsize_t(__pyx_v_h.vpos); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 949, __pyx_L1_error)
         __Pyx_GOTREF(__pyx_t_5);
         {
           PyObject *__pyx_temp;
@@ -44139,7 +44280,7 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_7_Walker_14list_datase
         __pyx_t_5 = 0;
         goto __pyx_L0;
 
-        /* "ext/tagstream.pyx":946
+        /* "ext/tagstream.pyx":948
  *             self.hdr(pos, limit, enc, &h)
  *             if h.tag >> 16 == 0xFFFE:
  *                 if h.tag == C_ITEM_DELIM and end < 0:             # <<<<<<<<<<<<<<
@@ -44148,7 +44289,7 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_7_Walker_14list_datase
 */
       }
 
-      /* "ext/tagstream.pyx":948
+      /* "ext/tagstream.pyx":950
  *                 if h.tag == C_ITEM_DELIM and end < 0:
  *                     return h.vpos
  *                 raise DicomStreamError("misplaced %s at %d" % (format_tag(h.tag), pos))             # <<<<<<<<<<<<<<
@@ -44156,20 +44297,20 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_7_Walker_14list_datase
  *                 return pos
 */
       __pyx_t_6 = NULL;
-      __Pyx_GetModuleGlobalName(__pyx_t_7, __pyx_mstate_global->__pyx_n_u_DicomStreamError); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 948, __pyx_L1_error)
+      __Pyx_GetModuleGlobalName(__pyx_t_7, __pyx_mstate_global->__pyx_n_u_DicomStreamError); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 950, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_7);
-      __Pyx_GetModuleGlobalName(__pyx_t_8, __pyx_mstate_global->__pyx_n_u_format_tag); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 948, __pyx_L1_error)
+      __Pyx_GetModuleGlobalName(__pyx_t_8, __pyx_mstate_global->__pyx_n_u_format_tag); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 950, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_8);
-      __pyx_t_9 = __Pyx_PyLong_From_unsigned_int(__pyx_v_h.tag); if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 948, __pyx_L1_error)
+      __pyx_t_9 = __Pyx_PyLong_From_unsigned_int(__pyx_v_h.tag); if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 950, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_9);
-      __pyx_t_10 = __Pyx_PyObject_CallOneArg(__pyx_t_8, __pyx_t_9); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 948, __pyx_L1_error)
+      __pyx_t_10 = __Pyx_PyObject_CallOneArg(__pyx_t_8, __pyx_t_9); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 950, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_10);
       __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
       __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
-      __pyx_t_9 = __Pyx_PyObject_FormatSimpleAndDecref(PyObject_Str(__pyx_t_10), __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 948, __pyx_L1_error)
+      __pyx_t_9 = __Pyx_PyObject_FormatSimpleAndDecref(PyObject_Str(__pyx_t_10), __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 950, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_9);
       __Pyx_DECREF(__pyx_t_10); __pyx_t_10 = 0;
-      __pyx_t_10 = __Pyx_PyUnicode_From_Py_ssize_t(__pyx_v_pos, 0, ' ', 'd'); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 948, __pyx_L1_error)
+      __pyx_t_10 = __Pyx_PyUnicode_From_Py_ssize_t(__pyx_v_pos, 0, ' ', 'd'); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 950, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_10);
       __pyx_t_11[0] = __pyx_mstate_global->__pyx_kp_u_misplaced;
       __pyx_t_11[1] = __pyx_t_9;
@@ -44184,7 +44325,7 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_7_Walker_14list_datase
       __pyx_t_3 |= __Pyx_PyUnicode_KIND_04(__pyx_t_11[1]);
       #endif
       __pyx_t_8 = __Pyx_PyUnicode_Join(__pyx_t_11, 4, __pyx_t_1, __pyx_t_3);
-      if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 948, __pyx_L1_error)
+      if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 950, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_8);
       __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
       __Pyx_DECREF(__pyx_t_10); __pyx_t_10 = 0;
@@ -44206,14 +44347,14 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_7_Walker_14list_datase
         __Pyx_XDECREF(__pyx_t_6); __pyx_t_6 = 0;
         __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
         __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
-        if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 948, __pyx_L1_error)
+        if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 950, __pyx_L1_error)
         __Pyx_GOTREF(__pyx_t_5);
       }
       __Pyx_Raise(__pyx_t_5, 0, 0, 0);
       __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
-      __PYX_ERR(0, 948, __pyx_L1_error)
+      __PYX_ERR(0, 950, __pyx_L1_error)
 
-      /* "ext/tagstream.pyx":945
+      /* "ext/tagstream.pyx":947
  *         while pos < limit:
  *             self.hdr(pos, limit, enc, &h)
  *             if h.tag >> 16 == 0xFFFE:             # <<<<<<<<<<<<<<
@@ -44222,7 +44363,7 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_7_Walker_14list_datase
 */
     }
 
-    /* "ext/tagstream.pyx":949
+    /* "ext/tagstream.pyx":951
  *                     return h.vpos
  *                 raise DicomStreamError("misplaced %s at %d" % (format_tag(h.tag), pos))
  *             if depth == 0 and h.tag == C_PIXEL:             # <<<<<<<<<<<<<<
@@ -44248,14 +44389,14 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_7_Walker_14list_datase
     if (__pyx_t_2) {
 
 
-      /* "ext/tagstream.pyx":950
+      /* "ext/tagstream.pyx":952
  *                 raise DicomStreamError("misplaced %s at %d" % (format_tag(h.tag), pos))
  *             if depth == 0 and h.tag == C_PIXEL:
  *                 return pos             # <<<<<<<<<<<<<<
  *             kind = self.kind(&h, enc)
  *             epos = self.skip_value(&h, limit, enc, kind, depth)
 */
-      __pyx_t_5 = PyLong_FromSsize_t(__pyx_v_pos); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 950, __pyx_L1_error)
+      __pyx_t_5 = PyLong_FromSsize_t(__pyx_v_pos); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 952, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_5);
       {
         PyObject *__pyx_temp;
@@ -44268,7 +44409,7 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_7_Walker_14list_datase
       __pyx_t_5 = 0;
       goto __pyx_L0;
 
-      /* "ext/tagstream.pyx":949
+      /* "ext/tagstream.pyx":951
  *                     return h.vpos
  *                 raise DicomStreamError("misplaced %s at %d" % (format_tag(h.tag), pos))
  *             if depth == 0 and h.tag == C_PIXEL:             # <<<<<<<<<<<<<<
@@ -44277,27 +44418,27 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_7_Walker_14list_datase
 */
     }
 
-    /* "ext/tagstream.pyx":951
+    /* "ext/tagstream.pyx":953
  *             if depth == 0 and h.tag == C_PIXEL:
  *                 return pos
  *             kind = self.kind(&h, enc)             # <<<<<<<<<<<<<<
  *             epos = self.skip_value(&h, limit, enc, kind, depth)
  *             if depth == 0 and h.tag == 0x00080005:
 */
-    __pyx_t_3 = ((struct __pyx_vtabstruct_8slicebox_9_speedups_9tagstream__Walker *)__pyx_v_self->__pyx_vtab)->kind(__pyx_v_self, (&__pyx_v_h), __pyx_v_enc); if (unlikely(__pyx_t_3 == ((int)-1))) __PYX_ERR(0, 951, __pyx_L1_error)
+    __pyx_t_3 = ((struct __pyx_vtabstruct_8slicebox_9_speedups_9tagstream__Walker *)__pyx_v_self->__pyx_vtab)->kind(__pyx_v_self, (&__pyx_v_h), __pyx_v_enc); if (unlikely(__pyx_t_3 == ((int)-1))) __PYX_ERR(0, 953, __pyx_L1_error)
     __pyx_v_kind = __pyx_t_3;
 
-    /* "ext/tagstream.pyx":952
+    /* "ext/tagstream.pyx":954
  *                 return pos
  *             kind = self.kind(&h, enc)
  *             epos = self.skip_value(&h, limit, enc, kind, depth)             # <<<<<<<<<<<<<<
  *             if depth == 0 and h.tag == 0x00080005:
  *                 self.charset_raw = bytes(self.mv[h.vpos:epos])
 */
-    __pyx_t_1 = ((struct __pyx_vtabstruct_8slicebox_9_speedups_9tagstream__Walker *)__pyx_v_self->__pyx_vtab)->skip_value(__pyx_v_self, (&__pyx_v_h), __pyx_v_limit, __pyx_v_enc, __pyx_v_kind, __pyx_v_depth); if (unlikely(__pyx_t_1 == ((Py_ssize_t)-1L))) __PYX_ERR(0, 952, __pyx_L1_error)
+    __pyx_t_1 = ((struct __pyx_vtabstruct_8slicebox_9_speedups_9tagstream__Walker *)__pyx_v_self->__pyx_vtab)->skip_value(__pyx_v_self, (&__pyx_v_h), __pyx_v_limit, __pyx_v_enc, __pyx_v_kind, __pyx_v_depth); if (unlikely(__pyx_t_1 == ((Py_ssize_t)-1L))) __PYX_ERR(0, 954, __pyx_L1_error)
     __pyx_v_epos = __pyx_t_1;
 
-    /* "ext/tagstream.pyx":953
+    /* "ext/tagstream.pyx":955
  *             kind = self.kind(&h, enc)
  *             epos = self.skip_value(&h, limit, enc, kind, depth)
  *             if depth == 0 and h.tag == 0x00080005:             # <<<<<<<<<<<<<<
@@ -44323,7 +44464,7 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_7_Walker_14list_datase
     if (__pyx_t_2) {
 
 
-      /* "ext/tagstream.pyx":954
+      /* "ext/tagstream.pyx":956
  *             epos = self.skip_value(&h, limit, enc, kind, depth)
  *             if depth == 0 and h.tag == 0x00080005:
  *                 self.charset_raw = bytes(self.mv[h.vpos:epos])             # <<<<<<<<<<<<<<
@@ -44331,7 +44472,7 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_7_Walker_14list_datase
  *             vrb = self.vrbytes(&h)
 */
       __pyx_t_7 = NULL;
-      if (unlikely(!__pyx_v_self->mv.memview)) {PyErr_SetString(PyExc_AttributeError,"Memoryview is not initialized");__PYX_ERR(0, 954, __pyx_L1_error)}
+      if (unlikely(!__pyx_v_self->mv.memview)) {PyErr_SetString(PyExc_AttributeError,"Memoryview is not initialized");__PYX_ERR(0, 956, __pyx_L1_error)}
       __pyx_t_13.data = __pyx_v_self->mv.data;
       __pyx_t_13.memview = __pyx_v_self->mv.memview;
       __PYX_INC_MEMVIEW(&__pyx_t_13, 1);
@@ -44350,10 +44491,10 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_7_Walker_14list_datase
     0,
     1) < 0))
 {
-    __PYX_ERR(0, 954, __pyx_L1_error)
+    __PYX_ERR(0, 956, __pyx_L1_error)
 }
 
-__pyx_t_8 = __pyx_memoryview_fromslice(__pyx_t_13, 1, (PyObject *(*)(char *)) __pyx_memview_get_unsigned_char__const__, (int (*)(char *, PyObject *)) NULL, 0);; if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 954, __pyx_L1_error)
+__pyx_t_8 = __pyx_memoryview_fromslice(__pyx_t_13, 1, (PyObject *(*)(char *)) __pyx_memview_get_unsigned_char__const__, (int (*)(char *, PyObject *)) NULL, 0);; if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 956, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_8);
       __PYX_XCLEAR_MEMVIEW(&__pyx_t_13, 1);; __pyx_t_13.memview = NULL; __pyx_t_13.data = NULL;
       __pyx_t_12 = 1;
@@ -44362,7 +44503,7 @@ __pyx_t_8 = __pyx_memoryview_fromslice(__pyx_t_13, 1, (PyObject *(*)(char *)) __
         __pyx_t_5 = __Pyx_PyObject_FastCall((PyObject*)(&PyBytes_Type), __pyx_callargs+__pyx_t_12, (2-__pyx_t_12) | (__pyx_t_12*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
         __Pyx_XDECREF(__pyx_t_7); __pyx_t_7 = 0;
         __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
-        if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 954, __pyx_L1_error)
+        if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 956, __pyx_L1_error)
         __Pyx_GOTREF(__pyx_t_5);
       }
       __Pyx_GIVEREF(__pyx_t_5);
@@ -44370,7 +44511,7 @@ __pyx_t_8 = __pyx_memoryview_fromslice(__pyx_t_13, 1, (PyObject *(*)(char *)) __
       __Pyx_DECREF_SET(__pyx_v_self->charset_raw, __pyx_t_5);
       __pyx_t_5 = 0;
 
-      /* "ext/tagstream.pyx":953
+      /* "ext/tagstream.pyx":955
  *             kind = self.kind(&h, enc)
  *             epos = self.skip_value(&h, limit, enc, kind, depth)
  *             if depth == 0 and h.tag == 0x00080005:             # <<<<<<<<<<<<<<
@@ -44379,7 +44520,7 @@ __pyx_t_8 = __pyx_memoryview_fromslice(__pyx_t_13, 1, (PyObject *(*)(char *)) __
 */
     }
 
-    /* "ext/tagstream.pyx":955
+    /* "ext/tagstream.pyx":957
  *             if depth == 0 and h.tag == 0x00080005:
  *                 self.charset_raw = bytes(self.mv[h.vpos:epos])
  *             path = format_tag_path(trunk, h.tag)             # <<<<<<<<<<<<<<
@@ -44387,9 +44528,9 @@ __pyx_t_8 = __pyx_memoryview_fromslice(__pyx_t_13, 1, (PyObject *(*)(char *)) __
  *             svr = vrb.decode() if vrb else ("SQ" if kind == 1 else _dictionary_vr(h.tag))
 */
     __pyx_t_8 = NULL;
-    __Pyx_GetModuleGlobalName(__pyx_t_7, __pyx_mstate_global->__pyx_n_u_format_tag_path); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 955, __pyx_L1_error)
+    __Pyx_GetModuleGlobalName(__pyx_t_7, __pyx_mstate_global->__pyx_n_u_format_tag_path); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 957, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_7);
-    __pyx_t_6 = __Pyx_PyLong_From_unsigned_int(__pyx_v_h.tag); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 955, __pyx_L1_error)
+    __pyx_t_6 = __Pyx_PyLong_From_unsigned_int(__pyx_v_h.tag); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 957, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_6);
     __pyx_t_12 = 1;
     #if CYTHON_UNPACK_METHODS
@@ -44409,32 +44550,32 @@ __pyx_t_8 = __pyx_memoryview_fromslice(__pyx_t_13, 1, (PyObject *(*)(char *)) __
       __Pyx_XDECREF(__pyx_t_8); __pyx_t_8 = 0;
       __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
       __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
-      if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 955, __pyx_L1_error)
+      if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 957, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_5);
     }
     __Pyx_XDECREF_SET(__pyx_v_path, __pyx_t_5);
     __pyx_t_5 = 0;
 
-    /* "ext/tagstream.pyx":956
+    /* "ext/tagstream.pyx":958
  *                 self.charset_raw = bytes(self.mv[h.vpos:epos])
  *             path = format_tag_path(trunk, h.tag)
  *             vrb = self.vrbytes(&h)             # <<<<<<<<<<<<<<
  *             svr = vrb.decode() if vrb else ("SQ" if kind == 1 else _dictionary_vr(h.tag))
  *             slen = -1 if h.length == C_UNDEF else h.length
 */
-    __pyx_t_5 = ((struct __pyx_vtabstruct_8slicebox_9_speedups_9tagstream__Walker *)__pyx_v_self->__pyx_vtab)->vrbytes(__pyx_v_self, (&__pyx_v_h)); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 956, __pyx_L1_error)
+    __pyx_t_5 = ((struct __pyx_vtabstruct_8slicebox_9_speedups_9tagstream__Walker *)__pyx_v_self->__pyx_vtab)->vrbytes(__pyx_v_self, (&__pyx_v_h)); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 958, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_5);
     __Pyx_XDECREF_SET(__pyx_v_vrb, __pyx_t_5);
     __pyx_t_5 = 0;
 
-    /* "ext/tagstream.pyx":957
+    /* "ext/tagstream.pyx":959
  *             path = format_tag_path(trunk, h.tag)
  *             vrb = self.vrbytes(&h)
  *             svr = vrb.decode() if vrb else ("SQ" if kind == 1 else _dictionary_vr(h.tag))             # <<<<<<<<<<<<<<
  *             slen = -1 if h.length == C_UNDEF else h.length
  *             if kind == 1 or kind == 2:
 */
-    __pyx_t_2 = __Pyx_PyObject_IsTrue(__pyx_v_vrb); if (unlikely((__pyx_t_2 < 0))) __PYX_ERR(0, 957, __pyx_L1_error)
+    __pyx_t_2 = __Pyx_PyObject_IsTrue(__pyx_v_vrb); if (unlikely((__pyx_t_2 < 0))) __PYX_ERR(0, 959, __pyx_L1_error)
     if (__pyx_t_2) {
       __pyx_t_6 = __pyx_v_vrb;
       __Pyx_INCREF(__pyx_t_6);
@@ -44443,7 +44584,7 @@ __pyx_t_8 = __pyx_memoryview_fromslice(__pyx_t_13, 1, (PyObject *(*)(char *)) __
         PyObject *__pyx_callargs[2] = {__pyx_t_6, NULL};
         __pyx_t_7 = __Pyx_PyObject_FastCallMethod((PyObject*)__pyx_mstate_global->__pyx_n_u_decode, __pyx_callargs+__pyx_t_12, (1-__pyx_t_12) | (1*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
         __Pyx_XDECREF(__pyx_t_6); __pyx_t_6 = 0;
-        if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 957, __pyx_L1_error)
+        if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 959, __pyx_L1_error)
         __Pyx_GOTREF(__pyx_t_7);
       }
       __pyx_t_5 = __pyx_t_7;
@@ -44456,9 +44597,9 @@ __pyx_t_8 = __pyx_memoryview_fromslice(__pyx_t_13, 1, (PyObject *(*)(char *)) __
         __pyx_t_7 = __pyx_mstate_global->__pyx_n_u_SQ;
       } else {
         __pyx_t_8 = NULL;
-        __Pyx_GetModuleGlobalName(__pyx_t_10, __pyx_mstate_global->__pyx_n_u_dictionary_vr); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 957, __pyx_L1_error)
+        __Pyx_GetModuleGlobalName(__pyx_t_10, __pyx_mstate_global->__pyx_n_u_dictionary_vr); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 959, __pyx_L1_error)
         __Pyx_GOTREF(__pyx_t_10);
-        __pyx_t_9 = __Pyx_PyLong_From_unsigned_int(__pyx_v_h.tag); if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 957, __pyx_L1_error)
+        __pyx_t_9 = __Pyx_PyLong_From_unsigned_int(__pyx_v_h.tag); if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 959, __pyx_L1_error)
         __Pyx_GOTREF(__pyx_t_9);
         __pyx_t_12 = 1;
         #if CYTHON_UNPACK_METHODS
@@ -44478,7 +44619,7 @@ __pyx_t_8 = __pyx_memoryview_fromslice(__pyx_t_13, 1, (PyObject *(*)(char *)) __
           __Pyx_XDECREF(__pyx_t_8); __pyx_t_8 = 0;
           __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
           __Pyx_DECREF(__pyx_t_10); __pyx_t_10 = 0;
-          if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 957, __pyx_L1_error)
+          if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 959, __pyx_L1_error)
           __Pyx_GOTREF(__pyx_t_6);
         }
         __pyx_t_7 = __pyx_t_6;
@@ -44492,7 +44633,7 @@ __pyx_t_8 = __pyx_memoryview_fromslice(__pyx_t_13, 1, (PyObject *(*)(char *)) __
     __Pyx_XDECREF_SET(__pyx_v_svr, __pyx_t_5);
     __pyx_t_5 = 0;
 
-    /* "ext/tagstream.pyx":958
+    /* "ext/tagstream.pyx":960
  *             vrb = self.vrbytes(&h)
  *             svr = vrb.decode() if vrb else ("SQ" if kind == 1 else _dictionary_vr(h.tag))
  *             slen = -1 if h.length == C_UNDEF else h.length             # <<<<<<<<<<<<<<
@@ -44511,7 +44652,7 @@ __pyx_t_8 = __pyx_memoryview_fromslice(__pyx_t_13, 1, (PyObject *(*)(char *)) __
 
     __pyx_v_slen = __pyx_t_14;
 
-    /* "ext/tagstream.pyx":959
+    /* "ext/tagstream.pyx":961
  *             svr = vrb.decode() if vrb else ("SQ" if kind == 1 else _dictionary_vr(h.tag))
  *             slen = -1 if h.length == C_UNDEF else h.length
  *             if kind == 1 or kind == 2:             # <<<<<<<<<<<<<<
@@ -44522,7 +44663,7 @@ __pyx_t_8 = __pyx_memoryview_fromslice(__pyx_t_13, 1, (PyObject *(*)(char *)) __
       case 1:
       case 2:
 
-      /* "ext/tagstream.pyx":960
+      /* "ext/tagstream.pyx":962
  *             slen = -1 if h.length == C_UNDEF else h.length
  *             if kind == 1 or kind == 2:
  *                 rows.append(ElementRecord(path, h.tag, _keyword(h.tag), "SQ" if vrb is None else svr, slen, 0, "", depth))             # <<<<<<<<<<<<<<
@@ -44531,17 +44672,17 @@ __pyx_t_8 = __pyx_memoryview_fromslice(__pyx_t_13, 1, (PyObject *(*)(char *)) __
 */
       if (unlikely(__pyx_v_rows == Py_None)) {
         PyErr_Format(PyExc_AttributeError, "\047NoneType\047 object has no attribute \047%.30s\047", "append");
-        __PYX_ERR(0, 960, __pyx_L1_error)
+        __PYX_ERR(0, 962, __pyx_L1_error)
       }
       __pyx_t_7 = NULL;
-      __Pyx_GetModuleGlobalName(__pyx_t_6, __pyx_mstate_global->__pyx_n_u_ElementRecord); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 960, __pyx_L1_error)
+      __Pyx_GetModuleGlobalName(__pyx_t_6, __pyx_mstate_global->__pyx_n_u_ElementRecord); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 962, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_6);
-      __pyx_t_10 = __Pyx_PyLong_From_unsigned_int(__pyx_v_h.tag); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 960, __pyx_L1_error)
+      __pyx_t_10 = __Pyx_PyLong_From_unsigned_int(__pyx_v_h.tag); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 962, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_10);
       __pyx_t_8 = NULL;
-      __Pyx_GetModuleGlobalName(__pyx_t_15, __pyx_mstate_global->__pyx_n_u_keyword); if (unlikely(!__pyx_t_15)) __PYX_ERR(0, 960, __pyx_L1_error)
+      __Pyx_GetModuleGlobalName(__pyx_t_15, __pyx_mstate_global->__pyx_n_u_keyword); if (unlikely(!__pyx_t_15)) __PYX_ERR(0, 962, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_15);
-      __pyx_t_16 = __Pyx_PyLong_From_unsigned_int(__pyx_v_h.tag); if (unlikely(!__pyx_t_16)) __PYX_ERR(0, 960, __pyx_L1_error)
+      __pyx_t_16 = __Pyx_PyLong_From_unsigned_int(__pyx_v_h.tag); if (unlikely(!__pyx_t_16)) __PYX_ERR(0, 962, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_16);
       __pyx_t_12 = 1;
       #if CYTHON_UNPACK_METHODS
@@ -44561,7 +44702,7 @@ __pyx_t_8 = __pyx_memoryview_fromslice(__pyx_t_13, 1, (PyObject *(*)(char *)) __
         __Pyx_XDECREF(__pyx_t_8); __pyx_t_8 = 0;
         __Pyx_DECREF(__pyx_t_16); __pyx_t_16 = 0;
         __Pyx_DECREF(__pyx_t_15); __pyx_t_15 = 0;
-        if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 960, __pyx_L1_error)
+        if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 962, __pyx_L1_error)
         __Pyx_GOTREF(__pyx_t_9);
       }
       __pyx_t_2 = (__pyx_v_vrb == Py_None);
@@ -44573,9 +44714,9 @@ __pyx_t_8 = __pyx_memoryview_fromslice(__pyx_t_13, 1, (PyObject *(*)(char *)) __
         __pyx_t_15 = __pyx_v_svr;
       }
 
-      __pyx_t_16 = __Pyx_PyLong_From_long(__pyx_v_slen); if (unlikely(!__pyx_t_16)) __PYX_ERR(0, 960, __pyx_L1_error)
+      __pyx_t_16 = __Pyx_PyLong_From_long(__pyx_v_slen); if (unlikely(!__pyx_t_16)) __PYX_ERR(0, 962, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_16);
-      __pyx_t_8 = __Pyx_PyLong_From_int(__pyx_v_depth); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 960, __pyx_L1_error)
+      __pyx_t_8 = __Pyx_PyLong_From_int(__pyx_v_depth); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 962, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_8);
       __pyx_t_12 = 1;
       #if CYTHON_UNPACK_METHODS
@@ -44599,14 +44740,14 @@ __pyx_t_8 = __pyx_memoryview_fromslice(__pyx_t_13, 1, (PyObject *(*)(char *)) __
         __Pyx_DECREF(__pyx_t_16); __pyx_t_16 = 0;
         __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
         __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
-        if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 960, __pyx_L1_error)
+        if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 962, __pyx_L1_error)
         __Pyx_GOTREF(__pyx_t_5);
       }
-      __pyx_t_17 = __Pyx_PyList_Append(__pyx_v_rows, __pyx_t_5); if (unlikely(__pyx_t_17 == ((int)-1))) __PYX_ERR(0, 960, __pyx_L1_error)
+      __pyx_t_17 = __Pyx_PyList_Append(__pyx_v_rows, __pyx_t_5); if (unlikely(__pyx_t_17 == ((int)-1))) __PYX_ERR(0, 962, __pyx_L1_error)
       __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
 
 
-      /* "ext/tagstream.pyx":961
+      /* "ext/tagstream.pyx":963
  *             if kind == 1 or kind == 2:
  *                 rows.append(ElementRecord(path, h.tag, _keyword(h.tag), "SQ" if vrb is None else svr, slen, 0, "", depth))
  *                 self.list_items(h.tag, h.vpos, epos, enc, kind, trunk, depth, rows)             # <<<<<<<<<<<<<<
@@ -44615,17 +44756,17 @@ __pyx_t_8 = __pyx_memoryview_fromslice(__pyx_t_13, 1, (PyObject *(*)(char *)) __
 */
       __pyx_t_6 = ((PyObject *)__pyx_v_self);
       __Pyx_INCREF(__pyx_t_6);
-      __pyx_t_8 = __Pyx_PyLong_From_unsigned_int(__pyx_v_h.tag); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 961, __pyx_L1_error)
+      __pyx_t_8 = __Pyx_PyLong_From_unsigned_int(__pyx_v_h.tag); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 963, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_8);
-      __pyx_t_16 = PyLong_FromSsize_t(__pyx_v_h.vpos); if (unlikely(!__pyx_t_16)) __PYX_ERR(0, 961, __pyx_L1_error)
+      __pyx_t_16 = PyLong_FromSsize_t(__pyx_v_h.vpos); if (unlikely(!__pyx_t_16)) __PYX_ERR(0, 963, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_16);
-      __pyx_t_15 = PyLong_FromSsize_t(__pyx_v_epos); if (unlikely(!__pyx_t_15)) __PYX_ERR(0, 961, __pyx_L1_error)
+      __pyx_t_15 = PyLong_FromSsize_t(__pyx_v_epos); if (unlikely(!__pyx_t_15)) __PYX_ERR(0, 963, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_15);
-      __pyx_t_9 = __Pyx_PyLong_From_int(__pyx_v_enc); if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 961, __pyx_L1_error)
+      __pyx_t_9 = __Pyx_PyLong_From_int(__pyx_v_enc); if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 963, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_9);
-      __pyx_t_10 = __Pyx_PyLong_From_int(__pyx_v_kind); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 961, __pyx_L1_error)
+      __pyx_t_10 = __Pyx_PyLong_From_int(__pyx_v_kind); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 963, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_10);
-      __pyx_t_7 = __Pyx_PyLong_From_int(__pyx_v_depth); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 961, __pyx_L1_error)
+      __pyx_t_7 = __Pyx_PyLong_From_int(__pyx_v_depth); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 963, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_7);
       __pyx_t_12 = 0;
       {
@@ -44638,12 +44779,12 @@ __pyx_t_8 = __pyx_memoryview_fromslice(__pyx_t_13, 1, (PyObject *(*)(char *)) __
         __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
         __Pyx_DECREF(__pyx_t_10); __pyx_t_10 = 0;
         __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
-        if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 961, __pyx_L1_error)
+        if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 963, __pyx_L1_error)
         __Pyx_GOTREF(__pyx_t_5);
       }
       __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
 
-      /* "ext/tagstream.pyx":959
+      /* "ext/tagstream.pyx":961
  *             svr = vrb.decode() if vrb else ("SQ" if kind == 1 else _dictionary_vr(h.tag))
  *             slen = -1 if h.length == C_UNDEF else h.length
  *             if kind == 1 or kind == 2:             # <<<<<<<<<<<<<<
@@ -44653,7 +44794,7 @@ __pyx_t_8 = __pyx_memoryview_fromslice(__pyx_t_13, 1, (PyObject *(*)(char *)) __
       break;
       case 3:
 
-      /* "ext/tagstream.pyx":963
+      /* "ext/tagstream.pyx":965
  *                 self.list_items(h.tag, h.vpos, epos, enc, kind, trunk, depth, rows)
  *             elif kind == 3:
  *                 rows.append(ElementRecord(path, h.tag, _keyword(h.tag), svr, -1, 1, "< Fragments >", depth))             # <<<<<<<<<<<<<<
@@ -44662,17 +44803,17 @@ __pyx_t_8 = __pyx_memoryview_fromslice(__pyx_t_13, 1, (PyObject *(*)(char *)) __
 */
       if (unlikely(__pyx_v_rows == Py_None)) {
         PyErr_Format(PyExc_AttributeError, "\047NoneType\047 object has no attribute \047%.30s\047", "append");
-        __PYX_ERR(0, 963, __pyx_L1_error)
+        __PYX_ERR(0, 965, __pyx_L1_error)
       }
       __pyx_t_7 = NULL;
-      __Pyx_GetModuleGlobalName(__pyx_t_10, __pyx_mstate_global->__pyx_n_u_ElementRecord); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 963, __pyx_L1_error)
+      __Pyx_GetModuleGlobalName(__pyx_t_10, __pyx_mstate_global->__pyx_n_u_ElementRecord); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 965, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_10);
-      __pyx_t_9 = __Pyx_PyLong_From_unsigned_int(__pyx_v_h.tag); if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 963, __pyx_L1_error)
+      __pyx_t_9 = __Pyx_PyLong_From_unsigned_int(__pyx_v_h.tag); if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 965, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_9);
       __pyx_t_16 = NULL;
-      __Pyx_GetModuleGlobalName(__pyx_t_8, __pyx_mstate_global->__pyx_n_u_keyword); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 963, __pyx_L1_error)
+      __Pyx_GetModuleGlobalName(__pyx_t_8, __pyx_mstate_global->__pyx_n_u_keyword); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 965, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_8);
-      __pyx_t_6 = __Pyx_PyLong_From_unsigned_int(__pyx_v_h.tag); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 963, __pyx_L1_error)
+      __pyx_t_6 = __Pyx_PyLong_From_unsigned_int(__pyx_v_h.tag); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 965, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_6);
       __pyx_t_12 = 1;
       #if CYTHON_UNPACK_METHODS
@@ -44692,10 +44833,10 @@ __pyx_t_8 = __pyx_memoryview_fromslice(__pyx_t_13, 1, (PyObject *(*)(char *)) __
         __Pyx_XDECREF(__pyx_t_16); __pyx_t_16 = 0;
         __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
         __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
-        if (unlikely(!__pyx_t_15)) __PYX_ERR(0, 963, __pyx_L1_error)
+        if (unlikely(!__pyx_t_15)) __PYX_ERR(0, 965, __pyx_L1_error)
         __Pyx_GOTREF(__pyx_t_15);
       }
-      __pyx_t_8 = __Pyx_PyLong_From_int(__pyx_v_depth); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 963, __pyx_L1_error)
+      __pyx_t_8 = __Pyx_PyLong_From_int(__pyx_v_depth); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 965, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_8);
       __pyx_t_12 = 1;
       #if CYTHON_UNPACK_METHODS
@@ -44717,14 +44858,14 @@ __pyx_t_8 = __pyx_memoryview_fromslice(__pyx_t_13, 1, (PyObject *(*)(char *)) __
         __Pyx_DECREF(__pyx_t_15); __pyx_t_15 = 0;
         __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
         __Pyx_DECREF(__pyx_t_10); __pyx_t_10 = 0;
-        if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 963, __pyx_L1_error)
+        if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 965, __pyx_L1_error)
         __Pyx_GOTREF(__pyx_t_5);
       }
-      __pyx_t_17 = __Pyx_PyList_Append(__pyx_v_rows, __pyx_t_5); if (unlikely(__pyx_t_17 == ((int)-1))) __PYX_ERR(0, 963, __pyx_L1_error)
+      __pyx_t_17 = __Pyx_PyList_Append(__pyx_v_rows, __pyx_t_5); if (unlikely(__pyx_t_17 == ((int)-1))) __PYX_ERR(0, 965, __pyx_L1_error)
       __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
 
 
-      /* "ext/tagstream.pyx":962
+      /* "ext/tagstream.pyx":964
  *                 rows.append(ElementRecord(path, h.tag, _keyword(h.tag), "SQ" if vrb is None else svr, slen, 0, "", depth))
  *                 self.list_items(h.tag, h.vpos, epos, enc, kind, trunk, depth, rows)
  *             elif kind == 3:             # <<<<<<<<<<<<<<
@@ -44734,16 +44875,16 @@ __pyx_t_8 = __pyx_memoryview_fromslice(__pyx_t_13, 1, (PyObject *(*)(char *)) __
       break;
       default:
 
-      /* "ext/tagstream.pyx":965
+      /* "ext/tagstream.pyx":967
  *                 rows.append(ElementRecord(path, h.tag, _keyword(h.tag), svr, -1, 1, "< Fragments >", depth))
  *             else:
  *                 if svr in BULK_VRS and h.length > 20:             # <<<<<<<<<<<<<<
  *                     text, vm = "< Binary data >", 1
  *                 else:
 */
-      __Pyx_GetModuleGlobalName(__pyx_t_5, __pyx_mstate_global->__pyx_n_u_BULK_VRS); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 965, __pyx_L1_error)
+      __Pyx_GetModuleGlobalName(__pyx_t_5, __pyx_mstate_global->__pyx_n_u_BULK_VRS); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 967, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_5);
-      __pyx_t_4 = (__Pyx_PySequence_ContainsTF(__pyx_v_svr, __pyx_t_5, Py_EQ)); if (unlikely((__pyx_t_4 < 0))) __PYX_ERR(0, 965, __pyx_L1_error)
+      __pyx_t_4 = (__Pyx_PySequence_ContainsTF(__pyx_v_svr, __pyx_t_5, Py_EQ)); if (unlikely((__pyx_t_4 < 0))) __PYX_ERR(0, 967, __pyx_L1_error)
       __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
       if (__pyx_t_4) {
 
@@ -44762,7 +44903,7 @@ __pyx_t_8 = __pyx_memoryview_fromslice(__pyx_t_13, 1, (PyObject *(*)(char *)) __
       if (__pyx_t_2) {
 
 
-        /* "ext/tagstream.pyx":966
+        /* "ext/tagstream.pyx":968
  *             else:
  *                 if svr in BULK_VRS and h.length > 20:
  *                     text, vm = "< Binary data >", 1             # <<<<<<<<<<<<<<
@@ -44778,7 +44919,7 @@ __pyx_t_8 = __pyx_memoryview_fromslice(__pyx_t_13, 1, (PyObject *(*)(char *)) __
         __Pyx_XDECREF_SET(__pyx_v_vm, __pyx_t_10);
         __pyx_t_10 = 0;
 
-        /* "ext/tagstream.pyx":965
+        /* "ext/tagstream.pyx":967
  *                 rows.append(ElementRecord(path, h.tag, _keyword(h.tag), svr, -1, 1, "< Fragments >", depth))
  *             else:
  *                 if svr in BULK_VRS and h.length > 20:             # <<<<<<<<<<<<<<
@@ -44788,7 +44929,7 @@ __pyx_t_8 = __pyx_memoryview_fromslice(__pyx_t_13, 1, (PyObject *(*)(char *)) __
         goto __pyx_L15;
       }
 
-      /* "ext/tagstream.pyx":968
+      /* "ext/tagstream.pyx":970
  *                     text, vm = "< Binary data >", 1
  *                 else:
  *                     value = _decode_value(self.mv[h.vpos:epos], svr, enc, self.charset_raw)             # <<<<<<<<<<<<<<
@@ -44797,9 +44938,9 @@ __pyx_t_8 = __pyx_memoryview_fromslice(__pyx_t_13, 1, (PyObject *(*)(char *)) __
 */
       /*else*/ {
         __pyx_t_5 = NULL;
-        __Pyx_GetModuleGlobalName(__pyx_t_8, __pyx_mstate_global->__pyx_n_u_decode_value); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 968, __pyx_L1_error)
+        __Pyx_GetModuleGlobalName(__pyx_t_8, __pyx_mstate_global->__pyx_n_u_decode_value); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 970, __pyx_L1_error)
         __Pyx_GOTREF(__pyx_t_8);
-        if (unlikely(!__pyx_v_self->mv.memview)) {PyErr_SetString(PyExc_AttributeError,"Memoryview is not initialized");__PYX_ERR(0, 968, __pyx_L1_error)}
+        if (unlikely(!__pyx_v_self->mv.memview)) {PyErr_SetString(PyExc_AttributeError,"Memoryview is not initialized");__PYX_ERR(0, 970, __pyx_L1_error)}
         __pyx_t_13.data = __pyx_v_self->mv.data;
         __pyx_t_13.memview = __pyx_v_self->mv.memview;
         __PYX_INC_MEMVIEW(&__pyx_t_13, 1);
@@ -44818,13 +44959,13 @@ __pyx_t_8 = __pyx_memoryview_fromslice(__pyx_t_13, 1, (PyObject *(*)(char *)) __
     0,
     1) < 0))
 {
-    __PYX_ERR(0, 968, __pyx_L1_error)
+    __PYX_ERR(0, 970, __pyx_L1_error)
 }
 
-__pyx_t_15 = __pyx_memoryview_fromslice(__pyx_t_13, 1, (PyObject *(*)(char *)) __pyx_memview_get_unsigned_char__const__, (int (*)(char *, PyObject *)) NULL, 0);; if (unlikely(!__pyx_t_15)) __PYX_ERR(0, 968, __pyx_L1_error)
+__pyx_t_15 = __pyx_memoryview_fromslice(__pyx_t_13, 1, (PyObject *(*)(char *)) __pyx_memview_get_unsigned_char__const__, (int (*)(char *, PyObject *)) NULL, 0);; if (unlikely(!__pyx_t_15)) __PYX_ERR(0, 970, __pyx_L1_error)
         __Pyx_GOTREF(__pyx_t_15);
         __PYX_XCLEAR_MEMVIEW(&__pyx_t_13, 1);; __pyx_t_13.memview = NULL; __pyx_t_13.data = NULL;
-        __pyx_t_9 = __Pyx_PyLong_From_int(__pyx_v_enc); if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 968, __pyx_L1_error)
+        __pyx_t_9 = __Pyx_PyLong_From_int(__pyx_v_enc); if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 970, __pyx_L1_error)
         __Pyx_GOTREF(__pyx_t_9);
         __pyx_t_12 = 1;
         #if CYTHON_UNPACK_METHODS
@@ -44845,13 +44986,13 @@ __pyx_t_15 = __pyx_memoryview_fromslice(__pyx_t_13, 1, (PyObject *(*)(char *)) _
           __Pyx_DECREF(__pyx_t_15); __pyx_t_15 = 0;
           __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
           __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
-          if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 968, __pyx_L1_error)
+          if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 970, __pyx_L1_error)
           __Pyx_GOTREF(__pyx_t_10);
         }
         __Pyx_XDECREF_SET(__pyx_v_value, __pyx_t_10);
         __pyx_t_10 = 0;
 
-        /* "ext/tagstream.pyx":969
+        /* "ext/tagstream.pyx":971
  *                 else:
  *                     value = _decode_value(self.mv[h.vpos:epos], svr, enc, self.charset_raw)
  *                     text, vm = _display(value, svr, h.length)             # <<<<<<<<<<<<<<
@@ -44859,9 +45000,9 @@ __pyx_t_15 = __pyx_memoryview_fromslice(__pyx_t_13, 1, (PyObject *(*)(char *)) _
  *             pos = epos
 */
         __pyx_t_8 = NULL;
-        __Pyx_GetModuleGlobalName(__pyx_t_9, __pyx_mstate_global->__pyx_n_u_display); if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 969, __pyx_L1_error)
+        __Pyx_GetModuleGlobalName(__pyx_t_9, __pyx_mstate_global->__pyx_n_u_display); if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 971, __pyx_L1_error)
         __Pyx_GOTREF(__pyx_t_9);
-        __pyx_t_15 = __Pyx_PyLong_From_unsigned_int(__pyx_v_h.length); if (unlikely(!__pyx_t_15)) __PYX_ERR(0, 969, __pyx_L1_error)
+        __pyx_t_15 = __Pyx_PyLong_From_unsigned_int(__pyx_v_h.length); if (unlikely(!__pyx_t_15)) __PYX_ERR(0, 971, __pyx_L1_error)
         __Pyx_GOTREF(__pyx_t_15);
         __pyx_t_12 = 1;
         #if CYTHON_UNPACK_METHODS
@@ -44881,7 +45022,7 @@ __pyx_t_15 = __pyx_memoryview_fromslice(__pyx_t_13, 1, (PyObject *(*)(char *)) _
           __Pyx_XDECREF(__pyx_t_8); __pyx_t_8 = 0;
           __Pyx_DECREF(__pyx_t_15); __pyx_t_15 = 0;
           __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
-          if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 969, __pyx_L1_error)
+          if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 971, __pyx_L1_error)
           __Pyx_GOTREF(__pyx_t_10);
         }
         if ((likely(PyTuple_CheckExact(__pyx_t_10))) || (PyList_CheckExact(__pyx_t_10))) {
@@ -44890,7 +45031,7 @@ __pyx_t_15 = __pyx_memoryview_fromslice(__pyx_t_13, 1, (PyObject *(*)(char *)) _
           if (unlikely(size != 2)) {
             if (size > 2) __Pyx_RaiseTooManyValuesError(2);
             else if (size >= 0) __Pyx_RaiseNeedMoreValuesError(size);
-            __PYX_ERR(0, 969, __pyx_L1_error)
+            __PYX_ERR(0, 971, __pyx_L1_error)
           }
           #if CYTHON_ASSUME_SAFE_MACROS && !CYTHON_AVOID_BORROWED_REFS
           if (likely(PyTuple_CheckExact(sequence))) {
@@ -44900,22 +45041,22 @@ __pyx_t_15 = __pyx_memoryview_fromslice(__pyx_t_13, 1, (PyObject *(*)(char *)) _
             __Pyx_INCREF(__pyx_t_15);
           } else {
             __pyx_t_9 = __Pyx_PyList_GET_ITEM_REF(sequence, 0, __Pyx_ReferenceSharing_SharedReference);
-            if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 969, __pyx_L1_error)
+            if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 971, __pyx_L1_error)
             __Pyx_XGOTREF(__pyx_t_9);
             __pyx_t_15 = __Pyx_PyList_GET_ITEM_REF(sequence, 1, __Pyx_ReferenceSharing_SharedReference);
-            if (unlikely(!__pyx_t_15)) __PYX_ERR(0, 969, __pyx_L1_error)
+            if (unlikely(!__pyx_t_15)) __PYX_ERR(0, 971, __pyx_L1_error)
             __Pyx_XGOTREF(__pyx_t_15);
           }
           #else
-          __pyx_t_9 = __Pyx_PySequence_ITEM(sequence, 0); if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 969, __pyx_L1_error)
+          __pyx_t_9 = __Pyx_PySequence_ITEM(sequence, 0); if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 971, __pyx_L1_error)
           __Pyx_GOTREF(__pyx_t_9);
-          __pyx_t_15 = __Pyx_PySequence_ITEM(sequence, 1); if (unlikely(!__pyx_t_15)) __PYX_ERR(0, 969, __pyx_L1_error)
+          __pyx_t_15 = __Pyx_PySequence_ITEM(sequence, 1); if (unlikely(!__pyx_t_15)) __PYX_ERR(0, 971, __pyx_L1_error)
           __Pyx_GOTREF(__pyx_t_15);
           #endif
           __Pyx_DECREF(__pyx_t_10); __pyx_t_10 = 0;
         } else {
           Py_ssize_t index = -1;
-          __pyx_t_8 = PyObject_GetIter(__pyx_t_10); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 969, __pyx_L1_error)
+          __pyx_t_8 = PyObject_GetIter(__pyx_t_10); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 971, __pyx_L1_error)
           __Pyx_GOTREF(__pyx_t_8);
           __Pyx_DECREF(__pyx_t_10); __pyx_t_10 = 0;
           __pyx_t_18 = (CYTHON_COMPILING_IN_LIMITED_API) ? PyIter_Next : __Pyx_PyObject_GetIterNextFunc(__pyx_t_8);
@@ -44923,7 +45064,7 @@ __pyx_t_15 = __pyx_memoryview_fromslice(__pyx_t_13, 1, (PyObject *(*)(char *)) _
           __Pyx_GOTREF(__pyx_t_9);
           index = 1; __pyx_t_15 = __pyx_t_18(__pyx_t_8); if (unlikely(!__pyx_t_15)) goto __pyx_L18_unpacking_failed;
           __Pyx_GOTREF(__pyx_t_15);
-          if (__Pyx_IternextUnpackEndCheck(__pyx_t_18(__pyx_t_8), 2) < (0)) __PYX_ERR(0, 969, __pyx_L1_error)
+          if (__Pyx_IternextUnpackEndCheck(__pyx_t_18(__pyx_t_8), 2) < (0)) __PYX_ERR(0, 971, __pyx_L1_error)
           __pyx_t_18 = NULL;
           __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
           goto __pyx_L19_unpacking_done;
@@ -44931,7 +45072,7 @@ __pyx_t_15 = __pyx_memoryview_fromslice(__pyx_t_13, 1, (PyObject *(*)(char *)) _
           __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
           __pyx_t_18 = NULL;
           if (__Pyx_IterFinish() == 0) __Pyx_RaiseNeedMoreValuesError(index);
-          __PYX_ERR(0, 969, __pyx_L1_error)
+          __PYX_ERR(0, 971, __pyx_L1_error)
           __pyx_L19_unpacking_done:;
         }
         __Pyx_XDECREF_SET(__pyx_v_text, __pyx_t_9);
@@ -44941,7 +45082,7 @@ __pyx_t_15 = __pyx_memoryview_fromslice(__pyx_t_13, 1, (PyObject *(*)(char *)) _
       }
       __pyx_L15:;
 
-      /* "ext/tagstream.pyx":970
+      /* "ext/tagstream.pyx":972
  *                     value = _decode_value(self.mv[h.vpos:epos], svr, enc, self.charset_raw)
  *                     text, vm = _display(value, svr, h.length)
  *                 rows.append(ElementRecord(path, h.tag, _keyword(h.tag), svr, slen, vm, text, depth))             # <<<<<<<<<<<<<<
@@ -44950,17 +45091,17 @@ __pyx_t_15 = __pyx_memoryview_fromslice(__pyx_t_13, 1, (PyObject *(*)(char *)) _
 */
       if (unlikely(__pyx_v_rows == Py_None)) {
         PyErr_Format(PyExc_AttributeError, "\047NoneType\047 object has no attribute \047%.30s\047", "append");
-        __PYX_ERR(0, 970, __pyx_L1_error)
+        __PYX_ERR(0, 972, __pyx_L1_error)
       }
       __pyx_t_15 = NULL;
-      __Pyx_GetModuleGlobalName(__pyx_t_9, __pyx_mstate_global->__pyx_n_u_ElementRecord); if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 970, __pyx_L1_error)
+      __Pyx_GetModuleGlobalName(__pyx_t_9, __pyx_mstate_global->__pyx_n_u_ElementRecord); if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 972, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_9);
-      __pyx_t_8 = __Pyx_PyLong_From_unsigned_int(__pyx_v_h.tag); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 970, __pyx_L1_error)
+      __pyx_t_8 = __Pyx_PyLong_From_unsigned_int(__pyx_v_h.tag); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 972, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_8);
       __pyx_t_7 = NULL;
-      __Pyx_GetModuleGlobalName(__pyx_t_6, __pyx_mstate_global->__pyx_n_u_keyword); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 970, __pyx_L1_error)
+      __Pyx_GetModuleGlobalName(__pyx_t_6, __pyx_mstate_global->__pyx_n_u_keyword); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 972, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_6);
-      __pyx_t_16 = __Pyx_PyLong_From_unsigned_int(__pyx_v_h.tag); if (unlikely(!__pyx_t_16)) __PYX_ERR(0, 970, __pyx_L1_error)
+      __pyx_t_16 = __Pyx_PyLong_From_unsigned_int(__pyx_v_h.tag); if (unlikely(!__pyx_t_16)) __PYX_ERR(0, 972, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_16);
       __pyx_t_12 = 1;
       #if CYTHON_UNPACK_METHODS
@@ -44980,12 +45121,12 @@ __pyx_t_15 = __pyx_memoryview_fromslice(__pyx_t_13, 1, (PyObject *(*)(char *)) _
         __Pyx_XDECREF(__pyx_t_7); __pyx_t_7 = 0;
         __Pyx_DECREF(__pyx_t_16); __pyx_t_16 = 0;
         __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
-        if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 970, __pyx_L1_error)
+        if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 972, __pyx_L1_error)
         __Pyx_GOTREF(__pyx_t_5);
       }
-      __pyx_t_6 = __Pyx_PyLong_From_long(__pyx_v_slen); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 970, __pyx_L1_error)
+      __pyx_t_6 = __Pyx_PyLong_From_long(__pyx_v_slen); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 972, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_6);
-      __pyx_t_16 = __Pyx_PyLong_From_int(__pyx_v_depth); if (unlikely(!__pyx_t_16)) __PYX_ERR(0, 970, __pyx_L1_error)
+      __pyx_t_16 = __Pyx_PyLong_From_int(__pyx_v_depth); if (unlikely(!__pyx_t_16)) __PYX_ERR(0, 972, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_16);
       __pyx_t_12 = 1;
       #if CYTHON_UNPACK_METHODS
@@ -45008,16 +45149,16 @@ __pyx_t_15 = __pyx_memoryview_fromslice(__pyx_t_13, 1, (PyObject *(*)(char *)) _
         __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
         __Pyx_DECREF(__pyx_t_16); __pyx_t_16 = 0;
         __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
-        if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 970, __pyx_L1_error)
+        if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 972, __pyx_L1_error)
         __Pyx_GOTREF(__pyx_t_10);
       }
-      __pyx_t_17 = __Pyx_PyList_Append(__pyx_v_rows, __pyx_t_10); if (unlikely(__pyx_t_17 == ((int)-1))) __PYX_ERR(0, 970, __pyx_L1_error)
+      __pyx_t_17 = __Pyx_PyList_Append(__pyx_v_rows, __pyx_t_10); if (unlikely(__pyx_t_17 == ((int)-1))) __PYX_ERR(0, 972, __pyx_L1_error)
       __Pyx_DECREF(__pyx_t_10); __pyx_t_10 = 0;
 
       break;
     }
 
-    /* "ext/tagstream.pyx":971
+    /* "ext/tagstream.pyx":973
  *                     text, vm = _display(value, svr, h.length)
  *                 rows.append(ElementRecord(path, h.tag, _keyword(h.tag), svr, slen, vm, text, depth))
  *             pos = epos             # <<<<<<<<<<<<<<
@@ -45027,7 +45168,7 @@ __pyx_t_15 = __pyx_memoryview_fromslice(__pyx_t_13, 1, (PyObject *(*)(char *)) _
     __pyx_v_pos = __pyx_v_epos;
   }
 
-  /* "ext/tagstream.pyx":972
+  /* "ext/tagstream.pyx":974
  *                 rows.append(ElementRecord(path, h.tag, _keyword(h.tag), svr, slen, vm, text, depth))
  *             pos = epos
  *         if end < 0:             # <<<<<<<<<<<<<<
@@ -45039,7 +45180,7 @@ __pyx_t_15 = __pyx_memoryview_fromslice(__pyx_t_13, 1, (PyObject *(*)(char *)) _
   if (unlikely(__pyx_t_2)) {
 
 
-    /* "ext/tagstream.pyx":973
+    /* "ext/tagstream.pyx":975
  *             pos = epos
  *         if end < 0:
  *             raise DicomTruncatedError("item of undefined length has no delimiter")             # <<<<<<<<<<<<<<
@@ -45047,7 +45188,7 @@ __pyx_t_15 = __pyx_memoryview_fromslice(__pyx_t_13, 1, (PyObject *(*)(char *)) _
  * 
 */
     __pyx_t_9 = NULL;
-    __Pyx_GetModuleGlobalName(__pyx_t_16, __pyx_mstate_global->__pyx_n_u_DicomTruncatedError); if (unlikely(!__pyx_t_16)) __PYX_ERR(0, 973, __pyx_L1_error)
+    __Pyx_GetModuleGlobalName(__pyx_t_16, __pyx_mstate_global->__pyx_n_u_DicomTruncatedError); if (unlikely(!__pyx_t_16)) __PYX_ERR(0, 975, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_16);
     __pyx_t_12 = 1;
     #if CYTHON_UNPACK_METHODS
@@ -45066,14 +45207,14 @@ __pyx_t_15 = __pyx_memoryview_fromslice(__pyx_t_13, 1, (PyObject *(*)(char *)) _
       __pyx_t_10 = __Pyx_PyObject_FastCall((PyObject*)__pyx_t_16, __pyx_callargs+__pyx_t_12, (2-__pyx_t_12) | (__pyx_t_12*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_9); __pyx_t_9 = 0;
       __Pyx_DECREF(__pyx_t_16); __pyx_t_16 = 0;
-      if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 973, __pyx_L1_error)
+      if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 975, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_10);
     }
     __Pyx_Raise(__pyx_t_10, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_10); __pyx_t_10 = 0;
-    __PYX_ERR(0, 973, __pyx_L1_error)
+    __PYX_ERR(0, 975, __pyx_L1_error)
 
-    /* "ext/tagstream.pyx":972
+    /* "ext/tagstream.pyx":974
  *                 rows.append(ElementRecord(path, h.tag, _keyword(h.tag), svr, slen, vm, text, depth))
  *             pos = epos
  *         if end < 0:             # <<<<<<<<<<<<<<
@@ -45082,14 +45223,14 @@ __pyx_t_15 = __pyx_memoryview_fromslice(__pyx_t_13, 1, (PyObject *(*)(char *)) _
 */
   }
 
-  /* "ext/tagstream.pyx":974
+  /* "ext/tagstream.pyx":976
  *         if end < 0:
  *             raise DicomTruncatedError("item of undefined length has no delimiter")
  *         return pos             # <<<<<<<<<<<<<<
  * 
  *     def list_items(self, unsigned int tag, Py_ssize_t vpos, Py_ssize_t epos, int enc, int kind, tuple trunk, int depth, list rows):
 */
-  __pyx_t_10 = PyLong_FromSsize_t(__pyx_v_pos); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 974, __pyx_L1_error)
+  __pyx_t_10 = PyLong_FromSsize_t(__pyx_v_pos); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 976, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_10);
   {
     PyObject *__pyx_temp;
@@ -45102,7 +45243,7 @@ __pyx_t_15 = __pyx_memoryview_fromslice(__pyx_t_13, 1, (PyObject *(*)(char *)) _
   __pyx_t_10 = 0;
   goto __pyx_L0;
 
-  /* "ext/tagstream.pyx":938
+  /* "ext/tagstream.pyx":940
  *         return items
  * 
  *     def list_dataset(self, Py_ssize_t pos, Py_ssize_t end, int enc, tuple trunk, int depth, list rows):             # <<<<<<<<<<<<<<
@@ -45141,7 +45282,7 @@ __pyx_t_15 = __pyx_memoryview_fromslice(__pyx_t_13, 1, (PyObject *(*)(char *)) _
   return __pyx_r;
 }
 
-/* "ext/tagstream.pyx":976
+/* "ext/tagstream.pyx":978
  *         return pos
  * 
  *     def list_items(self, unsigned int tag, Py_ssize_t vpos, Py_ssize_t epos, int enc, int kind, tuple trunk, int depth, list rows):             # <<<<<<<<<<<<<<
@@ -45195,81 +45336,81 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   {
     PyObject ** const __pyx_pyargnames[] = {&__pyx_mstate_global->__pyx_n_u_tag,&__pyx_mstate_global->__pyx_n_u_vpos,&__pyx_mstate_global->__pyx_n_u_epos,&__pyx_mstate_global->__pyx_n_u_enc,&__pyx_mstate_global->__pyx_n_u_kind,&__pyx_mstate_global->__pyx_n_u_trunk,&__pyx_mstate_global->__pyx_n_u_depth,&__pyx_mstate_global->__pyx_n_u_rows,0};
     const Py_ssize_t __pyx_kwds_len = (__pyx_kwds) ? __Pyx_NumKwargs_FASTCALL(__pyx_kwds) : 0;
-    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 976, __pyx_L3_error)
+    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 978, __pyx_L3_error)
     if (__pyx_kwds_len > 0) {
       switch (__pyx_nargs) {
         case  8:
         values[7] = __Pyx_ArgRef_FASTCALL(__pyx_args, 7);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[7])) __PYX_ERR(0, 976, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[7])) __PYX_ERR(0, 978, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  7:
         values[6] = __Pyx_ArgRef_FASTCALL(__pyx_args, 6);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[6])) __PYX_ERR(0, 976, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[6])) __PYX_ERR(0, 978, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  6:
         values[5] = __Pyx_ArgRef_FASTCALL(__pyx_args, 5);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[5])) __PYX_ERR(0, 976, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[5])) __PYX_ERR(0, 978, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  5:
         values[4] = __Pyx_ArgRef_FASTCALL(__pyx_args, 4);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(0, 976, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(0, 978, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  4:
         values[3] = __Pyx_ArgRef_FASTCALL(__pyx_args, 3);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 976, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 978, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  3:
         values[2] = __Pyx_ArgRef_FASTCALL(__pyx_args, 2);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 976, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 978, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  2:
         values[1] = __Pyx_ArgRef_FASTCALL(__pyx_args, 1);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 976, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 978, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  1:
         values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 976, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 978, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  0: break;
         default: goto __pyx_L5_argtuple_error;
       }
       const Py_ssize_t kwd_pos_args = __pyx_nargs;
-      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "list_items", 0) < (0)) __PYX_ERR(0, 976, __pyx_L3_error)
+      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "list_items", 0) < (0)) __PYX_ERR(0, 978, __pyx_L3_error)
       for (Py_ssize_t i = __pyx_nargs; i < 8; i++) {
-        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("list_items", 1, 8, 8, i); __PYX_ERR(0, 976, __pyx_L3_error) }
+        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("list_items", 1, 8, 8, i); __PYX_ERR(0, 978, __pyx_L3_error) }
       }
     } else if (unlikely(__pyx_nargs != 8)) {
       goto __pyx_L5_argtuple_error;
     } else {
       values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 976, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 978, __pyx_L3_error)
       values[1] = __Pyx_ArgRef_FASTCALL(__pyx_args, 1);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 976, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 978, __pyx_L3_error)
       values[2] = __Pyx_ArgRef_FASTCALL(__pyx_args, 2);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 976, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 978, __pyx_L3_error)
       values[3] = __Pyx_ArgRef_FASTCALL(__pyx_args, 3);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 976, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 978, __pyx_L3_error)
       values[4] = __Pyx_ArgRef_FASTCALL(__pyx_args, 4);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(0, 976, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(0, 978, __pyx_L3_error)
       values[5] = __Pyx_ArgRef_FASTCALL(__pyx_args, 5);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[5])) __PYX_ERR(0, 976, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[5])) __PYX_ERR(0, 978, __pyx_L3_error)
       values[6] = __Pyx_ArgRef_FASTCALL(__pyx_args, 6);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[6])) __PYX_ERR(0, 976, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[6])) __PYX_ERR(0, 978, __pyx_L3_error)
       values[7] = __Pyx_ArgRef_FASTCALL(__pyx_args, 7);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[7])) __PYX_ERR(0, 976, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[7])) __PYX_ERR(0, 978, __pyx_L3_error)
     }
-    __pyx_v_tag = __Pyx_PyLong_As_unsigned_int(values[0]); if (unlikely((__pyx_v_tag == (unsigned int)-1) && PyErr_Occurred())) __PYX_ERR(0, 976, __pyx_L3_error)
-    __pyx_v_vpos = __Pyx_PyIndex_AsSsize_t(values[1]); if (unlikely((__pyx_v_vpos == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 976, __pyx_L3_error)
-    __pyx_v_epos = __Pyx_PyIndex_AsSsize_t(values[2]); if (unlikely((__pyx_v_epos == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 976, __pyx_L3_error)
-    __pyx_v_enc = __Pyx_PyLong_As_int(values[3]); if (unlikely((__pyx_v_enc == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 976, __pyx_L3_error)
-    __pyx_v_kind = __Pyx_PyLong_As_int(values[4]); if (unlikely((__pyx_v_kind == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 976, __pyx_L3_error)
+    __pyx_v_tag = __Pyx_PyLong_As_unsigned_int(values[0]); if (unlikely((__pyx_v_tag == (unsigned int)-1) && PyErr_Occurred())) __PYX_ERR(0, 978, __pyx_L3_error)
+    __pyx_v_vpos = __Pyx_PyIndex_AsSsize_t(values[1]); if (unlikely((__pyx_v_vpos == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 978, __pyx_L3_error)
+    __pyx_v_epos = __Pyx_PyIndex_AsSsize_t(values[2]); if (unlikely((__pyx_v_epos == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 978, __pyx_L3_error)
+    __pyx_v_enc = __Pyx_PyLong_As_int(values[3]); if (unlikely((__pyx_v_enc == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 978, __pyx_L3_error)
+    __pyx_v_kind = __Pyx_PyLong_As_int(values[4]); if (unlikely((__pyx_v_kind == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 978, __pyx_L3_error)
     __pyx_v_trunk = ((PyObject*)values[5]);
-    __pyx_v_depth = __Pyx_PyLong_As_int(values[6]); if (unlikely((__pyx_v_depth == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 976, __pyx_L3_error)
+    __pyx_v_depth = __Pyx_PyLong_As_int(values[6]); if (unlikely((__pyx_v_depth == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 978, __pyx_L3_error)
     __pyx_v_rows = ((PyObject*)values[7]);
   }
   goto __pyx_L6_skip;
   __pyx_L5_argtuple_error:;
-  __Pyx_RaiseArgtupleInvalid("list_items", 1, 8, 8, __pyx_nargs); __PYX_ERR(0, 976, __pyx_L3_error)
+  __Pyx_RaiseArgtupleInvalid("list_items", 1, 8, 8, __pyx_nargs); __PYX_ERR(0, 978, __pyx_L3_error)
   __pyx_L6_skip:;
   goto __pyx_L4_argument_unpacking_done;
   __pyx_L3_error:;
@@ -45280,8 +45421,8 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   __Pyx_RefNannyFinishContext();
   return NULL;
   __pyx_L4_argument_unpacking_done:;
-  if (unlikely(!__Pyx_ArgTypeTest(((PyObject *)__pyx_v_trunk), (&PyTuple_Type), 1, "trunk", 1))) __PYX_ERR(0, 976, __pyx_L1_error)
-  if (unlikely(!__Pyx_ArgTypeTest(((PyObject *)__pyx_v_rows), (&PyList_Type), 1, "rows", 1))) __PYX_ERR(0, 976, __pyx_L1_error)
+  if (unlikely(!__Pyx_ArgTypeTest(((PyObject *)__pyx_v_trunk), (&PyTuple_Type), 1, "trunk", 1))) __PYX_ERR(0, 978, __pyx_L1_error)
+  if (unlikely(!__Pyx_ArgTypeTest(((PyObject *)__pyx_v_rows), (&PyList_Type), 1, "rows", 1))) __PYX_ERR(0, 978, __pyx_L1_error)
   __pyx_r = __pyx_pf_8slicebox_9_speedups_9tagstream_7_Walker_16list_items(((struct __pyx_obj_8slicebox_9_speedups_9tagstream__Walker *)__pyx_v_self), __pyx_v_tag, __pyx_v_vpos, __pyx_v_epos, __pyx_v_enc, __pyx_v_kind, __pyx_v_trunk, __pyx_v_depth, __pyx_v_rows);
 
   /* function exit code */
@@ -45320,17 +45461,18 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_7_Walker_16list_items(
   PyObject *__pyx_t_3 = NULL;
   PyObject *__pyx_t_4 = NULL;
   PyObject *__pyx_t_5 = NULL;
-  PyObject *__pyx_t_6 = NULL;
-  PyObject *__pyx_t_7 = NULL;
-  size_t __pyx_t_8;
-  Py_ssize_t __pyx_t_9;
-  PyObject *__pyx_t_10 = NULL;
+  int __pyx_t_6;
+  size_t __pyx_t_7;
+  PyObject *__pyx_t_8 = NULL;
+  PyObject *__pyx_t_9 = NULL;
+  Py_ssize_t __pyx_t_10;
+  PyObject *__pyx_t_11 = NULL;
   int __pyx_lineno = 0;
   const char *__pyx_filename = NULL;
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("list_items", 0);
 
-  /* "ext/tagstream.pyx":977
+  /* "ext/tagstream.pyx":979
  * 
  *     def list_items(self, unsigned int tag, Py_ssize_t vpos, Py_ssize_t epos, int enc, int kind, tuple trunk, int depth, list rows):
  *         cdef int inner = C_ENC_IMPLICIT_LE if kind == 2 else enc             # <<<<<<<<<<<<<<
@@ -45349,7 +45491,7 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_7_Walker_16list_items(
 
   __pyx_v_inner = __pyx_t_1;
 
-  /* "ext/tagstream.pyx":978
+  /* "ext/tagstream.pyx":980
  *     def list_items(self, unsigned int tag, Py_ssize_t vpos, Py_ssize_t epos, int enc, int kind, tuple trunk, int depth, list rows):
  *         cdef int inner = C_ENC_IMPLICIT_LE if kind == 2 else enc
  *         cdef Py_ssize_t pos = vpos             # <<<<<<<<<<<<<<
@@ -45358,7 +45500,7 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_7_Walker_16list_items(
 */
   __pyx_v_pos = __pyx_v_vpos;
 
-  /* "ext/tagstream.pyx":979
+  /* "ext/tagstream.pyx":981
  *         cdef int inner = C_ENC_IMPLICIT_LE if kind == 2 else enc
  *         cdef Py_ssize_t pos = vpos
  *         cdef Py_ssize_t index = 0             # <<<<<<<<<<<<<<
@@ -45367,7 +45509,7 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_7_Walker_16list_items(
 */
   __pyx_v_index = 0;
 
-  /* "ext/tagstream.pyx":981
+  /* "ext/tagstream.pyx":983
  *         cdef Py_ssize_t index = 0
  *         cdef Hdr ih
  *         while pos < epos:             # <<<<<<<<<<<<<<
@@ -45380,17 +45522,17 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_7_Walker_16list_items(
 
     if (!__pyx_t_2) break;
 
-    /* "ext/tagstream.pyx":982
+    /* "ext/tagstream.pyx":984
  *         cdef Hdr ih
  *         while pos < epos:
  *             self.hdr(pos, epos, inner, &ih)             # <<<<<<<<<<<<<<
  *             if ih.tag == C_SEQ_DELIM:
  *                 break
 */
-    __pyx_t_1 = ((struct __pyx_vtabstruct_8slicebox_9_speedups_9tagstream__Walker *)__pyx_v_self->__pyx_vtab)->hdr(__pyx_v_self, __pyx_v_pos, __pyx_v_epos, __pyx_v_inner, (&__pyx_v_ih)); if (unlikely(__pyx_t_1 == ((int)-1))) __PYX_ERR(0, 982, __pyx_L1_error)
+    __pyx_t_1 = ((struct __pyx_vtabstruct_8slicebox_9_speedups_9tagstream__Walker *)__pyx_v_self->__pyx_vtab)->hdr(__pyx_v_self, __pyx_v_pos, __pyx_v_epos, __pyx_v_inner, (&__pyx_v_ih)); if (unlikely(__pyx_t_1 == ((int)-1))) __PYX_ERR(0, 984, __pyx_L1_error)
 
 
-    /* "ext/tagstream.pyx":983
+    /* "ext/tagstream.pyx":985
  *         while pos < epos:
  *             self.hdr(pos, epos, inner, &ih)
  *             if ih.tag == C_SEQ_DELIM:             # <<<<<<<<<<<<<<
@@ -45402,7 +45544,7 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_7_Walker_16list_items(
     if (__pyx_t_2) {
 
 
-      /* "ext/tagstream.pyx":984
+      /* "ext/tagstream.pyx":986
  *             self.hdr(pos, epos, inner, &ih)
  *             if ih.tag == C_SEQ_DELIM:
  *                 break             # <<<<<<<<<<<<<<
@@ -45411,7 +45553,7 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_7_Walker_16list_items(
 */
       goto __pyx_L4_break;
 
-      /* "ext/tagstream.pyx":983
+      /* "ext/tagstream.pyx":985
  *         while pos < epos:
  *             self.hdr(pos, epos, inner, &ih)
  *             if ih.tag == C_SEQ_DELIM:             # <<<<<<<<<<<<<<
@@ -45420,48 +45562,117 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_7_Walker_16list_items(
 */
     }
 
-    /* "ext/tagstream.pyx":985
+    /* "ext/tagstream.pyx":987
  *             if ih.tag == C_SEQ_DELIM:
  *                 break
  *             index += 1             # <<<<<<<<<<<<<<
  *             sub = trunk + ((tag, index),)
- *             if ih.length == C_UNDEF:
+ *             if ih.length != C_UNDEF and ih.vpos + ih.length > epos:
 */
     __pyx_v_index = (__pyx_v_index + 1);
 
-    /* "ext/tagstream.pyx":986
+    /* "ext/tagstream.pyx":988
  *                 break
  *             index += 1
  *             sub = trunk + ((tag, index),)             # <<<<<<<<<<<<<<
- *             if ih.length == C_UNDEF:
- *                 pos = self.list_dataset(ih.vpos, -1, inner, sub, depth + 1, rows)
+ *             if ih.length != C_UNDEF and ih.vpos + ih.length > epos:
+ *                 raise DicomTruncatedError("item runs past the end of its sequence")
 */
-    __pyx_t_3 = __Pyx_PyLong_From_unsigned_int(__pyx_v_tag); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 986, __pyx_L1_error)
+    __pyx_t_3 = __Pyx_PyLong_From_unsigned_int(__pyx_v_tag); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 988, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_3);
-    __pyx_t_4 = PyLong_FromSsize_t(__pyx_v_index); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 986, __pyx_L1_error)
+    __pyx_t_4 = PyLong_FromSsize_t(__pyx_v_index); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 988, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_4);
-    __pyx_t_5 = PyTuple_New(2); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 986, __pyx_L1_error)
+    __pyx_t_5 = PyTuple_New(2); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 988, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_5);
     __Pyx_GIVEREF(__pyx_t_3);
-    if (__Pyx_PyTuple_SET_ITEM(__pyx_t_5, 0, __pyx_t_3) != (0)) __PYX_ERR(0, 986, __pyx_L1_error);
+    if (__Pyx_PyTuple_SET_ITEM(__pyx_t_5, 0, __pyx_t_3) != (0)) __PYX_ERR(0, 988, __pyx_L1_error);
     __Pyx_GIVEREF(__pyx_t_4);
-    if (__Pyx_PyTuple_SET_ITEM(__pyx_t_5, 1, __pyx_t_4) != (0)) __PYX_ERR(0, 986, __pyx_L1_error);
+    if (__Pyx_PyTuple_SET_ITEM(__pyx_t_5, 1, __pyx_t_4) != (0)) __PYX_ERR(0, 988, __pyx_L1_error);
     __pyx_t_3 = 0;
     __pyx_t_4 = 0;
-    __pyx_t_4 = PyTuple_New(1); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 986, __pyx_L1_error)
+    __pyx_t_4 = PyTuple_New(1); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 988, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_4);
     __Pyx_GIVEREF(__pyx_t_5);
-    if (__Pyx_PyTuple_SET_ITEM(__pyx_t_4, 0, __pyx_t_5) != (0)) __PYX_ERR(0, 986, __pyx_L1_error);
+    if (__Pyx_PyTuple_SET_ITEM(__pyx_t_4, 0, __pyx_t_5) != (0)) __PYX_ERR(0, 988, __pyx_L1_error);
     __pyx_t_5 = 0;
-    __pyx_t_5 = PyNumber_Add(__pyx_v_trunk, __pyx_t_4); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 986, __pyx_L1_error)
+    __pyx_t_5 = PyNumber_Add(__pyx_v_trunk, __pyx_t_4); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 988, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_5);
     __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
     __Pyx_XDECREF_SET(__pyx_v_sub, __pyx_t_5);
     __pyx_t_5 = 0;
 
-    /* "ext/tagstream.pyx":987
+    /* "ext/tagstream.pyx":989
  *             index += 1
  *             sub = trunk + ((tag, index),)
+ *             if ih.length != C_UNDEF and ih.vpos + ih.length > epos:             # <<<<<<<<<<<<<<
+ *                 raise DicomTruncatedError("item runs past the end of its sequence")
+ *             if ih.length == C_UNDEF:
+*/
+    __pyx_t_6 = (__pyx_v_ih.length != __pyx_v_8slicebox_9_speedups_9tagstream_C_UNDEF);
+
+    if (__pyx_t_6) {
+
+    } else {
+
+      __pyx_t_2 = __pyx_t_6;
+
+      goto __pyx_L7_bool_binop_done;
+    }
+    __pyx_t_6 = ((__pyx_v_ih.vpos + __pyx_v_ih.length) > __pyx_v_epos);
+
+
+    __pyx_t_2 = __pyx_t_6;
+
+    __pyx_L7_bool_binop_done:;
+    if (unlikely(__pyx_t_2)) {
+
+
+      /* "ext/tagstream.pyx":990
+ *             sub = trunk + ((tag, index),)
+ *             if ih.length != C_UNDEF and ih.vpos + ih.length > epos:
+ *                 raise DicomTruncatedError("item runs past the end of its sequence")             # <<<<<<<<<<<<<<
+ *             if ih.length == C_UNDEF:
+ *                 pos = self.list_dataset(ih.vpos, -1, inner, sub, depth + 1, rows)
+*/
+      __pyx_t_4 = NULL;
+      __Pyx_GetModuleGlobalName(__pyx_t_3, __pyx_mstate_global->__pyx_n_u_DicomTruncatedError); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 990, __pyx_L1_error)
+      __Pyx_GOTREF(__pyx_t_3);
+      __pyx_t_7 = 1;
+      #if CYTHON_UNPACK_METHODS
+      if (unlikely(PyMethod_Check(__pyx_t_3))) {
+        __pyx_t_4 = PyMethod_GET_SELF(__pyx_t_3);
+        assert(__pyx_t_4);
+        PyObject* __pyx__function = PyMethod_GET_FUNCTION(__pyx_t_3);
+        __Pyx_INCREF(__pyx_t_4);
+        __Pyx_INCREF(__pyx__function);
+        __Pyx_DECREF_SET(__pyx_t_3, __pyx__function);
+        __pyx_t_7 = 0;
+      }
+      #endif
+      {
+        PyObject *__pyx_callargs[2] = {__pyx_t_4, __pyx_mstate_global->__pyx_kp_u_item_runs_past_the_end_of_its_se};
+        __pyx_t_5 = __Pyx_PyObject_FastCall((PyObject*)__pyx_t_3, __pyx_callargs+__pyx_t_7, (2-__pyx_t_7) | (__pyx_t_7*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
+        __Pyx_XDECREF(__pyx_t_4); __pyx_t_4 = 0;
+        __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
+        if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 990, __pyx_L1_error)
+        __Pyx_GOTREF(__pyx_t_5);
+      }
+      __Pyx_Raise(__pyx_t_5, 0, 0, 0);
+      __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
+      __PYX_ERR(0, 990, __pyx_L1_error)
+
+      /* "ext/tagstream.pyx":989
+ *             index += 1
+ *             sub = trunk + ((tag, index),)
+ *             if ih.length != C_UNDEF and ih.vpos + ih.length > epos:             # <<<<<<<<<<<<<<
+ *                 raise DicomTruncatedError("item runs past the end of its sequence")
+ *             if ih.length == C_UNDEF:
+*/
+    }
+
+    /* "ext/tagstream.pyx":991
+ *             if ih.length != C_UNDEF and ih.vpos + ih.length > epos:
+ *                 raise DicomTruncatedError("item runs past the end of its sequence")
  *             if ih.length == C_UNDEF:             # <<<<<<<<<<<<<<
  *                 pos = self.list_dataset(ih.vpos, -1, inner, sub, depth + 1, rows)
  *             else:
@@ -45471,47 +45682,47 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_7_Walker_16list_items(
     if (__pyx_t_2) {
 
 
-      /* "ext/tagstream.pyx":988
- *             sub = trunk + ((tag, index),)
+      /* "ext/tagstream.pyx":992
+ *                 raise DicomTruncatedError("item runs past the end of its sequence")
  *             if ih.length == C_UNDEF:
  *                 pos = self.list_dataset(ih.vpos, -1, inner, sub, depth + 1, rows)             # <<<<<<<<<<<<<<
  *             else:
  *                 self.list_dataset(ih.vpos, ih.vpos + ih.length, inner, sub, depth + 1, rows)
 */
-      __pyx_t_4 = ((PyObject *)__pyx_v_self);
-      __Pyx_INCREF(__pyx_t_4);
-      __pyx_t_3 = PyLong_FromSsize_t(__pyx_v_ih.vpos); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 988, __pyx_L1_error)
-      __Pyx_GOTREF(__pyx_t_3);
-      __pyx_t_6 = __Pyx_PyLong_From_int(__pyx_v_inner); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 988, __pyx_L1_error)
-      __Pyx_GOTREF(__pyx_t_6);
-      __pyx_t_7 = __Pyx_PyLong_From_long((__pyx_v_depth + 1)); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 988, __pyx_L1_error)
-      __Pyx_GOTREF(__pyx_t_7);
-      __pyx_t_8 = 0;
+      __pyx_t_3 = ((PyObject *)__pyx_v_self);
+      __Pyx_INCREF(__pyx_t_3);
+      __pyx_t_4 = PyLong_FromSsize_t(__pyx_v_ih.vpos); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 992, __pyx_L1_error)
+      __Pyx_GOTREF(__pyx_t_4);
+      __pyx_t_8 = __Pyx_PyLong_From_int(__pyx_v_inner); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 992, __pyx_L1_error)
+      __Pyx_GOTREF(__pyx_t_8);
+      __pyx_t_9 = __Pyx_PyLong_From_long((__pyx_v_depth + 1)); if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 992, __pyx_L1_error)
+      __Pyx_GOTREF(__pyx_t_9);
+      __pyx_t_7 = 0;
       {
-        PyObject *__pyx_callargs[7] = {__pyx_t_4, __pyx_t_3, __pyx_mstate_global->__pyx_int_neg_1, __pyx_t_6, __pyx_v_sub, __pyx_t_7, __pyx_v_rows};
-        __pyx_t_5 = __Pyx_PyObject_FastCallMethod((PyObject*)__pyx_mstate_global->__pyx_n_u_list_dataset, __pyx_callargs+__pyx_t_8, (7-__pyx_t_8) | (1*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
-        __Pyx_XDECREF(__pyx_t_4); __pyx_t_4 = 0;
-        __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
-        __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
-        __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
-        if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 988, __pyx_L1_error)
+        PyObject *__pyx_callargs[7] = {__pyx_t_3, __pyx_t_4, __pyx_mstate_global->__pyx_int_neg_1, __pyx_t_8, __pyx_v_sub, __pyx_t_9, __pyx_v_rows};
+        __pyx_t_5 = __Pyx_PyObject_FastCallMethod((PyObject*)__pyx_mstate_global->__pyx_n_u_list_dataset, __pyx_callargs+__pyx_t_7, (7-__pyx_t_7) | (1*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
+        __Pyx_XDECREF(__pyx_t_3); __pyx_t_3 = 0;
+        __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
+        __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
+        __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
+        if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 992, __pyx_L1_error)
         __Pyx_GOTREF(__pyx_t_5);
       }
-      __pyx_t_9 = __Pyx_PyIndex_AsSsize_t(__pyx_t_5); if (unlikely((__pyx_t_9 == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 988, __pyx_L1_error)
+      __pyx_t_10 = __Pyx_PyIndex_AsSsize_t(__pyx_t_5); if (unlikely((__pyx_t_10 == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 992, __pyx_L1_error)
       __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
-      __pyx_v_pos = __pyx_t_9;
+      __pyx_v_pos = __pyx_t_10;
 
-      /* "ext/tagstream.pyx":987
- *             index += 1
- *             sub = trunk + ((tag, index),)
+      /* "ext/tagstream.pyx":991
+ *             if ih.length != C_UNDEF and ih.vpos + ih.length > epos:
+ *                 raise DicomTruncatedError("item runs past the end of its sequence")
  *             if ih.length == C_UNDEF:             # <<<<<<<<<<<<<<
  *                 pos = self.list_dataset(ih.vpos, -1, inner, sub, depth + 1, rows)
  *             else:
 */
-      goto __pyx_L6;
+      goto __pyx_L9;
     }
 
-    /* "ext/tagstream.pyx":990
+    /* "ext/tagstream.pyx":994
  *                 pos = self.list_dataset(ih.vpos, -1, inner, sub, depth + 1, rows)
  *             else:
  *                 self.list_dataset(ih.vpos, ih.vpos + ih.length, inner, sub, depth + 1, rows)             # <<<<<<<<<<<<<<
@@ -45519,31 +45730,31 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_7_Walker_16list_items(
  * 
 */
     /*else*/ {
-      __pyx_t_7 = ((PyObject *)__pyx_v_self);
-      __Pyx_INCREF(__pyx_t_7);
-      __pyx_t_6 = PyLong_FromSsize_t(__pyx_v_ih.vpos); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 990, __pyx_L1_error)
-      __Pyx_GOTREF(__pyx_t_6);
-      __pyx_t_3 = PyLong_FromSsize_t((__pyx_v_ih.vpos + __pyx_v_ih.length)); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 990, __pyx_L1_error)
-      __Pyx_GOTREF(__pyx_t_3);
-      __pyx_t_4 = __Pyx_PyLong_From_int(__pyx_v_inner); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 990, __pyx_L1_error)
+      __pyx_t_9 = ((PyObject *)__pyx_v_self);
+      __Pyx_INCREF(__pyx_t_9);
+      __pyx_t_8 = PyLong_FromSsize_t(__pyx_v_ih.vpos); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 994, __pyx_L1_error)
+      __Pyx_GOTREF(__pyx_t_8);
+      __pyx_t_4 = PyLong_FromSsize_t((__pyx_v_ih.vpos + __pyx_v_ih.length)); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 994, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_4);
-      __pyx_t_10 = __Pyx_PyLong_From_long((__pyx_v_depth + 1)); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 990, __pyx_L1_error)
-      __Pyx_GOTREF(__pyx_t_10);
-      __pyx_t_8 = 0;
+      __pyx_t_3 = __Pyx_PyLong_From_int(__pyx_v_inner); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 994, __pyx_L1_error)
+      __Pyx_GOTREF(__pyx_t_3);
+      __pyx_t_11 = __Pyx_PyLong_From_long((__pyx_v_depth + 1)); if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 994, __pyx_L1_error)
+      __Pyx_GOTREF(__pyx_t_11);
+      __pyx_t_7 = 0;
       {
-        PyObject *__pyx_callargs[7] = {__pyx_t_7, __pyx_t_6, __pyx_t_3, __pyx_t_4, __pyx_v_sub, __pyx_t_10, __pyx_v_rows};
-        __pyx_t_5 = __Pyx_PyObject_FastCallMethod((PyObject*)__pyx_mstate_global->__pyx_n_u_list_dataset, __pyx_callargs+__pyx_t_8, (7-__pyx_t_8) | (1*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
-        __Pyx_XDECREF(__pyx_t_7); __pyx_t_7 = 0;
-        __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
-        __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
+        PyObject *__pyx_callargs[7] = {__pyx_t_9, __pyx_t_8, __pyx_t_4, __pyx_t_3, __pyx_v_sub, __pyx_t_11, __pyx_v_rows};
+        __pyx_t_5 = __Pyx_PyObject_FastCallMethod((PyObject*)__pyx_mstate_global->__pyx_n_u_list_dataset, __pyx_callargs+__pyx_t_7, (7-__pyx_t_7) | (1*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
+        __Pyx_XDECREF(__pyx_t_9); __pyx_t_9 = 0;
+        __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
         __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
-        __Pyx_DECREF(__pyx_t_10); __pyx_t_10 = 0;
-        if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 990, __pyx_L1_error)
+        __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
+        __Pyx_DECREF(__pyx_t_11); __pyx_t_11 = 0;
+        if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 994, __pyx_L1_error)
         __Pyx_GOTREF(__pyx_t_5);
       }
       __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
 
-      /* "ext/tagstream.pyx":991
+      /* "ext/tagstream.pyx":995
  *             else:
  *                 self.list_dataset(ih.vpos, ih.vpos + ih.length, inner, sub, depth + 1, rows)
  *                 pos = ih.vpos + ih.length             # <<<<<<<<<<<<<<
@@ -45552,11 +45763,11 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_7_Walker_16list_items(
 */
       __pyx_v_pos = (__pyx_v_ih.vpos + __pyx_v_ih.length);
     }
-    __pyx_L6:;
+    __pyx_L9:;
   }
   __pyx_L4_break:;
 
-  /* "ext/tagstream.pyx":976
+  /* "ext/tagstream.pyx":978
  *         return pos
  * 
  *     def list_items(self, unsigned int tag, Py_ssize_t vpos, Py_ssize_t epos, int enc, int kind, tuple trunk, int depth, list rows):             # <<<<<<<<<<<<<<
@@ -45571,9 +45782,9 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_7_Walker_16list_items(
   __Pyx_XDECREF(__pyx_t_3);
   __Pyx_XDECREF(__pyx_t_4);
   __Pyx_XDECREF(__pyx_t_5);
-  __Pyx_XDECREF(__pyx_t_6);
-  __Pyx_XDECREF(__pyx_t_7);
-  __Pyx_XDECREF(__pyx_t_10);
+  __Pyx_XDECREF(__pyx_t_8);
+  __Pyx_XDECREF(__pyx_t_9);
+  __Pyx_XDECREF(__pyx_t_11);
   __Pyx_AddTraceback("slicebox._speedups.tagstream._Walker.list_items", __pyx_clineno, __pyx_lineno, __pyx_filename);
   __pyx_r = NULL;
   __pyx_L0:;
@@ -46987,7 +47198,7 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_7_Walker_20__setstate_
   return __pyx_r;
 }
 
-/* "ext/tagstream.pyx":1004
+/* "ext/tagstream.pyx":1008
  * 
  * 
  * def _inflate(data):             # <<<<<<<<<<<<<<
@@ -47034,32 +47245,32 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   {
     PyObject ** const __pyx_pyargnames[] = {&__pyx_mstate_global->__pyx_n_u_data,0};
     const Py_ssize_t __pyx_kwds_len = (__pyx_kwds) ? __Pyx_NumKwargs_FASTCALL(__pyx_kwds) : 0;
-    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 1004, __pyx_L3_error)
+    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 1008, __pyx_L3_error)
     if (__pyx_kwds_len > 0) {
       switch (__pyx_nargs) {
         case  1:
         values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 1004, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 1008, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  0: break;
         default: goto __pyx_L5_argtuple_error;
       }
       const Py_ssize_t kwd_pos_args = __pyx_nargs;
-      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "_inflate", 0) < (0)) __PYX_ERR(0, 1004, __pyx_L3_error)
+      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "_inflate", 0) < (0)) __PYX_ERR(0, 1008, __pyx_L3_error)
       for (Py_ssize_t i = __pyx_nargs; i < 1; i++) {
-        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("_inflate", 1, 1, 1, i); __PYX_ERR(0, 1004, __pyx_L3_error) }
+        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("_inflate", 1, 1, 1, i); __PYX_ERR(0, 1008, __pyx_L3_error) }
       }
     } else if (unlikely(__pyx_nargs != 1)) {
       goto __pyx_L5_argtuple_error;
     } else {
       values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 1004, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 1008, __pyx_L3_error)
     }
     __pyx_v_data = values[0];
   }
   goto __pyx_L6_skip;
   __pyx_L5_argtuple_error:;
-  __Pyx_RaiseArgtupleInvalid("_inflate", 1, 1, 1, __pyx_nargs); __PYX_ERR(0, 1004, __pyx_L3_error)
+  __Pyx_RaiseArgtupleInvalid("_inflate", 1, 1, 1, __pyx_nargs); __PYX_ERR(0, 1008, __pyx_L3_error)
   __pyx_L6_skip:;
   goto __pyx_L4_argument_unpacking_done;
   __pyx_L3_error:;
@@ -47112,7 +47323,7 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_42_inflate(CYTHON_UNUS
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("_inflate", 0);
 
-  /* "ext/tagstream.pyx":1005
+  /* "ext/tagstream.pyx":1009
  * 
  * def _inflate(data):
  *     d = zlib.decompressobj(-zlib.MAX_WBITS)             # <<<<<<<<<<<<<<
@@ -47120,17 +47331,17 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_42_inflate(CYTHON_UNUS
  *         out = d.decompress(data, MAX_INFLATED)
 */
   __pyx_t_2 = NULL;
-  __Pyx_GetModuleGlobalName(__pyx_t_3, __pyx_mstate_global->__pyx_n_u_zlib); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 1005, __pyx_L1_error)
+  __Pyx_GetModuleGlobalName(__pyx_t_3, __pyx_mstate_global->__pyx_n_u_zlib); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 1009, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
-  __pyx_t_4 = __Pyx_PyObject_GetAttrStr(__pyx_t_3, __pyx_mstate_global->__pyx_n_u_decompressobj); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 1005, __pyx_L1_error)
+  __pyx_t_4 = __Pyx_PyObject_GetAttrStr(__pyx_t_3, __pyx_mstate_global->__pyx_n_u_decompressobj); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 1009, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_4);
   __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
-  __Pyx_GetModuleGlobalName(__pyx_t_3, __pyx_mstate_global->__pyx_n_u_zlib); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 1005, __pyx_L1_error)
+  __Pyx_GetModuleGlobalName(__pyx_t_3, __pyx_mstate_global->__pyx_n_u_zlib); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 1009, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
-  __pyx_t_5 = __Pyx_PyObject_GetAttrStr(__pyx_t_3, __pyx_mstate_global->__pyx_n_u_MAX_WBITS); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 1005, __pyx_L1_error)
+  __pyx_t_5 = __Pyx_PyObject_GetAttrStr(__pyx_t_3, __pyx_mstate_global->__pyx_n_u_MAX_WBITS); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 1009, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_5);
   __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
-  __pyx_t_3 = PyNumber_Negative(__pyx_t_5); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 1005, __pyx_L1_error)
+  __pyx_t_3 = PyNumber_Negative(__pyx_t_5); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 1009, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
   __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
   __pyx_t_6 = 1;
@@ -47151,13 +47362,13 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_42_inflate(CYTHON_UNUS
     __Pyx_XDECREF(__pyx_t_2); __pyx_t_2 = 0;
     __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
     __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
-    if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1005, __pyx_L1_error)
+    if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1009, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_1);
   }
   __pyx_v_d = __pyx_t_1;
   __pyx_t_1 = 0;
 
-  /* "ext/tagstream.pyx":1006
+  /* "ext/tagstream.pyx":1010
  * def _inflate(data):
  *     d = zlib.decompressobj(-zlib.MAX_WBITS)
  *     try:             # <<<<<<<<<<<<<<
@@ -47173,7 +47384,7 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_42_inflate(CYTHON_UNUS
     __Pyx_XGOTREF(__pyx_t_9);
     /*try:*/ {
 
-      /* "ext/tagstream.pyx":1007
+      /* "ext/tagstream.pyx":1011
  *     d = zlib.decompressobj(-zlib.MAX_WBITS)
  *     try:
  *         out = d.decompress(data, MAX_INFLATED)             # <<<<<<<<<<<<<<
@@ -47182,7 +47393,7 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_42_inflate(CYTHON_UNUS
 */
       __pyx_t_4 = __pyx_v_d;
       __Pyx_INCREF(__pyx_t_4);
-      __Pyx_GetModuleGlobalName(__pyx_t_3, __pyx_mstate_global->__pyx_n_u_MAX_INFLATED); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 1007, __pyx_L3_error)
+      __Pyx_GetModuleGlobalName(__pyx_t_3, __pyx_mstate_global->__pyx_n_u_MAX_INFLATED); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 1011, __pyx_L3_error)
       __Pyx_GOTREF(__pyx_t_3);
       __pyx_t_6 = 0;
       {
@@ -47190,13 +47401,13 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_42_inflate(CYTHON_UNUS
         __pyx_t_1 = __Pyx_PyObject_FastCallMethod((PyObject*)__pyx_mstate_global->__pyx_n_u_decompress, __pyx_callargs+__pyx_t_6, (3-__pyx_t_6) | (1*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
         __Pyx_XDECREF(__pyx_t_4); __pyx_t_4 = 0;
         __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
-        if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1007, __pyx_L3_error)
+        if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1011, __pyx_L3_error)
         __Pyx_GOTREF(__pyx_t_1);
       }
       __pyx_v_out = __pyx_t_1;
       __pyx_t_1 = 0;
 
-      /* "ext/tagstream.pyx":1006
+      /* "ext/tagstream.pyx":1010
  * def _inflate(data):
  *     d = zlib.decompressobj(-zlib.MAX_WBITS)
  *     try:             # <<<<<<<<<<<<<<
@@ -47215,7 +47426,7 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_42_inflate(CYTHON_UNUS
     __Pyx_XDECREF(__pyx_t_4); __pyx_t_4 = 0;
     __Pyx_XDECREF(__pyx_t_5); __pyx_t_5 = 0;
 
-    /* "ext/tagstream.pyx":1008
+    /* "ext/tagstream.pyx":1012
  *     try:
  *         out = d.decompress(data, MAX_INFLATED)
  *     except zlib.error as exc:             # <<<<<<<<<<<<<<
@@ -47223,9 +47434,9 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_42_inflate(CYTHON_UNUS
  *     if d.unconsumed_tail:
 */
     __Pyx_ErrFetch(&__pyx_t_1, &__pyx_t_3, &__pyx_t_4);
-    __Pyx_GetModuleGlobalName(__pyx_t_2, __pyx_mstate_global->__pyx_n_u_zlib); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 1008, __pyx_L5_except_error)
+    __Pyx_GetModuleGlobalName(__pyx_t_2, __pyx_mstate_global->__pyx_n_u_zlib); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 1012, __pyx_L5_except_error)
     __Pyx_GOTREF(__pyx_t_2);
-    __pyx_t_5 = __Pyx_PyObject_GetAttrStr(__pyx_t_2, __pyx_mstate_global->__pyx_n_u_error); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 1008, __pyx_L5_except_error)
+    __pyx_t_5 = __Pyx_PyObject_GetAttrStr(__pyx_t_2, __pyx_mstate_global->__pyx_n_u_error); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 1012, __pyx_L5_except_error)
     __Pyx_GOTREF(__pyx_t_5);
     __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
     __pyx_t_10 = __Pyx_PyErr_GivenExceptionMatches(__pyx_t_1, __pyx_t_5);
@@ -47234,7 +47445,7 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_42_inflate(CYTHON_UNUS
     __pyx_t_1 = 0; __pyx_t_3 = 0; __pyx_t_4 = 0;
     if (__pyx_t_10) {
       __Pyx_AddTraceback("slicebox._speedups.tagstream._inflate", __pyx_clineno, __pyx_lineno, __pyx_filename);
-      if (__Pyx_GetException(&__pyx_t_4, &__pyx_t_3, &__pyx_t_1) < 0) __PYX_ERR(0, 1008, __pyx_L5_except_error)
+      if (__Pyx_GetException(&__pyx_t_4, &__pyx_t_3, &__pyx_t_1) < 0) __PYX_ERR(0, 1012, __pyx_L5_except_error)
       __Pyx_XGOTREF(__pyx_t_4);
       __Pyx_XGOTREF(__pyx_t_3);
       __Pyx_XGOTREF(__pyx_t_1);
@@ -47242,7 +47453,7 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_42_inflate(CYTHON_UNUS
       __pyx_v_exc = __pyx_t_3;
       /*try:*/ {
 
-        /* "ext/tagstream.pyx":1009
+        /* "ext/tagstream.pyx":1013
  *         out = d.decompress(data, MAX_INFLATED)
  *     except zlib.error as exc:
  *         raise DicomStreamError("bad deflated data: %s" % exc) from exc             # <<<<<<<<<<<<<<
@@ -47250,9 +47461,9 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_42_inflate(CYTHON_UNUS
  *         raise DicomStreamError("deflated dataset too large")
 */
         __pyx_t_2 = NULL;
-        __Pyx_GetModuleGlobalName(__pyx_t_11, __pyx_mstate_global->__pyx_n_u_DicomStreamError); if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 1009, __pyx_L14_error)
+        __Pyx_GetModuleGlobalName(__pyx_t_11, __pyx_mstate_global->__pyx_n_u_DicomStreamError); if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 1013, __pyx_L14_error)
         __Pyx_GOTREF(__pyx_t_11);
-        __pyx_t_12 = PyUnicode_Format(__pyx_mstate_global->__pyx_kp_u_bad_deflated_data_s, __pyx_v_exc); if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 1009, __pyx_L14_error)
+        __pyx_t_12 = PyUnicode_Format(__pyx_mstate_global->__pyx_kp_u_bad_deflated_data_s, __pyx_v_exc); if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 1013, __pyx_L14_error)
         __Pyx_GOTREF(__pyx_t_12);
         __pyx_t_6 = 1;
         #if CYTHON_UNPACK_METHODS
@@ -47272,15 +47483,15 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_42_inflate(CYTHON_UNUS
           __Pyx_XDECREF(__pyx_t_2); __pyx_t_2 = 0;
           __Pyx_DECREF(__pyx_t_12); __pyx_t_12 = 0;
           __Pyx_DECREF(__pyx_t_11); __pyx_t_11 = 0;
-          if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 1009, __pyx_L14_error)
+          if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 1013, __pyx_L14_error)
           __Pyx_GOTREF(__pyx_t_5);
         }
         __Pyx_Raise(__pyx_t_5, 0, 0, __pyx_v_exc);
         __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
-        __PYX_ERR(0, 1009, __pyx_L14_error)
+        __PYX_ERR(0, 1013, __pyx_L14_error)
       }
 
-      /* "ext/tagstream.pyx":1008
+      /* "ext/tagstream.pyx":1012
  *     try:
  *         out = d.decompress(data, MAX_INFLATED)
  *     except zlib.error as exc:             # <<<<<<<<<<<<<<
@@ -47325,7 +47536,7 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_42_inflate(CYTHON_UNUS
     }
     goto __pyx_L5_except_error;
 
-    /* "ext/tagstream.pyx":1006
+    /* "ext/tagstream.pyx":1010
  * def _inflate(data):
  *     d = zlib.decompressobj(-zlib.MAX_WBITS)
  *     try:             # <<<<<<<<<<<<<<
@@ -47341,21 +47552,21 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_42_inflate(CYTHON_UNUS
     __pyx_L8_try_end:;
   }
 
-  /* "ext/tagstream.pyx":1010
+  /* "ext/tagstream.pyx":1014
  *     except zlib.error as exc:
  *         raise DicomStreamError("bad deflated data: %s" % exc) from exc
  *     if d.unconsumed_tail:             # <<<<<<<<<<<<<<
  *         raise DicomStreamError("deflated dataset too large")
  *     return out
 */
-  __pyx_t_1 = __Pyx_PyObject_GetAttrStr(__pyx_v_d, __pyx_mstate_global->__pyx_n_u_unconsumed_tail); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1010, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_PyObject_GetAttrStr(__pyx_v_d, __pyx_mstate_global->__pyx_n_u_unconsumed_tail); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1014, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
-  __pyx_t_21 = __Pyx_PyObject_IsTrue(__pyx_t_1); if (unlikely((__pyx_t_21 < 0))) __PYX_ERR(0, 1010, __pyx_L1_error)
+  __pyx_t_21 = __Pyx_PyObject_IsTrue(__pyx_t_1); if (unlikely((__pyx_t_21 < 0))) __PYX_ERR(0, 1014, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
   if (unlikely(__pyx_t_21)) {
 
 
-    /* "ext/tagstream.pyx":1011
+    /* "ext/tagstream.pyx":1015
  *         raise DicomStreamError("bad deflated data: %s" % exc) from exc
  *     if d.unconsumed_tail:
  *         raise DicomStreamError("deflated dataset too large")             # <<<<<<<<<<<<<<
@@ -47363,7 +47574,7 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_42_inflate(CYTHON_UNUS
  * 
 */
     __pyx_t_3 = NULL;
-    __Pyx_GetModuleGlobalName(__pyx_t_4, __pyx_mstate_global->__pyx_n_u_DicomStreamError); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 1011, __pyx_L1_error)
+    __Pyx_GetModuleGlobalName(__pyx_t_4, __pyx_mstate_global->__pyx_n_u_DicomStreamError); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 1015, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_4);
     __pyx_t_6 = 1;
     #if CYTHON_UNPACK_METHODS
@@ -47382,14 +47593,14 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_42_inflate(CYTHON_UNUS
       __pyx_t_1 = __Pyx_PyObject_FastCall((PyObject*)__pyx_t_4, __pyx_callargs+__pyx_t_6, (2-__pyx_t_6) | (__pyx_t_6*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_3); __pyx_t_3 = 0;
       __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
-      if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1011, __pyx_L1_error)
+      if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1015, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_1);
     }
     __Pyx_Raise(__pyx_t_1, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
-    __PYX_ERR(0, 1011, __pyx_L1_error)
+    __PYX_ERR(0, 1015, __pyx_L1_error)
 
-    /* "ext/tagstream.pyx":1010
+    /* "ext/tagstream.pyx":1014
  *     except zlib.error as exc:
  *         raise DicomStreamError("bad deflated data: %s" % exc) from exc
  *     if d.unconsumed_tail:             # <<<<<<<<<<<<<<
@@ -47398,7 +47609,7 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_42_inflate(CYTHON_UNUS
 */
   }
 
-  /* "ext/tagstream.pyx":1012
+  /* "ext/tagstream.pyx":1016
  *     if d.unconsumed_tail:
  *         raise DicomStreamError("deflated dataset too large")
  *     return out             # <<<<<<<<<<<<<<
@@ -47416,7 +47627,7 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_42_inflate(CYTHON_UNUS
   }
   goto __pyx_L0;
 
-  /* "ext/tagstream.pyx":1004
+  /* "ext/tagstream.pyx":1008
  * 
  * 
  * def _inflate(data):             # <<<<<<<<<<<<<<
@@ -47444,7 +47655,7 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_42_inflate(CYTHON_UNUS
   return __pyx_r;
 }
 
-/* "ext/tagstream.pyx":1015
+/* "ext/tagstream.pyx":1019
  * 
  * 
  * def _stream_prefix_read(source, fn):             # <<<<<<<<<<<<<<
@@ -47493,39 +47704,39 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   {
     PyObject ** const __pyx_pyargnames[] = {&__pyx_mstate_global->__pyx_n_u_source,&__pyx_mstate_global->__pyx_n_u_fn,0};
     const Py_ssize_t __pyx_kwds_len = (__pyx_kwds) ? __Pyx_NumKwargs_FASTCALL(__pyx_kwds) : 0;
-    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 1015, __pyx_L3_error)
+    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 1019, __pyx_L3_error)
     if (__pyx_kwds_len > 0) {
       switch (__pyx_nargs) {
         case  2:
         values[1] = __Pyx_ArgRef_FASTCALL(__pyx_args, 1);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 1015, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 1019, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  1:
         values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 1015, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 1019, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  0: break;
         default: goto __pyx_L5_argtuple_error;
       }
       const Py_ssize_t kwd_pos_args = __pyx_nargs;
-      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "_stream_prefix_read", 0) < (0)) __PYX_ERR(0, 1015, __pyx_L3_error)
+      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "_stream_prefix_read", 0) < (0)) __PYX_ERR(0, 1019, __pyx_L3_error)
       for (Py_ssize_t i = __pyx_nargs; i < 2; i++) {
-        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("_stream_prefix_read", 1, 2, 2, i); __PYX_ERR(0, 1015, __pyx_L3_error) }
+        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("_stream_prefix_read", 1, 2, 2, i); __PYX_ERR(0, 1019, __pyx_L3_error) }
       }
     } else if (unlikely(__pyx_nargs != 2)) {
       goto __pyx_L5_argtuple_error;
     } else {
       values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 1015, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 1019, __pyx_L3_error)
       values[1] = __Pyx_ArgRef_FASTCALL(__pyx_args, 1);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 1015, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 1019, __pyx_L3_error)
     }
     __pyx_v_source = values[0];
     __pyx_v_fn = values[1];
   }
   goto __pyx_L6_skip;
   __pyx_L5_argtuple_error:;
-  __Pyx_RaiseArgtupleInvalid("_stream_prefix_read", 1, 2, 2, __pyx_nargs); __PYX_ERR(0, 1015, __pyx_L3_error)
+  __Pyx_RaiseArgtupleInvalid("_stream_prefix_read", 1, 2, 2, __pyx_nargs); __PYX_ERR(0, 1019, __pyx_L3_error)
   __pyx_L6_skip:;
   goto __pyx_L4_argument_unpacking_done;
   __pyx_L3_error:;
@@ -47571,7 +47782,7 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_44_stream_prefix_read(
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("_stream_prefix_read", 0);
 
-  /* "ext/tagstream.pyx":1017
+  /* "ext/tagstream.pyx":1021
  * def _stream_prefix_read(source, fn):
  *     """Run ``fn(buf, complete)`` on growing prefixes of a non-seekable stream."""
  *     data = b""             # <<<<<<<<<<<<<<
@@ -47581,7 +47792,7 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_44_stream_prefix_read(
   __Pyx_INCREF(__pyx_mstate_global->__pyx_kp_b__12);
   __pyx_v_data = __pyx_mstate_global->__pyx_kp_b__12;
 
-  /* "ext/tagstream.pyx":1018
+  /* "ext/tagstream.pyx":1022
  *     """Run ``fn(buf, complete)`` on growing prefixes of a non-seekable stream."""
  *     data = b""
  *     chunk = 16384             # <<<<<<<<<<<<<<
@@ -47591,7 +47802,7 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_44_stream_prefix_read(
   __Pyx_INCREF(__pyx_mstate_global->__pyx_int_16384);
   __pyx_v_chunk = __pyx_mstate_global->__pyx_int_16384;
 
-  /* "ext/tagstream.pyx":1019
+  /* "ext/tagstream.pyx":1023
  *     data = b""
  *     chunk = 16384
  *     while True:             # <<<<<<<<<<<<<<
@@ -47600,7 +47811,7 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_44_stream_prefix_read(
 */
   while (1) {
 
-    /* "ext/tagstream.pyx":1020
+    /* "ext/tagstream.pyx":1024
  *     chunk = 16384
  *     while True:
  *         more = b""             # <<<<<<<<<<<<<<
@@ -47610,7 +47821,7 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_44_stream_prefix_read(
     __Pyx_INCREF(__pyx_mstate_global->__pyx_kp_b__12);
     __Pyx_XDECREF_SET(__pyx_v_more, __pyx_mstate_global->__pyx_kp_b__12);
 
-    /* "ext/tagstream.pyx":1021
+    /* "ext/tagstream.pyx":1025
  *     while True:
  *         more = b""
  *         while len(more) < chunk:  # a short read is not the end of a pipe             # <<<<<<<<<<<<<<
@@ -47618,16 +47829,16 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_44_stream_prefix_read(
  *             if not part:
 */
     while (1) {
-      __pyx_t_1 = PyObject_Length(__pyx_v_more); if (unlikely(__pyx_t_1 == ((Py_ssize_t)-1))) __PYX_ERR(0, 1021, __pyx_L1_error)
-      __pyx_t_2 = PyLong_FromSsize_t(__pyx_t_1); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 1021, __pyx_L1_error)
+      __pyx_t_1 = PyObject_Length(__pyx_v_more); if (unlikely(__pyx_t_1 == ((Py_ssize_t)-1))) __PYX_ERR(0, 1025, __pyx_L1_error)
+      __pyx_t_2 = PyLong_FromSsize_t(__pyx_t_1); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 1025, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_2);
 
-      __pyx_t_3 = __Pyx_PyObject_CompareBoolLt_int_int(__pyx_t_2, __pyx_v_chunk, Py_LT); if (unlikely((__pyx_t_3 < 0))) __PYX_ERR(0, 1021, __pyx_L1_error)
+      __pyx_t_3 = __Pyx_PyObject_CompareBoolLt_int_int(__pyx_t_2, __pyx_v_chunk, Py_LT); if (unlikely((__pyx_t_3 < 0))) __PYX_ERR(0, 1025, __pyx_L1_error)
       __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
 
       if (!__pyx_t_3) break;
 
-      /* "ext/tagstream.pyx":1022
+      /* "ext/tagstream.pyx":1026
  *         more = b""
  *         while len(more) < chunk:  # a short read is not the end of a pipe
  *             part = source.read(chunk - len(more))             # <<<<<<<<<<<<<<
@@ -47636,11 +47847,11 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_44_stream_prefix_read(
 */
       __pyx_t_4 = __pyx_v_source;
       __Pyx_INCREF(__pyx_t_4);
-      __pyx_t_1 = PyObject_Length(__pyx_v_more); if (unlikely(__pyx_t_1 == ((Py_ssize_t)-1))) __PYX_ERR(0, 1022, __pyx_L1_error)
-      __pyx_t_5 = PyLong_FromSsize_t(__pyx_t_1); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 1022, __pyx_L1_error)
+      __pyx_t_1 = PyObject_Length(__pyx_v_more); if (unlikely(__pyx_t_1 == ((Py_ssize_t)-1))) __PYX_ERR(0, 1026, __pyx_L1_error)
+      __pyx_t_5 = PyLong_FromSsize_t(__pyx_t_1); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 1026, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_5);
 
-      __pyx_t_6 = __Pyx_PyNumber_Subtract_int_int(__pyx_v_chunk, __pyx_t_5); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 1022, __pyx_L1_error)
+      __pyx_t_6 = __Pyx_PyNumber_Subtract_int_int(__pyx_v_chunk, __pyx_t_5); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 1026, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_6);
       __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
       __pyx_t_7 = 0;
@@ -47649,27 +47860,27 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_44_stream_prefix_read(
         __pyx_t_2 = __Pyx_PyObject_FastCallMethod((PyObject*)__pyx_mstate_global->__pyx_n_u_read, __pyx_callargs+__pyx_t_7, (2-__pyx_t_7) | (1*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
         __Pyx_XDECREF(__pyx_t_4); __pyx_t_4 = 0;
         __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
-        if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 1022, __pyx_L1_error)
+        if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 1026, __pyx_L1_error)
         __Pyx_GOTREF(__pyx_t_2);
       }
       __Pyx_XDECREF_SET(__pyx_v_part, __pyx_t_2);
       __pyx_t_2 = 0;
 
-      /* "ext/tagstream.pyx":1023
+      /* "ext/tagstream.pyx":1027
  *         while len(more) < chunk:  # a short read is not the end of a pipe
  *             part = source.read(chunk - len(more))
  *             if not part:             # <<<<<<<<<<<<<<
  *                 break
  *             more += part
 */
-      __pyx_t_3 = __Pyx_PyObject_IsTrue(__pyx_v_part); if (unlikely((__pyx_t_3 < 0))) __PYX_ERR(0, 1023, __pyx_L1_error)
+      __pyx_t_3 = __Pyx_PyObject_IsTrue(__pyx_v_part); if (unlikely((__pyx_t_3 < 0))) __PYX_ERR(0, 1027, __pyx_L1_error)
       __pyx_t_8 = (!__pyx_t_3);
 
 
       if (__pyx_t_8) {
 
 
-        /* "ext/tagstream.pyx":1024
+        /* "ext/tagstream.pyx":1028
  *             part = source.read(chunk - len(more))
  *             if not part:
  *                 break             # <<<<<<<<<<<<<<
@@ -47678,7 +47889,7 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_44_stream_prefix_read(
 */
         goto __pyx_L6_break;
 
-        /* "ext/tagstream.pyx":1023
+        /* "ext/tagstream.pyx":1027
  *         while len(more) < chunk:  # a short read is not the end of a pipe
  *             part = source.read(chunk - len(more))
  *             if not part:             # <<<<<<<<<<<<<<
@@ -47687,49 +47898,49 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_44_stream_prefix_read(
 */
       }
 
-      /* "ext/tagstream.pyx":1025
+      /* "ext/tagstream.pyx":1029
  *             if not part:
  *                 break
  *             more += part             # <<<<<<<<<<<<<<
  *         data += more
  *         eof = len(more) < chunk
 */
-      __pyx_t_2 = __Pyx_PyNumber_InPlaceAdd_object_object(__pyx_v_more, __pyx_v_part); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 1025, __pyx_L1_error)
+      __pyx_t_2 = __Pyx_PyNumber_InPlaceAdd_object_object(__pyx_v_more, __pyx_v_part); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 1029, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_2);
       __Pyx_DECREF_SET(__pyx_v_more, __pyx_t_2);
       __pyx_t_2 = 0;
     }
     __pyx_L6_break:;
 
-    /* "ext/tagstream.pyx":1026
+    /* "ext/tagstream.pyx":1030
  *                 break
  *             more += part
  *         data += more             # <<<<<<<<<<<<<<
  *         eof = len(more) < chunk
  *         try:
 */
-    __pyx_t_2 = PyNumber_InPlaceAdd(__pyx_v_data, __pyx_v_more); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 1026, __pyx_L1_error)
+    __pyx_t_2 = PyNumber_InPlaceAdd(__pyx_v_data, __pyx_v_more); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 1030, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_2);
     __Pyx_DECREF_SET(__pyx_v_data, __pyx_t_2);
     __pyx_t_2 = 0;
 
-    /* "ext/tagstream.pyx":1027
+    /* "ext/tagstream.pyx":1031
  *             more += part
  *         data += more
  *         eof = len(more) < chunk             # <<<<<<<<<<<<<<
  *         try:
  *             return fn(data, eof)
 */
-    __pyx_t_1 = PyObject_Length(__pyx_v_more); if (unlikely(__pyx_t_1 == ((Py_ssize_t)-1))) __PYX_ERR(0, 1027, __pyx_L1_error)
-    __pyx_t_2 = PyLong_FromSsize_t(__pyx_t_1); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 1027, __pyx_L1_error)
+    __pyx_t_1 = PyObject_Length(__pyx_v_more); if (unlikely(__pyx_t_1 == ((Py_ssize_t)-1))) __PYX_ERR(0, 1031, __pyx_L1_error)
+    __pyx_t_2 = PyLong_FromSsize_t(__pyx_t_1); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 1031, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_2);
 
-    __pyx_t_6 = __Pyx_PyObject_CompareLt_int_int(__pyx_t_2, __pyx_v_chunk, Py_LT); __Pyx_XGOTREF(__pyx_t_6); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 1027, __pyx_L1_error)
+    __pyx_t_6 = __Pyx_PyObject_CompareLt_int_int(__pyx_t_2, __pyx_v_chunk, Py_LT); __Pyx_XGOTREF(__pyx_t_6); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 1031, __pyx_L1_error)
     __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
     __Pyx_XDECREF_SET(__pyx_v_eof, __pyx_t_6);
     __pyx_t_6 = 0;
 
-    /* "ext/tagstream.pyx":1028
+    /* "ext/tagstream.pyx":1032
  *         data += more
  *         eof = len(more) < chunk
  *         try:             # <<<<<<<<<<<<<<
@@ -47745,7 +47956,7 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_44_stream_prefix_read(
       __Pyx_XGOTREF(__pyx_t_11);
       /*try:*/ {
 
-        /* "ext/tagstream.pyx":1029
+        /* "ext/tagstream.pyx":1033
  *         eof = len(more) < chunk
  *         try:
  *             return fn(data, eof)             # <<<<<<<<<<<<<<
@@ -47772,7 +47983,7 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_44_stream_prefix_read(
           __pyx_t_6 = __Pyx_PyObject_FastCall((PyObject*)__pyx_t_4, __pyx_callargs+__pyx_t_7, (3-__pyx_t_7) | (__pyx_t_7*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
           __Pyx_XDECREF(__pyx_t_2); __pyx_t_2 = 0;
           __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
-          if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 1029, __pyx_L8_error)
+          if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 1033, __pyx_L8_error)
           __Pyx_GOTREF(__pyx_t_6);
         }
         {
@@ -47786,7 +47997,7 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_44_stream_prefix_read(
         __pyx_t_6 = 0;
         goto __pyx_L12_try_return;
 
-        /* "ext/tagstream.pyx":1028
+        /* "ext/tagstream.pyx":1032
  *         data += more
  *         eof = len(more) < chunk
  *         try:             # <<<<<<<<<<<<<<
@@ -47800,7 +48011,7 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_44_stream_prefix_read(
       __Pyx_XDECREF(__pyx_t_5); __pyx_t_5 = 0;
       __Pyx_XDECREF(__pyx_t_6); __pyx_t_6 = 0;
 
-      /* "ext/tagstream.pyx":1030
+      /* "ext/tagstream.pyx":1034
  *         try:
  *             return fn(data, eof)
  *         except DicomTruncatedError:             # <<<<<<<<<<<<<<
@@ -47808,7 +48019,7 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_44_stream_prefix_read(
  *                 raise
 */
       __Pyx_ErrFetch(&__pyx_t_6, &__pyx_t_4, &__pyx_t_2);
-      __Pyx_GetModuleGlobalName(__pyx_t_5, __pyx_mstate_global->__pyx_n_u_DicomTruncatedError); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 1030, __pyx_L10_except_error)
+      __Pyx_GetModuleGlobalName(__pyx_t_5, __pyx_mstate_global->__pyx_n_u_DicomTruncatedError); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 1034, __pyx_L10_except_error)
       __Pyx_GOTREF(__pyx_t_5);
       __pyx_t_12 = __Pyx_PyErr_GivenExceptionMatches(__pyx_t_6, __pyx_t_5);
       __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
@@ -47816,23 +48027,23 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_44_stream_prefix_read(
       __pyx_t_6 = 0; __pyx_t_4 = 0; __pyx_t_2 = 0;
       if (__pyx_t_12) {
         __Pyx_AddTraceback("slicebox._speedups.tagstream._stream_prefix_read", __pyx_clineno, __pyx_lineno, __pyx_filename);
-        if (__Pyx_GetException(&__pyx_t_2, &__pyx_t_4, &__pyx_t_6) < 0) __PYX_ERR(0, 1030, __pyx_L10_except_error)
+        if (__Pyx_GetException(&__pyx_t_2, &__pyx_t_4, &__pyx_t_6) < 0) __PYX_ERR(0, 1034, __pyx_L10_except_error)
         __Pyx_XGOTREF(__pyx_t_2);
         __Pyx_XGOTREF(__pyx_t_4);
         __Pyx_XGOTREF(__pyx_t_6);
 
-        /* "ext/tagstream.pyx":1031
+        /* "ext/tagstream.pyx":1035
  *             return fn(data, eof)
  *         except DicomTruncatedError:
  *             if eof:             # <<<<<<<<<<<<<<
  *                 raise
  *         chunk *= 2
 */
-        __pyx_t_8 = __Pyx_PyObject_IsTrue(__pyx_v_eof); if (unlikely((__pyx_t_8 < 0))) __PYX_ERR(0, 1031, __pyx_L10_except_error)
+        __pyx_t_8 = __Pyx_PyObject_IsTrue(__pyx_v_eof); if (unlikely((__pyx_t_8 < 0))) __PYX_ERR(0, 1035, __pyx_L10_except_error)
         if (unlikely(__pyx_t_8)) {
 
 
-          /* "ext/tagstream.pyx":1032
+          /* "ext/tagstream.pyx":1036
  *         except DicomTruncatedError:
  *             if eof:
  *                 raise             # <<<<<<<<<<<<<<
@@ -47844,9 +48055,9 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_44_stream_prefix_read(
           __Pyx_XGIVEREF(__pyx_t_6);
           __Pyx_ErrRestoreWithState(__pyx_t_2, __pyx_t_4, __pyx_t_6);
           __pyx_t_2 = 0;  __pyx_t_4 = 0;  __pyx_t_6 = 0; 
-          __PYX_ERR(0, 1032, __pyx_L10_except_error)
+          __PYX_ERR(0, 1036, __pyx_L10_except_error)
 
-          /* "ext/tagstream.pyx":1031
+          /* "ext/tagstream.pyx":1035
  *             return fn(data, eof)
  *         except DicomTruncatedError:
  *             if eof:             # <<<<<<<<<<<<<<
@@ -47861,7 +48072,7 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_44_stream_prefix_read(
       }
       goto __pyx_L10_except_error;
 
-      /* "ext/tagstream.pyx":1028
+      /* "ext/tagstream.pyx":1032
  *         data += more
  *         eof = len(more) < chunk
  *         try:             # <<<<<<<<<<<<<<
@@ -47887,20 +48098,20 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_44_stream_prefix_read(
       __Pyx_ExceptionReset(__pyx_t_9, __pyx_t_10, __pyx_t_11);
     }
 
-    /* "ext/tagstream.pyx":1033
+    /* "ext/tagstream.pyx":1037
  *             if eof:
  *                 raise
  *         chunk *= 2             # <<<<<<<<<<<<<<
  * 
  * 
 */
-    __pyx_t_6 = __Pyx_PyLong_MultiplyObjC(__pyx_v_chunk, __pyx_mstate_global->__pyx_int_2, 2, 1, 0); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 1033, __pyx_L1_error)
+    __pyx_t_6 = __Pyx_PyLong_MultiplyObjC(__pyx_v_chunk, __pyx_mstate_global->__pyx_int_2, 2, 1, 0); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 1037, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_6);
     __Pyx_DECREF_SET(__pyx_v_chunk, ((PyObject*)__pyx_t_6));
     __pyx_t_6 = 0;
   }
 
-  /* "ext/tagstream.pyx":1015
+  /* "ext/tagstream.pyx":1019
  * 
  * 
  * def _stream_prefix_read(source, fn):             # <<<<<<<<<<<<<<
@@ -47929,7 +48140,7 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_44_stream_prefix_read(
   return __pyx_r;
 }
 
-/* "ext/tagstream.pyx":1036
+/* "ext/tagstream.pyx":1040
  * 
  * 
  * def read_attributes(source, tags=None, stop_tag=None, transfer_syntax=None):             # <<<<<<<<<<<<<<
@@ -47980,53 +48191,53 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   {
     PyObject ** const __pyx_pyargnames[] = {&__pyx_mstate_global->__pyx_n_u_source,&__pyx_mstate_global->__pyx_n_u_tags,&__pyx_mstate_global->__pyx_n_u_stop_tag,&__pyx_mstate_global->__pyx_n_u_transfer_syntax,0};
     const Py_ssize_t __pyx_kwds_len = (__pyx_kwds) ? __Pyx_NumKwargs_FASTCALL(__pyx_kwds) : 0;
-    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 1036, __pyx_L3_error)
+    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 1040, __pyx_L3_error)
     if (__pyx_kwds_len > 0) {
       switch (__pyx_nargs) {
         case  4:
         values[3] = __Pyx_ArgRef_FASTCALL(__pyx_args, 3);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 1036, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 1040, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  3:
         values[2] = __Pyx_ArgRef_FASTCALL(__pyx_args, 2);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 1036, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 1040, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  2:
         values[1] = __Pyx_ArgRef_FASTCALL(__pyx_args, 1);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 1036, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 1040, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  1:
         values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 1036, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 1040, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  0: break;
         default: goto __pyx_L5_argtuple_error;
       }
       const Py_ssize_t kwd_pos_args = __pyx_nargs;
-      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "read_attributes", 0) < (0)) __PYX_ERR(0, 1036, __pyx_L3_error)
+      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "read_attributes", 0) < (0)) __PYX_ERR(0, 1040, __pyx_L3_error)
       if (!values[1]) values[1] = __Pyx_NewRef(((PyObject *)Py_None));
       if (!values[2]) values[2] = __Pyx_NewRef(((PyObject *)Py_None));
       if (!values[3]) values[3] = __Pyx_NewRef(((PyObject *)Py_None));
       for (Py_ssize_t i = __pyx_nargs; i < 1; i++) {
-        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("read_attributes", 0, 1, 4, i); __PYX_ERR(0, 1036, __pyx_L3_error) }
+        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("read_attributes", 0, 1, 4, i); __PYX_ERR(0, 1040, __pyx_L3_error) }
       }
     } else {
       switch (__pyx_nargs) {
         case  4:
         values[3] = __Pyx_ArgRef_FASTCALL(__pyx_args, 3);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 1036, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 1040, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  3:
         values[2] = __Pyx_ArgRef_FASTCALL(__pyx_args, 2);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 1036, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 1040, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  2:
         values[1] = __Pyx_ArgRef_FASTCALL(__pyx_args, 1);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 1036, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 1040, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  1:
         values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 1036, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 1040, __pyx_L3_error)
         break;
         default: goto __pyx_L5_argtuple_error;
       }
@@ -48041,7 +48252,7 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   }
   goto __pyx_L6_skip;
   __pyx_L5_argtuple_error:;
-  __Pyx_RaiseArgtupleInvalid("read_attributes", 0, 1, 4, __pyx_nargs); __PYX_ERR(0, 1036, __pyx_L3_error)
+  __Pyx_RaiseArgtupleInvalid("read_attributes", 0, 1, 4, __pyx_nargs); __PYX_ERR(0, 1040, __pyx_L3_error)
   __pyx_L6_skip:;
   goto __pyx_L4_argument_unpacking_done;
   __pyx_L3_error:;
@@ -48062,7 +48273,7 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   return __pyx_r;
 }
 
-/* "ext/tagstream.pyx":1072
+/* "ext/tagstream.pyx":1076
  *         stop = max(wanted)
  * 
  *     def run(buf, complete):             # <<<<<<<<<<<<<<
@@ -48110,39 +48321,39 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   {
     PyObject ** const __pyx_pyargnames[] = {&__pyx_mstate_global->__pyx_n_u_buf,&__pyx_mstate_global->__pyx_n_u_complete,0};
     const Py_ssize_t __pyx_kwds_len = (__pyx_kwds) ? __Pyx_NumKwargs_FASTCALL(__pyx_kwds) : 0;
-    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 1072, __pyx_L3_error)
+    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 1076, __pyx_L3_error)
     if (__pyx_kwds_len > 0) {
       switch (__pyx_nargs) {
         case  2:
         values[1] = __Pyx_ArgRef_FASTCALL(__pyx_args, 1);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 1072, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 1076, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  1:
         values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 1072, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 1076, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  0: break;
         default: goto __pyx_L5_argtuple_error;
       }
       const Py_ssize_t kwd_pos_args = __pyx_nargs;
-      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "run", 0) < (0)) __PYX_ERR(0, 1072, __pyx_L3_error)
+      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "run", 0) < (0)) __PYX_ERR(0, 1076, __pyx_L3_error)
       for (Py_ssize_t i = __pyx_nargs; i < 2; i++) {
-        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("run", 1, 2, 2, i); __PYX_ERR(0, 1072, __pyx_L3_error) }
+        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("run", 1, 2, 2, i); __PYX_ERR(0, 1076, __pyx_L3_error) }
       }
     } else if (unlikely(__pyx_nargs != 2)) {
       goto __pyx_L5_argtuple_error;
     } else {
       values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 1072, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 1076, __pyx_L3_error)
       values[1] = __Pyx_ArgRef_FASTCALL(__pyx_args, 1);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 1072, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 1076, __pyx_L3_error)
     }
     __pyx_v_buf = values[0];
     __pyx_v_complete = values[1];
   }
   goto __pyx_L6_skip;
   __pyx_L5_argtuple_error:;
-  __Pyx_RaiseArgtupleInvalid("run", 1, 2, 2, __pyx_nargs); __PYX_ERR(0, 1072, __pyx_L3_error)
+  __Pyx_RaiseArgtupleInvalid("run", 1, 2, 2, __pyx_nargs); __PYX_ERR(0, 1076, __pyx_L3_error)
   __pyx_L6_skip:;
   goto __pyx_L4_argument_unpacking_done;
   __pyx_L3_error:;
@@ -48201,7 +48412,7 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_15read_attributes_run(
   __pyx_outer_scope = (struct __pyx_obj_8slicebox_9_speedups_9tagstream___pyx_scope_struct_8_read_attributes *) __Pyx_CyFunction_GetClosure(__pyx_self);
   __pyx_cur_scope = __pyx_outer_scope;
 
-  /* "ext/tagstream.pyx":1073
+  /* "ext/tagstream.pyx":1077
  * 
  *     def run(buf, complete):
  *         lay = _layout(buf, transfer_syntax)             # <<<<<<<<<<<<<<
@@ -48209,9 +48420,9 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_15read_attributes_run(
  *         walker = _Walker(buf, None, complete)
 */
   __pyx_t_2 = NULL;
-  __Pyx_GetModuleGlobalName(__pyx_t_3, __pyx_mstate_global->__pyx_n_u_layout); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 1073, __pyx_L1_error)
+  __Pyx_GetModuleGlobalName(__pyx_t_3, __pyx_mstate_global->__pyx_n_u_layout); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 1077, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
-  if (unlikely(!__pyx_cur_scope->__pyx_v_transfer_syntax)) { __Pyx_RaiseClosureNameError("transfer_syntax"); __PYX_ERR(0, 1073, __pyx_L1_error) }
+  if (unlikely(!__pyx_cur_scope->__pyx_v_transfer_syntax)) { __Pyx_RaiseClosureNameError("transfer_syntax"); __PYX_ERR(0, 1077, __pyx_L1_error) }
   __pyx_t_4 = 1;
   #if CYTHON_UNPACK_METHODS
   if (unlikely(PyMethod_Check(__pyx_t_3))) {
@@ -48229,25 +48440,25 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_15read_attributes_run(
     __pyx_t_1 = __Pyx_PyObject_FastCall((PyObject*)__pyx_t_3, __pyx_callargs+__pyx_t_4, (3-__pyx_t_4) | (__pyx_t_4*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
     __Pyx_XDECREF(__pyx_t_2); __pyx_t_2 = 0;
     __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
-    if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1073, __pyx_L1_error)
+    if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1077, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_1);
   }
   __pyx_v_lay = __pyx_t_1;
   __pyx_t_1 = 0;
 
-  /* "ext/tagstream.pyx":1074
+  /* "ext/tagstream.pyx":1078
  *     def run(buf, complete):
  *         lay = _layout(buf, transfer_syntax)
  *         result = {}             # <<<<<<<<<<<<<<
  *         walker = _Walker(buf, None, complete)
  *         for tag, vr, hpos, vpos, length in lay.meta:
 */
-  __pyx_t_1 = __Pyx_PyDict_NewPresized(0); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1074, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_PyDict_NewPresized(0); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1078, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
   __pyx_v_result = ((PyObject*)__pyx_t_1);
   __pyx_t_1 = 0;
 
-  /* "ext/tagstream.pyx":1075
+  /* "ext/tagstream.pyx":1079
  *         lay = _layout(buf, transfer_syntax)
  *         result = {}
  *         walker = _Walker(buf, None, complete)             # <<<<<<<<<<<<<<
@@ -48260,29 +48471,29 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_15read_attributes_run(
     PyObject *__pyx_callargs[4] = {__pyx_t_3, __pyx_v_buf, Py_None, __pyx_v_complete};
     __pyx_t_1 = __Pyx_PyObject_FastCall((PyObject*)__pyx_mstate_global->__pyx_ptype_8slicebox_9_speedups_9tagstream__Walker, __pyx_callargs+__pyx_t_4, (4-__pyx_t_4) | (__pyx_t_4*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
     __Pyx_XDECREF(__pyx_t_3); __pyx_t_3 = 0;
-    if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1075, __pyx_L1_error)
+    if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1079, __pyx_L1_error)
     __Pyx_GOTREF((PyObject *)__pyx_t_1);
   }
   __pyx_v_walker = ((struct __pyx_obj_8slicebox_9_speedups_9tagstream__Walker *)__pyx_t_1);
   __pyx_t_1 = 0;
 
-  /* "ext/tagstream.pyx":1076
+  /* "ext/tagstream.pyx":1080
  *         result = {}
  *         walker = _Walker(buf, None, complete)
  *         for tag, vr, hpos, vpos, length in lay.meta:             # <<<<<<<<<<<<<<
  *             if wanted is None or tag in wanted:
  *                 result[tag] = Attribute(vr.decode(), _decode_value(buf[vpos:vpos + length], vr.decode(), 0, None))
 */
-  __pyx_t_1 = __Pyx_PyObject_GetAttrStr(__pyx_v_lay, __pyx_mstate_global->__pyx_n_u_meta); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1076, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_PyObject_GetAttrStr(__pyx_v_lay, __pyx_mstate_global->__pyx_n_u_meta); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1080, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
   if (likely(PyList_CheckExact(__pyx_t_1)) || PyTuple_CheckExact(__pyx_t_1)) {
     __pyx_t_3 = __pyx_t_1; __Pyx_INCREF(__pyx_t_3);
     __pyx_t_5 = 0;
     __pyx_t_6 = NULL;
   } else {
-    __pyx_t_5 = -1; __pyx_t_3 = PyObject_GetIter(__pyx_t_1); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 1076, __pyx_L1_error)
+    __pyx_t_5 = -1; __pyx_t_3 = PyObject_GetIter(__pyx_t_1); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 1080, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_3);
-    __pyx_t_6 = (CYTHON_COMPILING_IN_LIMITED_API) ? PyIter_Next : __Pyx_PyObject_GetIterNextFunc(__pyx_t_3); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 1076, __pyx_L1_error)
+    __pyx_t_6 = (CYTHON_COMPILING_IN_LIMITED_API) ? PyIter_Next : __Pyx_PyObject_GetIterNextFunc(__pyx_t_3); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 1080, __pyx_L1_error)
   }
   __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
   for (;;) {
@@ -48291,7 +48502,7 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_15read_attributes_run(
         {
           Py_ssize_t __pyx_temp = __Pyx_PyList_GET_SIZE(__pyx_t_3);
           #if !CYTHON_ASSUME_SAFE_SIZE
-          if (unlikely((__pyx_temp < 0))) __PYX_ERR(0, 1076, __pyx_L1_error)
+          if (unlikely((__pyx_temp < 0))) __PYX_ERR(0, 1080, __pyx_L1_error)
           #endif
           if (__pyx_t_5 >= __pyx_temp) break;
         }
@@ -48301,7 +48512,7 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_15read_attributes_run(
         {
           Py_ssize_t __pyx_temp = __Pyx_PyTuple_GET_SIZE(__pyx_t_3);
           #if !CYTHON_ASSUME_SAFE_SIZE
-          if (unlikely((__pyx_temp < 0))) __PYX_ERR(0, 1076, __pyx_L1_error)
+          if (unlikely((__pyx_temp < 0))) __PYX_ERR(0, 1080, __pyx_L1_error)
           #endif
           if (__pyx_t_5 >= __pyx_temp) break;
         }
@@ -48312,13 +48523,13 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_15read_attributes_run(
         #endif
         ++__pyx_t_5;
       }
-      if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1076, __pyx_L1_error)
+      if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1080, __pyx_L1_error)
     } else {
       __pyx_t_1 = __pyx_t_6(__pyx_t_3);
       if (unlikely(!__pyx_t_1)) {
         PyObject* exc_type = PyErr_Occurred();
         if (exc_type) {
-          if (unlikely(!__Pyx_PyErr_GivenExceptionMatches(exc_type, PyExc_StopIteration))) __PYX_ERR(0, 1076, __pyx_L1_error)
+          if (unlikely(!__Pyx_PyErr_GivenExceptionMatches(exc_type, PyExc_StopIteration))) __PYX_ERR(0, 1080, __pyx_L1_error)
           PyErr_Clear();
         }
         break;
@@ -48331,7 +48542,7 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_15read_attributes_run(
       if (unlikely(size != 5)) {
         if (size > 5) __Pyx_RaiseTooManyValuesError(5);
         else if (size >= 0) __Pyx_RaiseNeedMoreValuesError(size);
-        __PYX_ERR(0, 1076, __pyx_L1_error)
+        __PYX_ERR(0, 1080, __pyx_L1_error)
       }
       #if CYTHON_ASSUME_SAFE_MACROS && !CYTHON_AVOID_BORROWED_REFS
       if (likely(PyTuple_CheckExact(sequence))) {
@@ -48347,19 +48558,19 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_15read_attributes_run(
         __Pyx_INCREF(__pyx_t_10);
       } else {
         __pyx_t_2 = __Pyx_PyList_GET_ITEM_REF(sequence, 0, __Pyx_ReferenceSharing_SharedReference);
-        if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 1076, __pyx_L1_error)
+        if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 1080, __pyx_L1_error)
         __Pyx_XGOTREF(__pyx_t_2);
         __pyx_t_7 = __Pyx_PyList_GET_ITEM_REF(sequence, 1, __Pyx_ReferenceSharing_SharedReference);
-        if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 1076, __pyx_L1_error)
+        if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 1080, __pyx_L1_error)
         __Pyx_XGOTREF(__pyx_t_7);
         __pyx_t_8 = __Pyx_PyList_GET_ITEM_REF(sequence, 2, __Pyx_ReferenceSharing_SharedReference);
-        if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 1076, __pyx_L1_error)
+        if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 1080, __pyx_L1_error)
         __Pyx_XGOTREF(__pyx_t_8);
         __pyx_t_9 = __Pyx_PyList_GET_ITEM_REF(sequence, 3, __Pyx_ReferenceSharing_SharedReference);
-        if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 1076, __pyx_L1_error)
+        if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 1080, __pyx_L1_error)
         __Pyx_XGOTREF(__pyx_t_9);
         __pyx_t_10 = __Pyx_PyList_GET_ITEM_REF(sequence, 4, __Pyx_ReferenceSharing_SharedReference);
-        if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 1076, __pyx_L1_error)
+        if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 1080, __pyx_L1_error)
         __Pyx_XGOTREF(__pyx_t_10);
       }
       #else
@@ -48367,7 +48578,7 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_15read_attributes_run(
         Py_ssize_t i;
         PyObject** temps[5] = {&__pyx_t_2,&__pyx_t_7,&__pyx_t_8,&__pyx_t_9,&__pyx_t_10};
         for (i=0; i < 5; i++) {
-          PyObject* item = __Pyx_PySequence_ITEM(sequence, i); if (unlikely(!item)) __PYX_ERR(0, 1076, __pyx_L1_error)
+          PyObject* item = __Pyx_PySequence_ITEM(sequence, i); if (unlikely(!item)) __PYX_ERR(0, 1080, __pyx_L1_error)
           __Pyx_GOTREF(item);
           *(temps[i]) = item;
         }
@@ -48377,7 +48588,7 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_15read_attributes_run(
     } else {
       Py_ssize_t index = -1;
       PyObject** temps[5] = {&__pyx_t_2,&__pyx_t_7,&__pyx_t_8,&__pyx_t_9,&__pyx_t_10};
-      __pyx_t_11 = PyObject_GetIter(__pyx_t_1); if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 1076, __pyx_L1_error)
+      __pyx_t_11 = PyObject_GetIter(__pyx_t_1); if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 1080, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_11);
       __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
       __pyx_t_12 = (CYTHON_COMPILING_IN_LIMITED_API) ? PyIter_Next : __Pyx_PyObject_GetIterNextFunc(__pyx_t_11);
@@ -48386,7 +48597,7 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_15read_attributes_run(
         __Pyx_GOTREF(item);
         *(temps[index]) = item;
       }
-      if (__Pyx_IternextUnpackEndCheck(__pyx_t_12(__pyx_t_11), 5) < (0)) __PYX_ERR(0, 1076, __pyx_L1_error)
+      if (__Pyx_IternextUnpackEndCheck(__pyx_t_12(__pyx_t_11), 5) < (0)) __PYX_ERR(0, 1080, __pyx_L1_error)
       __pyx_t_12 = NULL;
       __Pyx_DECREF(__pyx_t_11); __pyx_t_11 = 0;
       goto __pyx_L6_unpacking_done;
@@ -48394,7 +48605,7 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_15read_attributes_run(
       __Pyx_DECREF(__pyx_t_11); __pyx_t_11 = 0;
       __pyx_t_12 = NULL;
       if (__Pyx_IterFinish() == 0) __Pyx_RaiseNeedMoreValuesError(index);
-      __PYX_ERR(0, 1076, __pyx_L1_error)
+      __PYX_ERR(0, 1080, __pyx_L1_error)
       __pyx_L6_unpacking_done:;
     }
     __Pyx_XDECREF_SET(__pyx_v_tag, __pyx_t_2);
@@ -48408,14 +48619,14 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_15read_attributes_run(
     __Pyx_XDECREF_SET(__pyx_v_length, __pyx_t_10);
     __pyx_t_10 = 0;
 
-    /* "ext/tagstream.pyx":1077
+    /* "ext/tagstream.pyx":1081
  *         walker = _Walker(buf, None, complete)
  *         for tag, vr, hpos, vpos, length in lay.meta:
  *             if wanted is None or tag in wanted:             # <<<<<<<<<<<<<<
  *                 result[tag] = Attribute(vr.decode(), _decode_value(buf[vpos:vpos + length], vr.decode(), 0, None))
  *         if lay.deflated:
 */
-    if (unlikely(!__pyx_cur_scope->__pyx_v_wanted)) { __Pyx_RaiseClosureNameError("wanted"); __PYX_ERR(0, 1077, __pyx_L1_error) }
+    if (unlikely(!__pyx_cur_scope->__pyx_v_wanted)) { __Pyx_RaiseClosureNameError("wanted"); __PYX_ERR(0, 1081, __pyx_L1_error) }
     __pyx_t_14 = (__pyx_cur_scope->__pyx_v_wanted == Py_None);
     if (!__pyx_t_14) {
 
@@ -48425,8 +48636,8 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_15read_attributes_run(
 
       goto __pyx_L8_bool_binop_done;
     }
-    if (unlikely(!__pyx_cur_scope->__pyx_v_wanted)) { __Pyx_RaiseClosureNameError("wanted"); __PYX_ERR(0, 1077, __pyx_L1_error) }
-    __pyx_t_14 = (__Pyx_PySequence_ContainsTF(__pyx_v_tag, __pyx_cur_scope->__pyx_v_wanted, Py_EQ)); if (unlikely((__pyx_t_14 < 0))) __PYX_ERR(0, 1077, __pyx_L1_error)
+    if (unlikely(!__pyx_cur_scope->__pyx_v_wanted)) { __Pyx_RaiseClosureNameError("wanted"); __PYX_ERR(0, 1081, __pyx_L1_error) }
+    __pyx_t_14 = (__Pyx_PySequence_ContainsTF(__pyx_v_tag, __pyx_cur_scope->__pyx_v_wanted, Py_EQ)); if (unlikely((__pyx_t_14 < 0))) __PYX_ERR(0, 1081, __pyx_L1_error)
 
     __pyx_t_13 = __pyx_t_14;
 
@@ -48434,7 +48645,7 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_15read_attributes_run(
     if (__pyx_t_13) {
 
 
-      /* "ext/tagstream.pyx":1078
+      /* "ext/tagstream.pyx":1082
  *         for tag, vr, hpos, vpos, length in lay.meta:
  *             if wanted is None or tag in wanted:
  *                 result[tag] = Attribute(vr.decode(), _decode_value(buf[vpos:vpos + length], vr.decode(), 0, None))             # <<<<<<<<<<<<<<
@@ -48442,7 +48653,7 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_15read_attributes_run(
  *             if not complete:
 */
       __pyx_t_10 = NULL;
-      __Pyx_GetModuleGlobalName(__pyx_t_9, __pyx_mstate_global->__pyx_n_u_Attribute); if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 1078, __pyx_L1_error)
+      __Pyx_GetModuleGlobalName(__pyx_t_9, __pyx_mstate_global->__pyx_n_u_Attribute); if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 1082, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_9);
       __pyx_t_7 = __pyx_v_vr;
       __Pyx_INCREF(__pyx_t_7);
@@ -48451,15 +48662,15 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_15read_attributes_run(
         PyObject *__pyx_callargs[2] = {__pyx_t_7, NULL};
         __pyx_t_8 = __Pyx_PyObject_FastCallMethod((PyObject*)__pyx_mstate_global->__pyx_n_u_decode, __pyx_callargs+__pyx_t_4, (1-__pyx_t_4) | (1*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
         __Pyx_XDECREF(__pyx_t_7); __pyx_t_7 = 0;
-        if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 1078, __pyx_L1_error)
+        if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 1082, __pyx_L1_error)
         __Pyx_GOTREF(__pyx_t_8);
       }
       __pyx_t_2 = NULL;
-      __Pyx_GetModuleGlobalName(__pyx_t_11, __pyx_mstate_global->__pyx_n_u_decode_value); if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 1078, __pyx_L1_error)
+      __Pyx_GetModuleGlobalName(__pyx_t_11, __pyx_mstate_global->__pyx_n_u_decode_value); if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 1082, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_11);
-      __pyx_t_15 = __Pyx_PyNumber_Add_object_object(__pyx_v_vpos, __pyx_v_length); if (unlikely(!__pyx_t_15)) __PYX_ERR(0, 1078, __pyx_L1_error)
+      __pyx_t_15 = __Pyx_PyNumber_Add_object_object(__pyx_v_vpos, __pyx_v_length); if (unlikely(!__pyx_t_15)) __PYX_ERR(0, 1082, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_15);
-      __pyx_t_16 = __Pyx_PyObject_GetSlice(__pyx_v_buf, 0, 0, &__pyx_v_vpos, &__pyx_t_15, NULL, 0, 0, 0); if (unlikely(!__pyx_t_16)) __PYX_ERR(0, 1078, __pyx_L1_error)
+      __pyx_t_16 = __Pyx_PyObject_GetSlice(__pyx_v_buf, 0, 0, &__pyx_v_vpos, &__pyx_t_15, NULL, 0, 0, 0); if (unlikely(!__pyx_t_16)) __PYX_ERR(0, 1082, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_16);
       __Pyx_DECREF(__pyx_t_15); __pyx_t_15 = 0;
       __pyx_t_17 = __pyx_v_vr;
@@ -48469,7 +48680,7 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_15read_attributes_run(
         PyObject *__pyx_callargs[2] = {__pyx_t_17, NULL};
         __pyx_t_15 = __Pyx_PyObject_FastCallMethod((PyObject*)__pyx_mstate_global->__pyx_n_u_decode, __pyx_callargs+__pyx_t_4, (1-__pyx_t_4) | (1*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
         __Pyx_XDECREF(__pyx_t_17); __pyx_t_17 = 0;
-        if (unlikely(!__pyx_t_15)) __PYX_ERR(0, 1078, __pyx_L1_error)
+        if (unlikely(!__pyx_t_15)) __PYX_ERR(0, 1082, __pyx_L1_error)
         __Pyx_GOTREF(__pyx_t_15);
       }
       __pyx_t_4 = 1;
@@ -48491,7 +48702,7 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_15read_attributes_run(
         __Pyx_DECREF(__pyx_t_16); __pyx_t_16 = 0;
         __Pyx_DECREF(__pyx_t_15); __pyx_t_15 = 0;
         __Pyx_DECREF(__pyx_t_11); __pyx_t_11 = 0;
-        if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 1078, __pyx_L1_error)
+        if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 1082, __pyx_L1_error)
         __Pyx_GOTREF(__pyx_t_7);
       }
       __pyx_t_4 = 1;
@@ -48513,13 +48724,13 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_15read_attributes_run(
         __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
         __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
         __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
-        if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1078, __pyx_L1_error)
+        if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1082, __pyx_L1_error)
         __Pyx_GOTREF(__pyx_t_1);
       }
-      if (unlikely((PyDict_SetItem(__pyx_v_result, __pyx_v_tag, __pyx_t_1) < 0))) __PYX_ERR(0, 1078, __pyx_L1_error)
+      if (unlikely((PyDict_SetItem(__pyx_v_result, __pyx_v_tag, __pyx_t_1) < 0))) __PYX_ERR(0, 1082, __pyx_L1_error)
       __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
 
-      /* "ext/tagstream.pyx":1077
+      /* "ext/tagstream.pyx":1081
  *         walker = _Walker(buf, None, complete)
  *         for tag, vr, hpos, vpos, length in lay.meta:
  *             if wanted is None or tag in wanted:             # <<<<<<<<<<<<<<
@@ -48528,7 +48739,7 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_15read_attributes_run(
 */
     }
 
-    /* "ext/tagstream.pyx":1076
+    /* "ext/tagstream.pyx":1080
  *         result = {}
  *         walker = _Walker(buf, None, complete)
  *         for tag, vr, hpos, vpos, length in lay.meta:             # <<<<<<<<<<<<<<
@@ -48538,35 +48749,35 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_15read_attributes_run(
   }
   __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
 
-  /* "ext/tagstream.pyx":1079
+  /* "ext/tagstream.pyx":1083
  *             if wanted is None or tag in wanted:
  *                 result[tag] = Attribute(vr.decode(), _decode_value(buf[vpos:vpos + length], vr.decode(), 0, None))
  *         if lay.deflated:             # <<<<<<<<<<<<<<
  *             if not complete:
  *                 raise DicomTruncatedError("need the whole deflated stream")
 */
-  __pyx_t_3 = __Pyx_PyObject_GetAttrStr(__pyx_v_lay, __pyx_mstate_global->__pyx_n_u_deflated); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 1079, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_PyObject_GetAttrStr(__pyx_v_lay, __pyx_mstate_global->__pyx_n_u_deflated); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 1083, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
-  __pyx_t_13 = __Pyx_PyObject_IsTrue(__pyx_t_3); if (unlikely((__pyx_t_13 < 0))) __PYX_ERR(0, 1079, __pyx_L1_error)
+  __pyx_t_13 = __Pyx_PyObject_IsTrue(__pyx_t_3); if (unlikely((__pyx_t_13 < 0))) __PYX_ERR(0, 1083, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
   if (__pyx_t_13) {
 
 
-    /* "ext/tagstream.pyx":1080
+    /* "ext/tagstream.pyx":1084
  *                 result[tag] = Attribute(vr.decode(), _decode_value(buf[vpos:vpos + length], vr.decode(), 0, None))
  *         if lay.deflated:
  *             if not complete:             # <<<<<<<<<<<<<<
  *                 raise DicomTruncatedError("need the whole deflated stream")
  *             walker = _Walker(_inflate(bytes(buf[lay.meta_end:])), None, True)
 */
-    __pyx_t_13 = __Pyx_PyObject_IsTrue(__pyx_v_complete); if (unlikely((__pyx_t_13 < 0))) __PYX_ERR(0, 1080, __pyx_L1_error)
+    __pyx_t_13 = __Pyx_PyObject_IsTrue(__pyx_v_complete); if (unlikely((__pyx_t_13 < 0))) __PYX_ERR(0, 1084, __pyx_L1_error)
     __pyx_t_14 = (!__pyx_t_13);
 
 
     if (unlikely(__pyx_t_14)) {
 
 
-      /* "ext/tagstream.pyx":1081
+      /* "ext/tagstream.pyx":1085
  *         if lay.deflated:
  *             if not complete:
  *                 raise DicomTruncatedError("need the whole deflated stream")             # <<<<<<<<<<<<<<
@@ -48574,7 +48785,7 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_15read_attributes_run(
  *             start = 0
 */
       __pyx_t_1 = NULL;
-      __Pyx_GetModuleGlobalName(__pyx_t_9, __pyx_mstate_global->__pyx_n_u_DicomTruncatedError); if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 1081, __pyx_L1_error)
+      __Pyx_GetModuleGlobalName(__pyx_t_9, __pyx_mstate_global->__pyx_n_u_DicomTruncatedError); if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 1085, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_9);
       __pyx_t_4 = 1;
       #if CYTHON_UNPACK_METHODS
@@ -48593,14 +48804,14 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_15read_attributes_run(
         __pyx_t_3 = __Pyx_PyObject_FastCall((PyObject*)__pyx_t_9, __pyx_callargs+__pyx_t_4, (2-__pyx_t_4) | (__pyx_t_4*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
         __Pyx_XDECREF(__pyx_t_1); __pyx_t_1 = 0;
         __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
-        if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 1081, __pyx_L1_error)
+        if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 1085, __pyx_L1_error)
         __Pyx_GOTREF(__pyx_t_3);
       }
       __Pyx_Raise(__pyx_t_3, 0, 0, 0);
       __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
-      __PYX_ERR(0, 1081, __pyx_L1_error)
+      __PYX_ERR(0, 1085, __pyx_L1_error)
 
-      /* "ext/tagstream.pyx":1080
+      /* "ext/tagstream.pyx":1084
  *                 result[tag] = Attribute(vr.decode(), _decode_value(buf[vpos:vpos + length], vr.decode(), 0, None))
  *         if lay.deflated:
  *             if not complete:             # <<<<<<<<<<<<<<
@@ -48609,7 +48820,7 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_15read_attributes_run(
 */
     }
 
-    /* "ext/tagstream.pyx":1082
+    /* "ext/tagstream.pyx":1086
  *             if not complete:
  *                 raise DicomTruncatedError("need the whole deflated stream")
  *             walker = _Walker(_inflate(bytes(buf[lay.meta_end:])), None, True)             # <<<<<<<<<<<<<<
@@ -48618,12 +48829,12 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_15read_attributes_run(
 */
     __pyx_t_9 = NULL;
     __pyx_t_7 = NULL;
-    __Pyx_GetModuleGlobalName(__pyx_t_8, __pyx_mstate_global->__pyx_n_u_inflate); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 1082, __pyx_L1_error)
+    __Pyx_GetModuleGlobalName(__pyx_t_8, __pyx_mstate_global->__pyx_n_u_inflate); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 1086, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_8);
     __pyx_t_11 = NULL;
-    __pyx_t_15 = __Pyx_PyObject_GetAttrStr(__pyx_v_lay, __pyx_mstate_global->__pyx_n_u_meta_end); if (unlikely(!__pyx_t_15)) __PYX_ERR(0, 1082, __pyx_L1_error)
+    __pyx_t_15 = __Pyx_PyObject_GetAttrStr(__pyx_v_lay, __pyx_mstate_global->__pyx_n_u_meta_end); if (unlikely(!__pyx_t_15)) __PYX_ERR(0, 1086, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_15);
-    __pyx_t_16 = __Pyx_PyObject_GetSlice(__pyx_v_buf, 0, 0, &__pyx_t_15, NULL, NULL, 0, 0, 0); if (unlikely(!__pyx_t_16)) __PYX_ERR(0, 1082, __pyx_L1_error)
+    __pyx_t_16 = __Pyx_PyObject_GetSlice(__pyx_v_buf, 0, 0, &__pyx_t_15, NULL, NULL, 0, 0, 0); if (unlikely(!__pyx_t_16)) __PYX_ERR(0, 1086, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_16);
     __Pyx_DECREF(__pyx_t_15); __pyx_t_15 = 0;
     __pyx_t_4 = 1;
@@ -48632,7 +48843,7 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_15read_attributes_run(
       __pyx_t_10 = __Pyx_PyObject_FastCall((PyObject*)(&PyBytes_Type), __pyx_callargs+__pyx_t_4, (2-__pyx_t_4) | (__pyx_t_4*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_11); __pyx_t_11 = 0;
       __Pyx_DECREF(__pyx_t_16); __pyx_t_16 = 0;
-      if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 1082, __pyx_L1_error)
+      if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 1086, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_10);
     }
     __pyx_t_4 = 1;
@@ -48653,7 +48864,7 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_15read_attributes_run(
       __Pyx_XDECREF(__pyx_t_7); __pyx_t_7 = 0;
       __Pyx_DECREF(__pyx_t_10); __pyx_t_10 = 0;
       __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
-      if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1082, __pyx_L1_error)
+      if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1086, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_1);
     }
     __pyx_t_4 = 1;
@@ -48662,13 +48873,13 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_15read_attributes_run(
       __pyx_t_3 = __Pyx_PyObject_FastCall((PyObject*)__pyx_mstate_global->__pyx_ptype_8slicebox_9_speedups_9tagstream__Walker, __pyx_callargs+__pyx_t_4, (4-__pyx_t_4) | (__pyx_t_4*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_9); __pyx_t_9 = 0;
       __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
-      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 1082, __pyx_L1_error)
+      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 1086, __pyx_L1_error)
       __Pyx_GOTREF((PyObject *)__pyx_t_3);
     }
     __Pyx_DECREF_SET(__pyx_v_walker, ((struct __pyx_obj_8slicebox_9_speedups_9tagstream__Walker *)__pyx_t_3));
     __pyx_t_3 = 0;
 
-    /* "ext/tagstream.pyx":1083
+    /* "ext/tagstream.pyx":1087
  *                 raise DicomTruncatedError("need the whole deflated stream")
  *             walker = _Walker(_inflate(bytes(buf[lay.meta_end:])), None, True)
  *             start = 0             # <<<<<<<<<<<<<<
@@ -48678,7 +48889,7 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_15read_attributes_run(
     __Pyx_INCREF(__pyx_mstate_global->__pyx_int_0);
     __pyx_v_start = __pyx_mstate_global->__pyx_int_0;
 
-    /* "ext/tagstream.pyx":1079
+    /* "ext/tagstream.pyx":1083
  *             if wanted is None or tag in wanted:
  *                 result[tag] = Attribute(vr.decode(), _decode_value(buf[vpos:vpos + length], vr.decode(), 0, None))
  *         if lay.deflated:             # <<<<<<<<<<<<<<
@@ -48688,7 +48899,7 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_15read_attributes_run(
     goto __pyx_L11;
   }
 
-  /* "ext/tagstream.pyx":1085
+  /* "ext/tagstream.pyx":1089
  *             start = 0
  *         else:
  *             start = lay.meta_end             # <<<<<<<<<<<<<<
@@ -48696,14 +48907,14 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_15read_attributes_run(
  *         return result
 */
   /*else*/ {
-    __pyx_t_3 = __Pyx_PyObject_GetAttrStr(__pyx_v_lay, __pyx_mstate_global->__pyx_n_u_meta_end); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 1085, __pyx_L1_error)
+    __pyx_t_3 = __Pyx_PyObject_GetAttrStr(__pyx_v_lay, __pyx_mstate_global->__pyx_n_u_meta_end); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 1089, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_3);
     __pyx_v_start = __pyx_t_3;
     __pyx_t_3 = 0;
   }
   __pyx_L11:;
 
-  /* "ext/tagstream.pyx":1086
+  /* "ext/tagstream.pyx":1090
  *         else:
  *             start = lay.meta_end
  *         walker.read_dataset(start, walker.n, lay.enc, 0, wanted, stop, result)             # <<<<<<<<<<<<<<
@@ -48712,12 +48923,12 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_15read_attributes_run(
 */
   __pyx_t_1 = ((PyObject *)__pyx_v_walker);
   __Pyx_INCREF(__pyx_t_1);
-  __pyx_t_9 = PyLong_FromSsize_t(__pyx_v_walker->n); if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 1086, __pyx_L1_error)
+  __pyx_t_9 = PyLong_FromSsize_t(__pyx_v_walker->n); if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 1090, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_9);
-  __pyx_t_8 = __Pyx_PyObject_GetAttrStr(__pyx_v_lay, __pyx_mstate_global->__pyx_n_u_enc); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 1086, __pyx_L1_error)
+  __pyx_t_8 = __Pyx_PyObject_GetAttrStr(__pyx_v_lay, __pyx_mstate_global->__pyx_n_u_enc); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 1090, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_8);
-  if (unlikely(!__pyx_cur_scope->__pyx_v_wanted)) { __Pyx_RaiseClosureNameError("wanted"); __PYX_ERR(0, 1086, __pyx_L1_error) }
-  if (unlikely(!__pyx_cur_scope->__pyx_v_stop)) { __Pyx_RaiseClosureNameError("stop"); __PYX_ERR(0, 1086, __pyx_L1_error) }
+  if (unlikely(!__pyx_cur_scope->__pyx_v_wanted)) { __Pyx_RaiseClosureNameError("wanted"); __PYX_ERR(0, 1090, __pyx_L1_error) }
+  if (unlikely(!__pyx_cur_scope->__pyx_v_stop)) { __Pyx_RaiseClosureNameError("stop"); __PYX_ERR(0, 1090, __pyx_L1_error) }
   __pyx_t_4 = 0;
   {
     PyObject *__pyx_callargs[8] = {__pyx_t_1, __pyx_v_start, __pyx_t_9, __pyx_t_8, __pyx_mstate_global->__pyx_int_0, __pyx_cur_scope->__pyx_v_wanted, __pyx_cur_scope->__pyx_v_stop, __pyx_v_result};
@@ -48725,12 +48936,12 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_15read_attributes_run(
     __Pyx_XDECREF(__pyx_t_1); __pyx_t_1 = 0;
     __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
     __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
-    if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 1086, __pyx_L1_error)
+    if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 1090, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_3);
   }
   __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
 
-  /* "ext/tagstream.pyx":1087
+  /* "ext/tagstream.pyx":1091
  *             start = lay.meta_end
  *         walker.read_dataset(start, walker.n, lay.enc, 0, wanted, stop, result)
  *         return result             # <<<<<<<<<<<<<<
@@ -48748,7 +48959,7 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_15read_attributes_run(
   }
   goto __pyx_L0;
 
-  /* "ext/tagstream.pyx":1072
+  /* "ext/tagstream.pyx":1076
  *         stop = max(wanted)
  * 
  *     def run(buf, complete):             # <<<<<<<<<<<<<<
@@ -48787,7 +48998,7 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_15read_attributes_run(
 }
 static PyObject *__pyx_gb_8slicebox_9_speedups_9tagstream_15read_attributes_4generator7(__pyx_CoroutineObject *__pyx_generator, CYTHON_UNUSED PyThreadState *__pyx_tstate, PyObject *__pyx_sent_value); /* proto */
 
-/* "ext/tagstream.pyx":1065
+/* "ext/tagstream.pyx":1069
  *         If the input is malformed before the stop point.
  *     """
  *     wanted = None if tags is None else frozenset(parse_tag(t) for t in tags)             # <<<<<<<<<<<<<<
@@ -48807,7 +49018,7 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_15read_attributes_2gen
   if (unlikely(!__pyx_cur_scope)) {
     __pyx_cur_scope = ((struct __pyx_obj_8slicebox_9_speedups_9tagstream___pyx_scope_struct_9_genexpr *)Py_None);
     __Pyx_INCREF(Py_None);
-    __PYX_ERR(0, 1065, __pyx_L1_error)
+    __PYX_ERR(0, 1069, __pyx_L1_error)
   } else {
     __Pyx_GOTREF((PyObject *)__pyx_cur_scope);
   }
@@ -48815,7 +49026,7 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_15read_attributes_2gen
   __Pyx_INCREF(__pyx_cur_scope->__pyx_genexpr_arg_0);
   __Pyx_GIVEREF(__pyx_cur_scope->__pyx_genexpr_arg_0);
   {
-    __pyx_CoroutineObject *gen = __Pyx_Generator_New((__pyx_coroutine_body_t) __pyx_gb_8slicebox_9_speedups_9tagstream_15read_attributes_4generator7, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[7]), (PyObject *) __pyx_cur_scope, __pyx_mstate_global->__pyx_n_u_genexpr, __pyx_mstate_global->__pyx_n_u_read_attributes_locals_genexpr, __pyx_mstate_global->__pyx_n_u_slicebox__speedups_tagstream); if (unlikely(!gen)) __PYX_ERR(0, 1065, __pyx_L1_error)
+    __pyx_CoroutineObject *gen = __Pyx_Generator_New((__pyx_coroutine_body_t) __pyx_gb_8slicebox_9_speedups_9tagstream_15read_attributes_4generator7, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[7]), (PyObject *) __pyx_cur_scope, __pyx_mstate_global->__pyx_n_u_genexpr, __pyx_mstate_global->__pyx_n_u_read_attributes_locals_genexpr, __pyx_mstate_global->__pyx_n_u_slicebox__speedups_tagstream); if (unlikely(!gen)) __PYX_ERR(0, 1069, __pyx_L1_error)
     __Pyx_DECREF(__pyx_cur_scope);
     __Pyx_RefNannyFinishContext();
     return (PyObject *) gen;
@@ -48857,17 +49068,17 @@ static PyObject *__pyx_gb_8slicebox_9_speedups_9tagstream_15read_attributes_4gen
   __pyx_L3_first_run:;
   if (unlikely(__pyx_sent_value != Py_None)) {
     if (unlikely(__pyx_sent_value)) PyErr_SetString(PyExc_TypeError, "can't send non-None value to a just-started generator");
-    __PYX_ERR(0, 1065, __pyx_L1_error)
+    __PYX_ERR(0, 1069, __pyx_L1_error)
   }
-  if (unlikely(!__pyx_cur_scope->__pyx_genexpr_arg_0)) { __Pyx_RaiseUnboundLocalError(".0"); __PYX_ERR(0, 1065, __pyx_L1_error) }
+  if (unlikely(!__pyx_cur_scope->__pyx_genexpr_arg_0)) { __Pyx_RaiseUnboundLocalError(".0"); __PYX_ERR(0, 1069, __pyx_L1_error) }
   if (likely(PyList_CheckExact(__pyx_cur_scope->__pyx_genexpr_arg_0)) || PyTuple_CheckExact(__pyx_cur_scope->__pyx_genexpr_arg_0)) {
     __pyx_t_1 = __pyx_cur_scope->__pyx_genexpr_arg_0; __Pyx_INCREF(__pyx_t_1);
     __pyx_t_2 = 0;
     __pyx_t_3 = NULL;
   } else {
-    __pyx_t_2 = -1; __pyx_t_1 = PyObject_GetIter(__pyx_cur_scope->__pyx_genexpr_arg_0); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1065, __pyx_L1_error)
+    __pyx_t_2 = -1; __pyx_t_1 = PyObject_GetIter(__pyx_cur_scope->__pyx_genexpr_arg_0); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1069, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_1);
-    __pyx_t_3 = (CYTHON_COMPILING_IN_LIMITED_API) ? PyIter_Next : __Pyx_PyObject_GetIterNextFunc(__pyx_t_1); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 1065, __pyx_L1_error)
+    __pyx_t_3 = (CYTHON_COMPILING_IN_LIMITED_API) ? PyIter_Next : __Pyx_PyObject_GetIterNextFunc(__pyx_t_1); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 1069, __pyx_L1_error)
   }
   for (;;) {
     if (likely(!__pyx_t_3)) {
@@ -48875,7 +49086,7 @@ static PyObject *__pyx_gb_8slicebox_9_speedups_9tagstream_15read_attributes_4gen
         {
           Py_ssize_t __pyx_temp = __Pyx_PyList_GET_SIZE(__pyx_t_1);
           #if !CYTHON_ASSUME_SAFE_SIZE
-          if (unlikely((__pyx_temp < 0))) __PYX_ERR(0, 1065, __pyx_L1_error)
+          if (unlikely((__pyx_temp < 0))) __PYX_ERR(0, 1069, __pyx_L1_error)
           #endif
           if (__pyx_t_2 >= __pyx_temp) break;
         }
@@ -48885,7 +49096,7 @@ static PyObject *__pyx_gb_8slicebox_9_speedups_9tagstream_15read_attributes_4gen
         {
           Py_ssize_t __pyx_temp = __Pyx_PyTuple_GET_SIZE(__pyx_t_1);
           #if !CYTHON_ASSUME_SAFE_SIZE
-          if (unlikely((__pyx_temp < 0))) __PYX_ERR(0, 1065, __pyx_L1_error)
+          if (unlikely((__pyx_temp < 0))) __PYX_ERR(0, 1069, __pyx_L1_error)
           #endif
           if (__pyx_t_2 >= __pyx_temp) break;
         }
@@ -48896,13 +49107,13 @@ static PyObject *__pyx_gb_8slicebox_9_speedups_9tagstream_15read_attributes_4gen
         #endif
         ++__pyx_t_2;
       }
-      if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 1065, __pyx_L1_error)
+      if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 1069, __pyx_L1_error)
     } else {
       __pyx_t_4 = __pyx_t_3(__pyx_t_1);
       if (unlikely(!__pyx_t_4)) {
         PyObject* exc_type = PyErr_Occurred();
         if (exc_type) {
-          if (unlikely(!__Pyx_PyErr_GivenExceptionMatches(exc_type, PyExc_StopIteration))) __PYX_ERR(0, 1065, __pyx_L1_error)
+          if (unlikely(!__Pyx_PyErr_GivenExceptionMatches(exc_type, PyExc_StopIteration))) __PYX_ERR(0, 1069, __pyx_L1_error)
           PyErr_Clear();
         }
         break;
@@ -48914,7 +49125,7 @@ static PyObject *__pyx_gb_8slicebox_9_speedups_9tagstream_15read_attributes_4gen
     __Pyx_GIVEREF(__pyx_t_4);
     __pyx_t_4 = 0;
     __pyx_t_5 = NULL;
-    __Pyx_GetModuleGlobalName(__pyx_t_6, __pyx_mstate_global->__pyx_n_u_parse_tag); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 1065, __pyx_L1_error)
+    __Pyx_GetModuleGlobalName(__pyx_t_6, __pyx_mstate_global->__pyx_n_u_parse_tag); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 1069, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_6);
     __pyx_t_7 = 1;
     #if CYTHON_UNPACK_METHODS
@@ -48933,7 +49144,7 @@ static PyObject *__pyx_gb_8slicebox_9_speedups_9tagstream_15read_attributes_4gen
       __pyx_t_4 = __Pyx_PyObject_FastCall((PyObject*)__pyx_t_6, __pyx_callargs+__pyx_t_7, (2-__pyx_t_7) | (__pyx_t_7*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_5); __pyx_t_5 = 0;
       __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
-      if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 1065, __pyx_L1_error)
+      if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 1069, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_4);
     }
     __pyx_r = __pyx_t_4;
@@ -48956,7 +49167,7 @@ static PyObject *__pyx_gb_8slicebox_9_speedups_9tagstream_15read_attributes_4gen
     __Pyx_XGOTREF(__pyx_t_1);
     __pyx_t_2 = __pyx_cur_scope->__pyx_t_1;
     __pyx_t_3 = __pyx_cur_scope->__pyx_t_2;
-    if (unlikely(!__pyx_sent_value)) __PYX_ERR(0, 1065, __pyx_L1_error)
+    if (unlikely(!__pyx_sent_value)) __PYX_ERR(0, 1069, __pyx_L1_error)
   }
   __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
   CYTHON_MAYBE_UNUSED_VAR(__pyx_cur_scope);
@@ -48984,7 +49195,7 @@ static PyObject *__pyx_gb_8slicebox_9_speedups_9tagstream_15read_attributes_4gen
   return __pyx_r;
 }
 
-/* "ext/tagstream.pyx":1036
+/* "ext/tagstream.pyx":1040
  * 
  * 
  * def read_attributes(source, tags=None, stop_tag=None, transfer_syntax=None):             # <<<<<<<<<<<<<<
@@ -49034,7 +49245,7 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_46read_attributes(CYTH
   if (unlikely(!__pyx_cur_scope)) {
     __pyx_cur_scope = ((struct __pyx_obj_8slicebox_9_speedups_9tagstream___pyx_scope_struct_8_read_attributes *)Py_None);
     __Pyx_INCREF(Py_None);
-    __PYX_ERR(0, 1036, __pyx_L1_error)
+    __PYX_ERR(0, 1040, __pyx_L1_error)
   } else {
     __Pyx_GOTREF((PyObject *)__pyx_cur_scope);
   }
@@ -49042,7 +49253,7 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_46read_attributes(CYTH
   __Pyx_INCREF(__pyx_cur_scope->__pyx_v_transfer_syntax);
   __Pyx_GIVEREF(__pyx_cur_scope->__pyx_v_transfer_syntax);
 
-  /* "ext/tagstream.pyx":1065
+  /* "ext/tagstream.pyx":1069
  *         If the input is malformed before the stop point.
  *     """
  *     wanted = None if tags is None else frozenset(parse_tag(t) for t in tags)             # <<<<<<<<<<<<<<
@@ -49054,9 +49265,9 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_46read_attributes(CYTH
     __Pyx_INCREF(Py_None);
     __pyx_t_1 = Py_None;
   } else {
-    __pyx_t_3 = __pyx_pf_8slicebox_9_speedups_9tagstream_15read_attributes_2genexpr(NULL, __pyx_v_tags); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 1065, __pyx_L1_error)
+    __pyx_t_3 = __pyx_pf_8slicebox_9_speedups_9tagstream_15read_attributes_2genexpr(NULL, __pyx_v_tags); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 1069, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_3);
-    __pyx_t_4 = __Pyx_PyFrozenSet_New(__pyx_t_3); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 1065, __pyx_L1_error)
+    __pyx_t_4 = __Pyx_PyFrozenSet_New(__pyx_t_3); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 1069, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_4);
     __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
     __pyx_t_1 = __pyx_t_4;
@@ -49067,20 +49278,20 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_46read_attributes(CYTH
   __pyx_cur_scope->__pyx_v_wanted = __pyx_t_1;
   __pyx_t_1 = 0;
 
-  /* "ext/tagstream.pyx":1066
+  /* "ext/tagstream.pyx":1070
  *     """
  *     wanted = None if tags is None else frozenset(parse_tag(t) for t in tags)
  *     stop = UNDEFINED             # <<<<<<<<<<<<<<
  *     if stop_tag is not None:
  *         stop = parse_tag(stop_tag)
 */
-  __Pyx_GetModuleGlobalName(__pyx_t_1, __pyx_mstate_global->__pyx_n_u_UNDEFINED); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1066, __pyx_L1_error)
+  __Pyx_GetModuleGlobalName(__pyx_t_1, __pyx_mstate_global->__pyx_n_u_UNDEFINED); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1070, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
   __Pyx_GIVEREF(__pyx_t_1);
   __pyx_cur_scope->__pyx_v_stop = __pyx_t_1;
   __pyx_t_1 = 0;
 
-  /* "ext/tagstream.pyx":1067
+  /* "ext/tagstream.pyx":1071
  *     wanted = None if tags is None else frozenset(parse_tag(t) for t in tags)
  *     stop = UNDEFINED
  *     if stop_tag is not None:             # <<<<<<<<<<<<<<
@@ -49091,7 +49302,7 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_46read_attributes(CYTH
   if (__pyx_t_2) {
 
 
-    /* "ext/tagstream.pyx":1068
+    /* "ext/tagstream.pyx":1072
  *     stop = UNDEFINED
  *     if stop_tag is not None:
  *         stop = parse_tag(stop_tag)             # <<<<<<<<<<<<<<
@@ -49099,7 +49310,7 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_46read_attributes(CYTH
  *         stop = max(wanted)
 */
     __pyx_t_4 = NULL;
-    __Pyx_GetModuleGlobalName(__pyx_t_3, __pyx_mstate_global->__pyx_n_u_parse_tag); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 1068, __pyx_L1_error)
+    __Pyx_GetModuleGlobalName(__pyx_t_3, __pyx_mstate_global->__pyx_n_u_parse_tag); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 1072, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_3);
     __pyx_t_5 = 1;
     #if CYTHON_UNPACK_METHODS
@@ -49118,7 +49329,7 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_46read_attributes(CYTH
       __pyx_t_1 = __Pyx_PyObject_FastCall((PyObject*)__pyx_t_3, __pyx_callargs+__pyx_t_5, (2-__pyx_t_5) | (__pyx_t_5*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_4); __pyx_t_4 = 0;
       __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
-      if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1068, __pyx_L1_error)
+      if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1072, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_1);
     }
     __Pyx_GOTREF(__pyx_cur_scope->__pyx_v_stop);
@@ -49126,7 +49337,7 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_46read_attributes(CYTH
     __Pyx_GIVEREF(__pyx_t_1);
     __pyx_t_1 = 0;
 
-    /* "ext/tagstream.pyx":1067
+    /* "ext/tagstream.pyx":1071
  *     wanted = None if tags is None else frozenset(parse_tag(t) for t in tags)
  *     stop = UNDEFINED
  *     if stop_tag is not None:             # <<<<<<<<<<<<<<
@@ -49136,18 +49347,18 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_46read_attributes(CYTH
     goto __pyx_L3;
   }
 
-  /* "ext/tagstream.pyx":1069
+  /* "ext/tagstream.pyx":1073
  *     if stop_tag is not None:
  *         stop = parse_tag(stop_tag)
  *     elif wanted:             # <<<<<<<<<<<<<<
  *         stop = max(wanted)
  * 
 */
-  __pyx_t_2 = __Pyx_PyObject_IsTrue(__pyx_cur_scope->__pyx_v_wanted); if (unlikely((__pyx_t_2 < 0))) __PYX_ERR(0, 1069, __pyx_L1_error)
+  __pyx_t_2 = __Pyx_PyObject_IsTrue(__pyx_cur_scope->__pyx_v_wanted); if (unlikely((__pyx_t_2 < 0))) __PYX_ERR(0, 1073, __pyx_L1_error)
   if (__pyx_t_2) {
 
 
-    /* "ext/tagstream.pyx":1070
+    /* "ext/tagstream.pyx":1074
  *         stop = parse_tag(stop_tag)
  *     elif wanted:
  *         stop = max(wanted)             # <<<<<<<<<<<<<<
@@ -49160,7 +49371,7 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_46read_attributes(CYTH
       PyObject *__pyx_callargs[2] = {__pyx_t_3, __pyx_cur_scope->__pyx_v_wanted};
       __pyx_t_1 = __Pyx_PyObject_FastCall((PyObject*)__pyx_builtin_max, __pyx_callargs+__pyx_t_5, (2-__pyx_t_5) | (__pyx_t_5*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_3); __pyx_t_3 = 0;
-      if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1070, __pyx_L1_error)
+      if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1074, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_1);
     }
     __Pyx_GOTREF(__pyx_cur_scope->__pyx_v_stop);
@@ -49168,7 +49379,7 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_46read_attributes(CYTH
     __Pyx_GIVEREF(__pyx_t_1);
     __pyx_t_1 = 0;
 
-    /* "ext/tagstream.pyx":1069
+    /* "ext/tagstream.pyx":1073
  *     if stop_tag is not None:
  *         stop = parse_tag(stop_tag)
  *     elif wanted:             # <<<<<<<<<<<<<<
@@ -49178,19 +49389,19 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_46read_attributes(CYTH
   }
   __pyx_L3:;
 
-  /* "ext/tagstream.pyx":1072
+  /* "ext/tagstream.pyx":1076
  *         stop = max(wanted)
  * 
  *     def run(buf, complete):             # <<<<<<<<<<<<<<
  *         lay = _layout(buf, transfer_syntax)
  *         result = {}
 */
-  __pyx_t_1 = __Pyx_CyFunction_New(&__pyx_mdef_8slicebox_9_speedups_9tagstream_15read_attributes_1run, 0, __pyx_mstate_global->__pyx_n_u_read_attributes_locals_run, ((PyObject*)__pyx_cur_scope), __pyx_mstate_global->__pyx_n_u_slicebox__speedups_tagstream, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[8])); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1072, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_CyFunction_New(&__pyx_mdef_8slicebox_9_speedups_9tagstream_15read_attributes_1run, 0, __pyx_mstate_global->__pyx_n_u_read_attributes_locals_run, ((PyObject*)__pyx_cur_scope), __pyx_mstate_global->__pyx_n_u_slicebox__speedups_tagstream, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[8])); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1076, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
   __pyx_v_run = __pyx_t_1;
   __pyx_t_1 = 0;
 
-  /* "ext/tagstream.pyx":1089
+  /* "ext/tagstream.pyx":1093
  *         return result
  * 
  *     if isinstance(source, (bytes, bytearray, memoryview)):             # <<<<<<<<<<<<<<
@@ -49223,14 +49434,14 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_46read_attributes(CYTH
   if (__pyx_t_2) {
 
 
-    /* "ext/tagstream.pyx":1090
+    /* "ext/tagstream.pyx":1094
  * 
  *     if isinstance(source, (bytes, bytearray, memoryview)):
  *         return run(source, True)             # <<<<<<<<<<<<<<
  *     if isinstance(source, (str, os.PathLike)):
  *         try:
 */
-    __pyx_t_1 = __pyx_pf_8slicebox_9_speedups_9tagstream_15read_attributes_run(__pyx_v_run, __pyx_v_source, Py_True); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1090, __pyx_L1_error)
+    __pyx_t_1 = __pyx_pf_8slicebox_9_speedups_9tagstream_15read_attributes_run(__pyx_v_run, __pyx_v_source, Py_True); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1094, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_1);
     {
       PyObject *__pyx_temp;
@@ -49243,7 +49454,7 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_46read_attributes(CYTH
     __pyx_t_1 = 0;
     goto __pyx_L0;
 
-    /* "ext/tagstream.pyx":1089
+    /* "ext/tagstream.pyx":1093
  *         return result
  * 
  *     if isinstance(source, (bytes, bytearray, memoryview)):             # <<<<<<<<<<<<<<
@@ -49252,16 +49463,16 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_46read_attributes(CYTH
 */
   }
 
-  /* "ext/tagstream.pyx":1091
+  /* "ext/tagstream.pyx":1095
  *     if isinstance(source, (bytes, bytearray, memoryview)):
  *         return run(source, True)
  *     if isinstance(source, (str, os.PathLike)):             # <<<<<<<<<<<<<<
  *         try:
  *             with open(source, "rb", buffering=0) as fh:
 */
-  __Pyx_GetModuleGlobalName(__pyx_t_1, __pyx_mstate_global->__pyx_n_u_os); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1091, __pyx_L1_error)
+  __Pyx_GetModuleGlobalName(__pyx_t_1, __pyx_mstate_global->__pyx_n_u_os); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1095, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
-  __pyx_t_3 = __Pyx_PyObject_GetAttrStr(__pyx_t_1, __pyx_mstate_global->__pyx_n_u_PathLike); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 1091, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_PyObject_GetAttrStr(__pyx_t_1, __pyx_mstate_global->__pyx_n_u_PathLike); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 1095, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
   __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
   __pyx_t_6 = PyUnicode_Check(__pyx_v_source); 
@@ -49282,7 +49493,7 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_46read_attributes(CYTH
   if (__pyx_t_2) {
 
 
-    /* "ext/tagstream.pyx":1092
+    /* "ext/tagstream.pyx":1096
  *         return run(source, True)
  *     if isinstance(source, (str, os.PathLike)):
  *         try:             # <<<<<<<<<<<<<<
@@ -49298,7 +49509,7 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_46read_attributes(CYTH
       __Pyx_XGOTREF(__pyx_t_9);
       /*try:*/ {
 
-        /* "ext/tagstream.pyx":1093
+        /* "ext/tagstream.pyx":1097
  *     if isinstance(source, (str, os.PathLike)):
  *         try:
  *             with open(source, "rb", buffering=0) as fh:             # <<<<<<<<<<<<<<
@@ -49314,13 +49525,13 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_46read_attributes(CYTH
             PyObject *__pyx_callargs[4] = {__pyx_t_1, __pyx_v_source, __pyx_mstate_global->__pyx_n_u_rb, __pyx_mstate_global->__pyx_int_0};
             #if CYTHON_VECTORCALL
             __pyx_t_4 = __pyx_mstate_global->__pyx_tuple[5];
-            if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 1093, __pyx_L11_error)
+            if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 1097, __pyx_L11_error)
             __Pyx_INCREF(__pyx_t_4);
             #else
             {
               PyObject *__pyx_temp[1] = {__pyx_mstate_global->__pyx_n_u_buffering};
               __pyx_t_4 = __Pyx_MakeKwargDict(__pyx_temp, __pyx_callargs+3, 1);
-              if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 1093, __pyx_L11_error)
+              if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 1097, __pyx_L11_error)
               __Pyx_GOTREF(__pyx_t_4);
             }
             #endif
@@ -49329,13 +49540,13 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_46read_attributes(CYTH
             #if CYTHON_VECTORCALL
             #endif
             __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
-            if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 1093, __pyx_L11_error)
+            if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 1097, __pyx_L11_error)
             __Pyx_GOTREF(__pyx_t_3);
           }
-          __pyx_t_10 = __Pyx_PyObject_LookupSpecial(__pyx_t_3, __pyx_mstate_global->__pyx_n_u_exit); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 1093, __pyx_L11_error)
+          __pyx_t_10 = __Pyx_PyObject_LookupSpecial(__pyx_t_3, __pyx_mstate_global->__pyx_n_u_exit); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 1097, __pyx_L11_error)
           __Pyx_GOTREF(__pyx_t_10);
           __pyx_t_1 = NULL;
-          __pyx_t_11 = __Pyx_PyObject_LookupSpecial(__pyx_t_3, __pyx_mstate_global->__pyx_n_u_enter); if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 1093, __pyx_L17_error)
+          __pyx_t_11 = __Pyx_PyObject_LookupSpecial(__pyx_t_3, __pyx_mstate_global->__pyx_n_u_enter); if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 1097, __pyx_L17_error)
           __Pyx_GOTREF(__pyx_t_11);
           __pyx_t_5 = 1;
           #if CYTHON_UNPACK_METHODS
@@ -49354,7 +49565,7 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_46read_attributes(CYTH
             __pyx_t_4 = __Pyx_PyObject_FastCall((PyObject*)__pyx_t_11, __pyx_callargs+__pyx_t_5, (1-__pyx_t_5) | (__pyx_t_5*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
             __Pyx_XDECREF(__pyx_t_1); __pyx_t_1 = 0;
             __Pyx_DECREF(__pyx_t_11); __pyx_t_11 = 0;
-            if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 1093, __pyx_L17_error)
+            if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 1097, __pyx_L17_error)
             __Pyx_GOTREF(__pyx_t_4);
           }
           __pyx_t_11 = __pyx_t_4;
@@ -49372,7 +49583,7 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_46read_attributes(CYTH
                 __pyx_v_fh = __pyx_t_11;
                 __pyx_t_11 = 0;
 
-                /* "ext/tagstream.pyx":1094
+                /* "ext/tagstream.pyx":1098
  *         try:
  *             with open(source, "rb", buffering=0) as fh:
  *                 return _stream_prefix_read(fh, run)             # <<<<<<<<<<<<<<
@@ -49380,7 +49591,7 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_46read_attributes(CYTH
  *             raise DicomStreamError("cannot read %s: %s" % (source, exc)) from exc
 */
                 __pyx_t_3 = NULL;
-                __Pyx_GetModuleGlobalName(__pyx_t_4, __pyx_mstate_global->__pyx_n_u_stream_prefix_read); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 1094, __pyx_L21_error)
+                __Pyx_GetModuleGlobalName(__pyx_t_4, __pyx_mstate_global->__pyx_n_u_stream_prefix_read); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 1098, __pyx_L21_error)
                 __Pyx_GOTREF(__pyx_t_4);
                 __pyx_t_5 = 1;
                 #if CYTHON_UNPACK_METHODS
@@ -49399,7 +49610,7 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_46read_attributes(CYTH
                   __pyx_t_11 = __Pyx_PyObject_FastCall((PyObject*)__pyx_t_4, __pyx_callargs+__pyx_t_5, (3-__pyx_t_5) | (__pyx_t_5*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
                   __Pyx_XDECREF(__pyx_t_3); __pyx_t_3 = 0;
                   __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
-                  if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 1094, __pyx_L21_error)
+                  if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 1098, __pyx_L21_error)
                   __Pyx_GOTREF(__pyx_t_11);
                 }
                 {
@@ -49413,7 +49624,7 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_46read_attributes(CYTH
                 __pyx_t_11 = 0;
                 goto __pyx_L25_try_return;
 
-                /* "ext/tagstream.pyx":1093
+                /* "ext/tagstream.pyx":1097
  *     if isinstance(source, (str, os.PathLike)):
  *         try:
  *             with open(source, "rb", buffering=0) as fh:             # <<<<<<<<<<<<<<
@@ -49428,23 +49639,23 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_46read_attributes(CYTH
               __Pyx_XDECREF(__pyx_t_4); __pyx_t_4 = 0;
               /*except:*/ {
                 __Pyx_AddTraceback("slicebox._speedups.tagstream.read_attributes", __pyx_clineno, __pyx_lineno, __pyx_filename);
-                if (__Pyx_GetException(&__pyx_t_11, &__pyx_t_4, &__pyx_t_3) < 0) __PYX_ERR(0, 1093, __pyx_L23_except_error)
+                if (__Pyx_GetException(&__pyx_t_11, &__pyx_t_4, &__pyx_t_3) < 0) __PYX_ERR(0, 1097, __pyx_L23_except_error)
                 __Pyx_XGOTREF(__pyx_t_11);
                 __Pyx_XGOTREF(__pyx_t_4);
                 __Pyx_XGOTREF(__pyx_t_3);
                 {
                   PyObject* __pyx_temp[3] = {__pyx_t_11, __pyx_t_4, __pyx_t_3};
-                  __pyx_t_1 = __Pyx_PyTuple_FromArray(__pyx_temp, 3); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1093, __pyx_L23_except_error)
+                  __pyx_t_1 = __Pyx_PyTuple_FromArray(__pyx_temp, 3); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1097, __pyx_L23_except_error)
                   __Pyx_GOTREF(__pyx_t_1);
                 }
                 __pyx_t_15 = __Pyx_PyObject_Call(__pyx_t_10, __pyx_t_1, NULL);
                 __Pyx_DECREF(__pyx_t_10); __pyx_t_10 = 0;
                 __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
-                if (unlikely(!__pyx_t_15)) __PYX_ERR(0, 1093, __pyx_L23_except_error)
+                if (unlikely(!__pyx_t_15)) __PYX_ERR(0, 1097, __pyx_L23_except_error)
                 __Pyx_GOTREF(__pyx_t_15);
                 __pyx_t_2 = __Pyx_PyObject_IsTrue(__pyx_t_15);
                 __Pyx_DECREF(__pyx_t_15); __pyx_t_15 = 0;
-                if (__pyx_t_2 < (0)) __PYX_ERR(0, 1093, __pyx_L23_except_error)
+                if (__pyx_t_2 < (0)) __PYX_ERR(0, 1097, __pyx_L23_except_error)
                 __pyx_t_6 = (!__pyx_t_2);
 
 
@@ -49455,7 +49666,7 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_46read_attributes(CYTH
                   __Pyx_XGIVEREF(__pyx_t_3);
                   __Pyx_ErrRestoreWithState(__pyx_t_11, __pyx_t_4, __pyx_t_3);
                   __pyx_t_11 = 0;  __pyx_t_4 = 0;  __pyx_t_3 = 0; 
-                  __PYX_ERR(0, 1093, __pyx_L23_except_error)
+                  __PYX_ERR(0, 1097, __pyx_L23_except_error)
                 }
                 __Pyx_XDECREF(__pyx_t_11); __pyx_t_11 = 0;
                 __Pyx_XDECREF(__pyx_t_4); __pyx_t_4 = 0;
@@ -49486,7 +49697,7 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_46read_attributes(CYTH
               if (__pyx_t_10) {
                 __pyx_t_14 = __Pyx_PyObject_Call(__pyx_t_10, __pyx_mstate_global->__pyx_tuple[6], NULL);
                 __Pyx_DECREF(__pyx_t_10); __pyx_t_10 = 0;
-                if (unlikely(!__pyx_t_14)) __PYX_ERR(0, 1093, __pyx_L11_error)
+                if (unlikely(!__pyx_t_14)) __PYX_ERR(0, 1097, __pyx_L11_error)
                 __Pyx_GOTREF(__pyx_t_14);
                 __Pyx_DECREF(__pyx_t_14); __pyx_t_14 = 0;
               }
@@ -49498,7 +49709,7 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_46read_attributes(CYTH
               if (__pyx_t_10) {
                 __pyx_t_13 = __Pyx_PyObject_Call(__pyx_t_10, __pyx_mstate_global->__pyx_tuple[6], NULL);
                 __Pyx_DECREF(__pyx_t_10); __pyx_t_10 = 0;
-                if (unlikely(!__pyx_t_13)) __PYX_ERR(0, 1093, __pyx_L11_error)
+                if (unlikely(!__pyx_t_13)) __PYX_ERR(0, 1097, __pyx_L11_error)
                 __Pyx_GOTREF(__pyx_t_13);
                 __Pyx_DECREF(__pyx_t_13); __pyx_t_13 = 0;
               }
@@ -49515,7 +49726,7 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_46read_attributes(CYTH
           __pyx_L30:;
         }
 
-        /* "ext/tagstream.pyx":1092
+        /* "ext/tagstream.pyx":1096
  *         return run(source, True)
  *     if isinstance(source, (str, os.PathLike)):
  *         try:             # <<<<<<<<<<<<<<
@@ -49533,7 +49744,7 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_46read_attributes(CYTH
       __Pyx_XDECREF(__pyx_t_3); __pyx_t_3 = 0;
       __Pyx_XDECREF(__pyx_t_4); __pyx_t_4 = 0;
 
-      /* "ext/tagstream.pyx":1095
+      /* "ext/tagstream.pyx":1099
  *             with open(source, "rb", buffering=0) as fh:
  *                 return _stream_prefix_read(fh, run)
  *         except OSError as exc:             # <<<<<<<<<<<<<<
@@ -49543,7 +49754,7 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_46read_attributes(CYTH
       __pyx_t_16 = __Pyx_PyErr_ExceptionMatches(((PyObject *)(((PyTypeObject*)PyExc_OSError))));
       if (__pyx_t_16) {
         __Pyx_AddTraceback("slicebox._speedups.tagstream.read_attributes", __pyx_clineno, __pyx_lineno, __pyx_filename);
-        if (__Pyx_GetException(&__pyx_t_3, &__pyx_t_4, &__pyx_t_11) < 0) __PYX_ERR(0, 1095, __pyx_L13_except_error)
+        if (__Pyx_GetException(&__pyx_t_3, &__pyx_t_4, &__pyx_t_11) < 0) __PYX_ERR(0, 1099, __pyx_L13_except_error)
         __Pyx_XGOTREF(__pyx_t_3);
         __Pyx_XGOTREF(__pyx_t_4);
         __Pyx_XGOTREF(__pyx_t_11);
@@ -49551,7 +49762,7 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_46read_attributes(CYTH
         __pyx_v_exc = __pyx_t_4;
         /*try:*/ {
 
-          /* "ext/tagstream.pyx":1096
+          /* "ext/tagstream.pyx":1100
  *                 return _stream_prefix_read(fh, run)
  *         except OSError as exc:
  *             raise DicomStreamError("cannot read %s: %s" % (source, exc)) from exc             # <<<<<<<<<<<<<<
@@ -49559,11 +49770,11 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_46read_attributes(CYTH
  * 
 */
           __pyx_t_17 = NULL;
-          __Pyx_GetModuleGlobalName(__pyx_t_18, __pyx_mstate_global->__pyx_n_u_DicomStreamError); if (unlikely(!__pyx_t_18)) __PYX_ERR(0, 1096, __pyx_L36_error)
+          __Pyx_GetModuleGlobalName(__pyx_t_18, __pyx_mstate_global->__pyx_n_u_DicomStreamError); if (unlikely(!__pyx_t_18)) __PYX_ERR(0, 1100, __pyx_L36_error)
           __Pyx_GOTREF(__pyx_t_18);
-          __pyx_t_19 = __Pyx_PyObject_FormatSimpleAndDecref(PyObject_Str(__pyx_v_source), __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_19)) __PYX_ERR(0, 1096, __pyx_L36_error)
+          __pyx_t_19 = __Pyx_PyObject_FormatSimpleAndDecref(PyObject_Str(__pyx_v_source), __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_19)) __PYX_ERR(0, 1100, __pyx_L36_error)
           __Pyx_GOTREF(__pyx_t_19);
-          __pyx_t_20 = __Pyx_PyObject_FormatSimpleAndDecref(PyObject_Str(__pyx_v_exc), __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_20)) __PYX_ERR(0, 1096, __pyx_L36_error)
+          __pyx_t_20 = __Pyx_PyObject_FormatSimpleAndDecref(PyObject_Str(__pyx_v_exc), __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_20)) __PYX_ERR(0, 1100, __pyx_L36_error)
           __Pyx_GOTREF(__pyx_t_20);
           __pyx_t_21[0] = __pyx_mstate_global->__pyx_kp_u_cannot_read;
           __pyx_t_21[1] = __pyx_t_19;
@@ -49578,7 +49789,7 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_46read_attributes(CYTH
           __pyx_t_16 |= __Pyx_PyUnicode_KIND_04(__pyx_t_21[1]) | __Pyx_PyUnicode_KIND_04(__pyx_t_21[3]);
           #endif
           __pyx_t_23 = __Pyx_PyUnicode_Join(__pyx_t_21, 4, __pyx_t_22, __pyx_t_16);
-          if (unlikely(!__pyx_t_23)) __PYX_ERR(0, 1096, __pyx_L36_error)
+          if (unlikely(!__pyx_t_23)) __PYX_ERR(0, 1100, __pyx_L36_error)
           __Pyx_GOTREF(__pyx_t_23);
           __Pyx_DECREF(__pyx_t_19); __pyx_t_19 = 0;
           __Pyx_DECREF(__pyx_t_20); __pyx_t_20 = 0;
@@ -49600,15 +49811,15 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_46read_attributes(CYTH
             __Pyx_XDECREF(__pyx_t_17); __pyx_t_17 = 0;
             __Pyx_DECREF(__pyx_t_23); __pyx_t_23 = 0;
             __Pyx_DECREF(__pyx_t_18); __pyx_t_18 = 0;
-            if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1096, __pyx_L36_error)
+            if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1100, __pyx_L36_error)
             __Pyx_GOTREF(__pyx_t_1);
           }
           __Pyx_Raise(__pyx_t_1, 0, 0, __pyx_v_exc);
           __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
-          __PYX_ERR(0, 1096, __pyx_L36_error)
+          __PYX_ERR(0, 1100, __pyx_L36_error)
         }
 
-        /* "ext/tagstream.pyx":1095
+        /* "ext/tagstream.pyx":1099
  *             with open(source, "rb", buffering=0) as fh:
  *                 return _stream_prefix_read(fh, run)
  *         except OSError as exc:             # <<<<<<<<<<<<<<
@@ -49655,7 +49866,7 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_46read_attributes(CYTH
       }
       goto __pyx_L13_except_error;
 
-      /* "ext/tagstream.pyx":1092
+      /* "ext/tagstream.pyx":1096
  *         return run(source, True)
  *     if isinstance(source, (str, os.PathLike)):
  *         try:             # <<<<<<<<<<<<<<
@@ -49677,7 +49888,7 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_46read_attributes(CYTH
       __pyx_L16_try_end:;
     }
 
-    /* "ext/tagstream.pyx":1091
+    /* "ext/tagstream.pyx":1095
  *     if isinstance(source, (bytes, bytearray, memoryview)):
  *         return run(source, True)
  *     if isinstance(source, (str, os.PathLike)):             # <<<<<<<<<<<<<<
@@ -49686,7 +49897,7 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_46read_attributes(CYTH
 */
   }
 
-  /* "ext/tagstream.pyx":1097
+  /* "ext/tagstream.pyx":1101
  *         except OSError as exc:
  *             raise DicomStreamError("cannot read %s: %s" % (source, exc)) from exc
  *     return _stream_prefix_read(source, run)             # <<<<<<<<<<<<<<
@@ -49694,7 +49905,7 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_46read_attributes(CYTH
  * 
 */
   __pyx_t_4 = NULL;
-  __Pyx_GetModuleGlobalName(__pyx_t_3, __pyx_mstate_global->__pyx_n_u_stream_prefix_read); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 1097, __pyx_L1_error)
+  __Pyx_GetModuleGlobalName(__pyx_t_3, __pyx_mstate_global->__pyx_n_u_stream_prefix_read); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 1101, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
   __pyx_t_5 = 1;
   #if CYTHON_UNPACK_METHODS
@@ -49713,7 +49924,7 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_46read_attributes(CYTH
     __pyx_t_11 = __Pyx_PyObject_FastCall((PyObject*)__pyx_t_3, __pyx_callargs+__pyx_t_5, (3-__pyx_t_5) | (__pyx_t_5*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
     __Pyx_XDECREF(__pyx_t_4); __pyx_t_4 = 0;
     __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
-    if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 1097, __pyx_L1_error)
+    if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 1101, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_11);
   }
   {
@@ -49727,7 +49938,7 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_46read_attributes(CYTH
   __pyx_t_11 = 0;
   goto __pyx_L0;
 
-  /* "ext/tagstream.pyx":1036
+  /* "ext/tagstream.pyx":1040
  * 
  * 
  * def read_attributes(source, tags=None, stop_tag=None, transfer_syntax=None):             # <<<<<<<<<<<<<<
@@ -49759,7 +49970,7 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_46read_attributes(CYTH
   return __pyx_r;
 }
 
-/* "ext/tagstream.pyx":1100
+/* "ext/tagstream.pyx":1104
  * 
  * 
  * def list_elements(source, transfer_syntax=None):             # <<<<<<<<<<<<<<
@@ -49808,35 +50019,35 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   {
     PyObject ** const __pyx_pyargnames[] = {&__pyx_mstate_global->__pyx_n_u_source,&__pyx_mstate_global->__pyx_n_u_transfer_syntax,0};
     const Py_ssize_t __pyx_kwds_len = (__pyx_kwds) ? __Pyx_NumKwargs_FASTCALL(__pyx_kwds) : 0;
-    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 1100, __pyx_L3_error)
+    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 1104, __pyx_L3_error)
     if (__pyx_kwds_len > 0) {
       switch (__pyx_nargs) {
         case  2:
         values[1] = __Pyx_ArgRef_FASTCALL(__pyx_args, 1);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 1100, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 1104, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  1:
         values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 1100, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 1104, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  0: break;
         default: goto __pyx_L5_argtuple_error;
       }
       const Py_ssize_t kwd_pos_args = __pyx_nargs;
-      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "list_elements", 0) < (0)) __PYX_ERR(0, 1100, __pyx_L3_error)
+      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "list_elements", 0) < (0)) __PYX_ERR(0, 1104, __pyx_L3_error)
       if (!values[1]) values[1] = __Pyx_NewRef(((PyObject *)Py_None));
       for (Py_ssize_t i = __pyx_nargs; i < 1; i++) {
-        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("list_elements", 0, 1, 2, i); __PYX_ERR(0, 1100, __pyx_L3_error) }
+        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("list_elements", 0, 1, 2, i); __PYX_ERR(0, 1104, __pyx_L3_error) }
       }
     } else {
       switch (__pyx_nargs) {
         case  2:
         values[1] = __Pyx_ArgRef_FASTCALL(__pyx_args, 1);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 1100, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 1104, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  1:
         values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 1100, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 1104, __pyx_L3_error)
         break;
         default: goto __pyx_L5_argtuple_error;
       }
@@ -49847,7 +50058,7 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   }
   goto __pyx_L6_skip;
   __pyx_L5_argtuple_error:;
-  __Pyx_RaiseArgtupleInvalid("list_elements", 0, 1, 2, __pyx_nargs); __PYX_ERR(0, 1100, __pyx_L3_error)
+  __Pyx_RaiseArgtupleInvalid("list_elements", 0, 1, 2, __pyx_nargs); __PYX_ERR(0, 1104, __pyx_L3_error)
   __pyx_L6_skip:;
   goto __pyx_L4_argument_unpacking_done;
   __pyx_L3_error:;
@@ -49916,7 +50127,7 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_48list_elements(CYTHON
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("list_elements", 0);
 
-  /* "ext/tagstream.pyx":1116
+  /* "ext/tagstream.pyx":1120
  *         whose paths carry the 1-based item index.
  *     """
  *     src = _open_source(source)             # <<<<<<<<<<<<<<
@@ -49924,7 +50135,7 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_48list_elements(CYTHON
  *         buf = src.buf
 */
   __pyx_t_2 = NULL;
-  __Pyx_GetModuleGlobalName(__pyx_t_3, __pyx_mstate_global->__pyx_n_u_open_source); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 1116, __pyx_L1_error)
+  __Pyx_GetModuleGlobalName(__pyx_t_3, __pyx_mstate_global->__pyx_n_u_open_source); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 1120, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
   __pyx_t_4 = 1;
   #if CYTHON_UNPACK_METHODS
@@ -49943,13 +50154,13 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_48list_elements(CYTHON
     __pyx_t_1 = __Pyx_PyObject_FastCall((PyObject*)__pyx_t_3, __pyx_callargs+__pyx_t_4, (2-__pyx_t_4) | (__pyx_t_4*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
     __Pyx_XDECREF(__pyx_t_2); __pyx_t_2 = 0;
     __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
-    if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1116, __pyx_L1_error)
+    if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1120, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_1);
   }
   __pyx_v_src = __pyx_t_1;
   __pyx_t_1 = 0;
 
-  /* "ext/tagstream.pyx":1117
+  /* "ext/tagstream.pyx":1121
  *     """
  *     src = _open_source(source)
  *     try:             # <<<<<<<<<<<<<<
@@ -49958,19 +50169,19 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_48list_elements(CYTHON
 */
   /*try:*/ {
 
-    /* "ext/tagstream.pyx":1118
+    /* "ext/tagstream.pyx":1122
  *     src = _open_source(source)
  *     try:
  *         buf = src.buf             # <<<<<<<<<<<<<<
  *         lay = _layout(buf, transfer_syntax)
  *         rows = []
 */
-    __pyx_t_1 = __Pyx_PyObject_GetAttrStr(__pyx_v_src, __pyx_mstate_global->__pyx_n_u_buf); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1118, __pyx_L4_error)
+    __pyx_t_1 = __Pyx_PyObject_GetAttrStr(__pyx_v_src, __pyx_mstate_global->__pyx_n_u_buf); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1122, __pyx_L4_error)
     __Pyx_GOTREF(__pyx_t_1);
     __pyx_v_buf = __pyx_t_1;
     __pyx_t_1 = 0;
 
-    /* "ext/tagstream.pyx":1119
+    /* "ext/tagstream.pyx":1123
  *     try:
  *         buf = src.buf
  *         lay = _layout(buf, transfer_syntax)             # <<<<<<<<<<<<<<
@@ -49978,7 +50189,7 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_48list_elements(CYTHON
  *         for tag, vr, hpos, vpos, length in lay.meta:
 */
     __pyx_t_3 = NULL;
-    __Pyx_GetModuleGlobalName(__pyx_t_2, __pyx_mstate_global->__pyx_n_u_layout); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 1119, __pyx_L4_error)
+    __Pyx_GetModuleGlobalName(__pyx_t_2, __pyx_mstate_global->__pyx_n_u_layout); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 1123, __pyx_L4_error)
     __Pyx_GOTREF(__pyx_t_2);
     __pyx_t_4 = 1;
     #if CYTHON_UNPACK_METHODS
@@ -49997,41 +50208,41 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_48list_elements(CYTHON
       __pyx_t_1 = __Pyx_PyObject_FastCall((PyObject*)__pyx_t_2, __pyx_callargs+__pyx_t_4, (3-__pyx_t_4) | (__pyx_t_4*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_3); __pyx_t_3 = 0;
       __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
-      if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1119, __pyx_L4_error)
+      if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1123, __pyx_L4_error)
       __Pyx_GOTREF(__pyx_t_1);
     }
     __pyx_v_lay = __pyx_t_1;
     __pyx_t_1 = 0;
 
-    /* "ext/tagstream.pyx":1120
+    /* "ext/tagstream.pyx":1124
  *         buf = src.buf
  *         lay = _layout(buf, transfer_syntax)
  *         rows = []             # <<<<<<<<<<<<<<
  *         for tag, vr, hpos, vpos, length in lay.meta:
  *             svr = vr.decode()
 */
-    __pyx_t_1 = PyList_New(0); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1120, __pyx_L4_error)
+    __pyx_t_1 = PyList_New(0); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1124, __pyx_L4_error)
     __Pyx_GOTREF(__pyx_t_1);
     __pyx_v_rows = ((PyObject*)__pyx_t_1);
     __pyx_t_1 = 0;
 
-    /* "ext/tagstream.pyx":1121
+    /* "ext/tagstream.pyx":1125
  *         lay = _layout(buf, transfer_syntax)
  *         rows = []
  *         for tag, vr, hpos, vpos, length in lay.meta:             # <<<<<<<<<<<<<<
  *             svr = vr.decode()
  *             value = _decode_value(buf[vpos:vpos + length], svr, 0, None)
 */
-    __pyx_t_1 = __Pyx_PyObject_GetAttrStr(__pyx_v_lay, __pyx_mstate_global->__pyx_n_u_meta); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1121, __pyx_L4_error)
+    __pyx_t_1 = __Pyx_PyObject_GetAttrStr(__pyx_v_lay, __pyx_mstate_global->__pyx_n_u_meta); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1125, __pyx_L4_error)
     __Pyx_GOTREF(__pyx_t_1);
     if (likely(PyList_CheckExact(__pyx_t_1)) || PyTuple_CheckExact(__pyx_t_1)) {
       __pyx_t_2 = __pyx_t_1; __Pyx_INCREF(__pyx_t_2);
       __pyx_t_5 = 0;
       __pyx_t_6 = NULL;
     } else {
-      __pyx_t_5 = -1; __pyx_t_2 = PyObject_GetIter(__pyx_t_1); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 1121, __pyx_L4_error)
+      __pyx_t_5 = -1; __pyx_t_2 = PyObject_GetIter(__pyx_t_1); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 1125, __pyx_L4_error)
       __Pyx_GOTREF(__pyx_t_2);
-      __pyx_t_6 = (CYTHON_COMPILING_IN_LIMITED_API) ? PyIter_Next : __Pyx_PyObject_GetIterNextFunc(__pyx_t_2); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 1121, __pyx_L4_error)
+      __pyx_t_6 = (CYTHON_COMPILING_IN_LIMITED_API) ? PyIter_Next : __Pyx_PyObject_GetIterNextFunc(__pyx_t_2); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 1125, __pyx_L4_error)
     }
     __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
     for (;;) {
@@ -50040,7 +50251,7 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_48list_elements(CYTHON
           {
             Py_ssize_t __pyx_temp = __Pyx_PyList_GET_SIZE(__pyx_t_2);
             #if !CYTHON_ASSUME_SAFE_SIZE
-            if (unlikely((__pyx_temp < 0))) __PYX_ERR(0, 1121, __pyx_L4_error)
+            if (unlikely((__pyx_temp < 0))) __PYX_ERR(0, 1125, __pyx_L4_error)
             #endif
             if (__pyx_t_5 >= __pyx_temp) break;
           }
@@ -50050,7 +50261,7 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_48list_elements(CYTHON
           {
             Py_ssize_t __pyx_temp = __Pyx_PyTuple_GET_SIZE(__pyx_t_2);
             #if !CYTHON_ASSUME_SAFE_SIZE
-            if (unlikely((__pyx_temp < 0))) __PYX_ERR(0, 1121, __pyx_L4_error)
+            if (unlikely((__pyx_temp < 0))) __PYX_ERR(0, 1125, __pyx_L4_error)
             #endif
             if (__pyx_t_5 >= __pyx_temp) break;
           }
@@ -50061,13 +50272,13 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_48list_elements(CYTHON
           #endif
           ++__pyx_t_5;
         }
-        if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1121, __pyx_L4_error)
+        if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1125, __pyx_L4_error)
       } else {
         __pyx_t_1 = __pyx_t_6(__pyx_t_2);
         if (unlikely(!__pyx_t_1)) {
           PyObject* exc_type = PyErr_Occurred();
           if (exc_type) {
-            if (unlikely(!__Pyx_PyErr_GivenExceptionMatches(exc_type, PyExc_StopIteration))) __PYX_ERR(0, 1121, __pyx_L4_error)
+            if (unlikely(!__Pyx_PyErr_GivenExceptionMatches(exc_type, PyExc_StopIteration))) __PYX_ERR(0, 1125, __pyx_L4_error)
             PyErr_Clear();
           }
           break;
@@ -50080,7 +50291,7 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_48list_elements(CYTHON
         if (unlikely(size != 5)) {
           if (size > 5) __Pyx_RaiseTooManyValuesError(5);
           else if (size >= 0) __Pyx_RaiseNeedMoreValuesError(size);
-          __PYX_ERR(0, 1121, __pyx_L4_error)
+          __PYX_ERR(0, 1125, __pyx_L4_error)
         }
         #if CYTHON_ASSUME_SAFE_MACROS && !CYTHON_AVOID_BORROWED_REFS
         if (likely(PyTuple_CheckExact(sequence))) {
@@ -50096,19 +50307,19 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_48list_elements(CYTHON
           __Pyx_INCREF(__pyx_t_10);
         } else {
           __pyx_t_3 = __Pyx_PyList_GET_ITEM_REF(sequence, 0, __Pyx_ReferenceSharing_SharedReference);
-          if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 1121, __pyx_L4_error)
+          if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 1125, __pyx_L4_error)
           __Pyx_XGOTREF(__pyx_t_3);
           __pyx_t_7 = __Pyx_PyList_GET_ITEM_REF(sequence, 1, __Pyx_ReferenceSharing_SharedReference);
-          if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 1121, __pyx_L4_error)
+          if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 1125, __pyx_L4_error)
           __Pyx_XGOTREF(__pyx_t_7);
           __pyx_t_8 = __Pyx_PyList_GET_ITEM_REF(sequence, 2, __Pyx_ReferenceSharing_SharedReference);
-          if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 1121, __pyx_L4_error)
+          if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 1125, __pyx_L4_error)
           __Pyx_XGOTREF(__pyx_t_8);
           __pyx_t_9 = __Pyx_PyList_GET_ITEM_REF(sequence, 3, __Pyx_ReferenceSharing_SharedReference);
-          if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 1121, __pyx_L4_error)
+          if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 1125, __pyx_L4_error)
           __Pyx_XGOTREF(__pyx_t_9);
           __pyx_t_10 = __Pyx_PyList_GET_ITEM_REF(sequence, 4, __Pyx_ReferenceSharing_SharedReference);
-          if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 1121, __pyx_L4_error)
+          if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 1125, __pyx_L4_error)
           __Pyx_XGOTREF(__pyx_t_10);
         }
         #else
@@ -50116,7 +50327,7 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_48list_elements(CYTHON
           Py_ssize_t i;
           PyObject** temps[5] = {&__pyx_t_3,&__pyx_t_7,&__pyx_t_8,&__pyx_t_9,&__pyx_t_10};
           for (i=0; i < 5; i++) {
-            PyObject* item = __Pyx_PySequence_ITEM(sequence, i); if (unlikely(!item)) __PYX_ERR(0, 1121, __pyx_L4_error)
+            PyObject* item = __Pyx_PySequence_ITEM(sequence, i); if (unlikely(!item)) __PYX_ERR(0, 1125, __pyx_L4_error)
             __Pyx_GOTREF(item);
             *(temps[i]) = item;
           }
@@ -50126,7 +50337,7 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_48list_elements(CYTHON
       } else {
         Py_ssize_t index = -1;
         PyObject** temps[5] = {&__pyx_t_3,&__pyx_t_7,&__pyx_t_8,&__pyx_t_9,&__pyx_t_10};
-        __pyx_t_11 = PyObject_GetIter(__pyx_t_1); if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 1121, __pyx_L4_error)
+        __pyx_t_11 = PyObject_GetIter(__pyx_t_1); if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 1125, __pyx_L4_error)
         __Pyx_GOTREF(__pyx_t_11);
         __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
         __pyx_t_12 = (CYTHON_COMPILING_IN_LIMITED_API) ? PyIter_Next : __Pyx_PyObject_GetIterNextFunc(__pyx_t_11);
@@ -50135,7 +50346,7 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_48list_elements(CYTHON
           __Pyx_GOTREF(item);
           *(temps[index]) = item;
         }
-        if (__Pyx_IternextUnpackEndCheck(__pyx_t_12(__pyx_t_11), 5) < (0)) __PYX_ERR(0, 1121, __pyx_L4_error)
+        if (__Pyx_IternextUnpackEndCheck(__pyx_t_12(__pyx_t_11), 5) < (0)) __PYX_ERR(0, 1125, __pyx_L4_error)
         __pyx_t_12 = NULL;
         __Pyx_DECREF(__pyx_t_11); __pyx_t_11 = 0;
         goto __pyx_L9_unpacking_done;
@@ -50143,7 +50354,7 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_48list_elements(CYTHON
         __Pyx_DECREF(__pyx_t_11); __pyx_t_11 = 0;
         __pyx_t_12 = NULL;
         if (__Pyx_IterFinish() == 0) __Pyx_RaiseNeedMoreValuesError(index);
-        __PYX_ERR(0, 1121, __pyx_L4_error)
+        __PYX_ERR(0, 1125, __pyx_L4_error)
         __pyx_L9_unpacking_done:;
       }
       __Pyx_XDECREF_SET(__pyx_v_tag, __pyx_t_3);
@@ -50157,7 +50368,7 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_48list_elements(CYTHON
       __Pyx_XDECREF_SET(__pyx_v_length, __pyx_t_10);
       __pyx_t_10 = 0;
 
-      /* "ext/tagstream.pyx":1122
+      /* "ext/tagstream.pyx":1126
  *         rows = []
  *         for tag, vr, hpos, vpos, length in lay.meta:
  *             svr = vr.decode()             # <<<<<<<<<<<<<<
@@ -50171,13 +50382,13 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_48list_elements(CYTHON
         PyObject *__pyx_callargs[2] = {__pyx_t_10, NULL};
         __pyx_t_1 = __Pyx_PyObject_FastCallMethod((PyObject*)__pyx_mstate_global->__pyx_n_u_decode, __pyx_callargs+__pyx_t_4, (1-__pyx_t_4) | (1*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
         __Pyx_XDECREF(__pyx_t_10); __pyx_t_10 = 0;
-        if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1122, __pyx_L4_error)
+        if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1126, __pyx_L4_error)
         __Pyx_GOTREF(__pyx_t_1);
       }
       __Pyx_XDECREF_SET(__pyx_v_svr, __pyx_t_1);
       __pyx_t_1 = 0;
 
-      /* "ext/tagstream.pyx":1123
+      /* "ext/tagstream.pyx":1127
  *         for tag, vr, hpos, vpos, length in lay.meta:
  *             svr = vr.decode()
  *             value = _decode_value(buf[vpos:vpos + length], svr, 0, None)             # <<<<<<<<<<<<<<
@@ -50185,11 +50396,11 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_48list_elements(CYTHON
  *             rows.append(ElementRecord(format_tag(tag), tag, _keyword(tag), svr, length, vm, text, 0))
 */
       __pyx_t_10 = NULL;
-      __Pyx_GetModuleGlobalName(__pyx_t_9, __pyx_mstate_global->__pyx_n_u_decode_value); if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 1123, __pyx_L4_error)
+      __Pyx_GetModuleGlobalName(__pyx_t_9, __pyx_mstate_global->__pyx_n_u_decode_value); if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 1127, __pyx_L4_error)
       __Pyx_GOTREF(__pyx_t_9);
-      __pyx_t_8 = __Pyx_PyNumber_Add_object_object(__pyx_v_vpos, __pyx_v_length); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 1123, __pyx_L4_error)
+      __pyx_t_8 = __Pyx_PyNumber_Add_object_object(__pyx_v_vpos, __pyx_v_length); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 1127, __pyx_L4_error)
       __Pyx_GOTREF(__pyx_t_8);
-      __pyx_t_7 = __Pyx_PyObject_GetSlice(__pyx_v_buf, 0, 0, &__pyx_v_vpos, &__pyx_t_8, NULL, 0, 0, 0); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 1123, __pyx_L4_error)
+      __pyx_t_7 = __Pyx_PyObject_GetSlice(__pyx_v_buf, 0, 0, &__pyx_v_vpos, &__pyx_t_8, NULL, 0, 0, 0); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 1127, __pyx_L4_error)
       __Pyx_GOTREF(__pyx_t_7);
       __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
       __pyx_t_4 = 1;
@@ -50210,22 +50421,22 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_48list_elements(CYTHON
         __Pyx_XDECREF(__pyx_t_10); __pyx_t_10 = 0;
         __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
         __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
-        if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1123, __pyx_L4_error)
+        if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1127, __pyx_L4_error)
         __Pyx_GOTREF(__pyx_t_1);
       }
       __Pyx_XDECREF_SET(__pyx_v_value, __pyx_t_1);
       __pyx_t_1 = 0;
 
-      /* "ext/tagstream.pyx":1124
+      /* "ext/tagstream.pyx":1128
  *             svr = vr.decode()
  *             value = _decode_value(buf[vpos:vpos + length], svr, 0, None)
  *             text, vm = ("< Binary data >", 1) if svr in BULK_VRS and length > 20 else _display(value, svr, length)             # <<<<<<<<<<<<<<
  *             rows.append(ElementRecord(format_tag(tag), tag, _keyword(tag), svr, length, vm, text, 0))
  *         if lay.deflated:
 */
-      __Pyx_GetModuleGlobalName(__pyx_t_9, __pyx_mstate_global->__pyx_n_u_BULK_VRS); if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 1124, __pyx_L4_error)
+      __Pyx_GetModuleGlobalName(__pyx_t_9, __pyx_mstate_global->__pyx_n_u_BULK_VRS); if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 1128, __pyx_L4_error)
       __Pyx_GOTREF(__pyx_t_9);
-      __pyx_t_14 = (__Pyx_PySequence_ContainsTF(__pyx_v_svr, __pyx_t_9, Py_EQ)); if (unlikely((__pyx_t_14 < 0))) __PYX_ERR(0, 1124, __pyx_L4_error)
+      __pyx_t_14 = (__Pyx_PySequence_ContainsTF(__pyx_v_svr, __pyx_t_9, Py_EQ)); if (unlikely((__pyx_t_14 < 0))) __PYX_ERR(0, 1128, __pyx_L4_error)
       __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
       if (__pyx_t_14) {
 
@@ -50235,7 +50446,7 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_48list_elements(CYTHON
 
         goto __pyx_L10_bool_binop_done;
       }
-      __pyx_t_14 = __Pyx_PyObject_CompareBoolGt_object_int(__pyx_v_length, __pyx_mstate_global->__pyx_int_20, Py_GT); if (unlikely((__pyx_t_14 < 0))) __PYX_ERR(0, 1124, __pyx_L4_error)
+      __pyx_t_14 = __Pyx_PyObject_CompareBoolGt_object_int(__pyx_v_length, __pyx_mstate_global->__pyx_int_20, Py_GT); if (unlikely((__pyx_t_14 < 0))) __PYX_ERR(0, 1128, __pyx_L4_error)
 
       __pyx_t_13 = __pyx_t_14;
 
@@ -50245,7 +50456,7 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_48list_elements(CYTHON
         __pyx_t_1 = __pyx_mstate_global->__pyx_tuple[4];
       } else {
         __pyx_t_7 = NULL;
-        __Pyx_GetModuleGlobalName(__pyx_t_10, __pyx_mstate_global->__pyx_n_u_display); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 1124, __pyx_L4_error)
+        __Pyx_GetModuleGlobalName(__pyx_t_10, __pyx_mstate_global->__pyx_n_u_display); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 1128, __pyx_L4_error)
         __Pyx_GOTREF(__pyx_t_10);
         __pyx_t_4 = 1;
         #if CYTHON_UNPACK_METHODS
@@ -50264,7 +50475,7 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_48list_elements(CYTHON
           __pyx_t_9 = __Pyx_PyObject_FastCall((PyObject*)__pyx_t_10, __pyx_callargs+__pyx_t_4, (4-__pyx_t_4) | (__pyx_t_4*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
           __Pyx_XDECREF(__pyx_t_7); __pyx_t_7 = 0;
           __Pyx_DECREF(__pyx_t_10); __pyx_t_10 = 0;
-          if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 1124, __pyx_L4_error)
+          if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 1128, __pyx_L4_error)
           __Pyx_GOTREF(__pyx_t_9);
         }
         __pyx_t_1 = __pyx_t_9;
@@ -50277,7 +50488,7 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_48list_elements(CYTHON
         if (unlikely(size != 2)) {
           if (size > 2) __Pyx_RaiseTooManyValuesError(2);
           else if (size >= 0) __Pyx_RaiseNeedMoreValuesError(size);
-          __PYX_ERR(0, 1124, __pyx_L4_error)
+          __PYX_ERR(0, 1128, __pyx_L4_error)
         }
         #if CYTHON_ASSUME_SAFE_MACROS && !CYTHON_AVOID_BORROWED_REFS
         if (likely(PyTuple_CheckExact(sequence))) {
@@ -50287,22 +50498,22 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_48list_elements(CYTHON
           __Pyx_INCREF(__pyx_t_10);
         } else {
           __pyx_t_9 = __Pyx_PyList_GET_ITEM_REF(sequence, 0, __Pyx_ReferenceSharing_SharedReference);
-          if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 1124, __pyx_L4_error)
+          if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 1128, __pyx_L4_error)
           __Pyx_XGOTREF(__pyx_t_9);
           __pyx_t_10 = __Pyx_PyList_GET_ITEM_REF(sequence, 1, __Pyx_ReferenceSharing_SharedReference);
-          if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 1124, __pyx_L4_error)
+          if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 1128, __pyx_L4_error)
           __Pyx_XGOTREF(__pyx_t_10);
         }
         #else
-        __pyx_t_9 = __Pyx_PySequence_ITEM(sequence, 0); if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 1124, __pyx_L4_error)
+        __pyx_t_9 = __Pyx_PySequence_ITEM(sequence, 0); if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 1128, __pyx_L4_error)
         __Pyx_GOTREF(__pyx_t_9);
-        __pyx_t_10 = __Pyx_PySequence_ITEM(sequence, 1); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 1124, __pyx_L4_error)
+        __pyx_t_10 = __Pyx_PySequence_ITEM(sequence, 1); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 1128, __pyx_L4_error)
         __Pyx_GOTREF(__pyx_t_10);
         #endif
         __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
       } else {
         Py_ssize_t index = -1;
-        __pyx_t_7 = PyObject_GetIter(__pyx_t_1); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 1124, __pyx_L4_error)
+        __pyx_t_7 = PyObject_GetIter(__pyx_t_1); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 1128, __pyx_L4_error)
         __Pyx_GOTREF(__pyx_t_7);
         __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
         __pyx_t_12 = (CYTHON_COMPILING_IN_LIMITED_API) ? PyIter_Next : __Pyx_PyObject_GetIterNextFunc(__pyx_t_7);
@@ -50310,7 +50521,7 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_48list_elements(CYTHON
         __Pyx_GOTREF(__pyx_t_9);
         index = 1; __pyx_t_10 = __pyx_t_12(__pyx_t_7); if (unlikely(!__pyx_t_10)) goto __pyx_L12_unpacking_failed;
         __Pyx_GOTREF(__pyx_t_10);
-        if (__Pyx_IternextUnpackEndCheck(__pyx_t_12(__pyx_t_7), 2) < (0)) __PYX_ERR(0, 1124, __pyx_L4_error)
+        if (__Pyx_IternextUnpackEndCheck(__pyx_t_12(__pyx_t_7), 2) < (0)) __PYX_ERR(0, 1128, __pyx_L4_error)
         __pyx_t_12 = NULL;
         __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
         goto __pyx_L13_unpacking_done;
@@ -50318,7 +50529,7 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_48list_elements(CYTHON
         __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
         __pyx_t_12 = NULL;
         if (__Pyx_IterFinish() == 0) __Pyx_RaiseNeedMoreValuesError(index);
-        __PYX_ERR(0, 1124, __pyx_L4_error)
+        __PYX_ERR(0, 1128, __pyx_L4_error)
         __pyx_L13_unpacking_done:;
       }
       __Pyx_XDECREF_SET(__pyx_v_text, __pyx_t_9);
@@ -50326,7 +50537,7 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_48list_elements(CYTHON
       __Pyx_XDECREF_SET(__pyx_v_vm, __pyx_t_10);
       __pyx_t_10 = 0;
 
-      /* "ext/tagstream.pyx":1125
+      /* "ext/tagstream.pyx":1129
  *             value = _decode_value(buf[vpos:vpos + length], svr, 0, None)
  *             text, vm = ("< Binary data >", 1) if svr in BULK_VRS and length > 20 else _display(value, svr, length)
  *             rows.append(ElementRecord(format_tag(tag), tag, _keyword(tag), svr, length, vm, text, 0))             # <<<<<<<<<<<<<<
@@ -50334,10 +50545,10 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_48list_elements(CYTHON
  *             walker = _Walker(_inflate(bytes(buf[lay.meta_end:])), None)
 */
       __pyx_t_10 = NULL;
-      __Pyx_GetModuleGlobalName(__pyx_t_9, __pyx_mstate_global->__pyx_n_u_ElementRecord); if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 1125, __pyx_L4_error)
+      __Pyx_GetModuleGlobalName(__pyx_t_9, __pyx_mstate_global->__pyx_n_u_ElementRecord); if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 1129, __pyx_L4_error)
       __Pyx_GOTREF(__pyx_t_9);
       __pyx_t_8 = NULL;
-      __Pyx_GetModuleGlobalName(__pyx_t_3, __pyx_mstate_global->__pyx_n_u_format_tag); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 1125, __pyx_L4_error)
+      __Pyx_GetModuleGlobalName(__pyx_t_3, __pyx_mstate_global->__pyx_n_u_format_tag); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 1129, __pyx_L4_error)
       __Pyx_GOTREF(__pyx_t_3);
       __pyx_t_4 = 1;
       #if CYTHON_UNPACK_METHODS
@@ -50356,11 +50567,11 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_48list_elements(CYTHON
         __pyx_t_7 = __Pyx_PyObject_FastCall((PyObject*)__pyx_t_3, __pyx_callargs+__pyx_t_4, (2-__pyx_t_4) | (__pyx_t_4*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
         __Pyx_XDECREF(__pyx_t_8); __pyx_t_8 = 0;
         __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
-        if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 1125, __pyx_L4_error)
+        if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 1129, __pyx_L4_error)
         __Pyx_GOTREF(__pyx_t_7);
       }
       __pyx_t_8 = NULL;
-      __Pyx_GetModuleGlobalName(__pyx_t_11, __pyx_mstate_global->__pyx_n_u_keyword); if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 1125, __pyx_L4_error)
+      __Pyx_GetModuleGlobalName(__pyx_t_11, __pyx_mstate_global->__pyx_n_u_keyword); if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 1129, __pyx_L4_error)
       __Pyx_GOTREF(__pyx_t_11);
       __pyx_t_4 = 1;
       #if CYTHON_UNPACK_METHODS
@@ -50379,7 +50590,7 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_48list_elements(CYTHON
         __pyx_t_3 = __Pyx_PyObject_FastCall((PyObject*)__pyx_t_11, __pyx_callargs+__pyx_t_4, (2-__pyx_t_4) | (__pyx_t_4*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
         __Pyx_XDECREF(__pyx_t_8); __pyx_t_8 = 0;
         __Pyx_DECREF(__pyx_t_11); __pyx_t_11 = 0;
-        if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 1125, __pyx_L4_error)
+        if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 1129, __pyx_L4_error)
         __Pyx_GOTREF(__pyx_t_3);
       }
       __pyx_t_4 = 1;
@@ -50401,14 +50612,14 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_48list_elements(CYTHON
         __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
         __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
         __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
-        if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1125, __pyx_L4_error)
+        if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1129, __pyx_L4_error)
         __Pyx_GOTREF(__pyx_t_1);
       }
-      __pyx_t_15 = __Pyx_PyList_Append(__pyx_v_rows, __pyx_t_1); if (unlikely(__pyx_t_15 == ((int)-1))) __PYX_ERR(0, 1125, __pyx_L4_error)
+      __pyx_t_15 = __Pyx_PyList_Append(__pyx_v_rows, __pyx_t_1); if (unlikely(__pyx_t_15 == ((int)-1))) __PYX_ERR(0, 1129, __pyx_L4_error)
       __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
 
 
-      /* "ext/tagstream.pyx":1121
+      /* "ext/tagstream.pyx":1125
  *         lay = _layout(buf, transfer_syntax)
  *         rows = []
  *         for tag, vr, hpos, vpos, length in lay.meta:             # <<<<<<<<<<<<<<
@@ -50418,21 +50629,21 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_48list_elements(CYTHON
     }
     __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
 
-    /* "ext/tagstream.pyx":1126
+    /* "ext/tagstream.pyx":1130
  *             text, vm = ("< Binary data >", 1) if svr in BULK_VRS and length > 20 else _display(value, svr, length)
  *             rows.append(ElementRecord(format_tag(tag), tag, _keyword(tag), svr, length, vm, text, 0))
  *         if lay.deflated:             # <<<<<<<<<<<<<<
  *             walker = _Walker(_inflate(bytes(buf[lay.meta_end:])), None)
  *             start = 0
 */
-    __pyx_t_2 = __Pyx_PyObject_GetAttrStr(__pyx_v_lay, __pyx_mstate_global->__pyx_n_u_deflated); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 1126, __pyx_L4_error)
+    __pyx_t_2 = __Pyx_PyObject_GetAttrStr(__pyx_v_lay, __pyx_mstate_global->__pyx_n_u_deflated); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 1130, __pyx_L4_error)
     __Pyx_GOTREF(__pyx_t_2);
-    __pyx_t_13 = __Pyx_PyObject_IsTrue(__pyx_t_2); if (unlikely((__pyx_t_13 < 0))) __PYX_ERR(0, 1126, __pyx_L4_error)
+    __pyx_t_13 = __Pyx_PyObject_IsTrue(__pyx_t_2); if (unlikely((__pyx_t_13 < 0))) __PYX_ERR(0, 1130, __pyx_L4_error)
     __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
     if (__pyx_t_13) {
 
 
-      /* "ext/tagstream.pyx":1127
+      /* "ext/tagstream.pyx":1131
  *             rows.append(ElementRecord(format_tag(tag), tag, _keyword(tag), svr, length, vm, text, 0))
  *         if lay.deflated:
  *             walker = _Walker(_inflate(bytes(buf[lay.meta_end:])), None)             # <<<<<<<<<<<<<<
@@ -50441,12 +50652,12 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_48list_elements(CYTHON
 */
       __pyx_t_1 = NULL;
       __pyx_t_3 = NULL;
-      __Pyx_GetModuleGlobalName(__pyx_t_7, __pyx_mstate_global->__pyx_n_u_inflate); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 1127, __pyx_L4_error)
+      __Pyx_GetModuleGlobalName(__pyx_t_7, __pyx_mstate_global->__pyx_n_u_inflate); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 1131, __pyx_L4_error)
       __Pyx_GOTREF(__pyx_t_7);
       __pyx_t_11 = NULL;
-      __pyx_t_8 = __Pyx_PyObject_GetAttrStr(__pyx_v_lay, __pyx_mstate_global->__pyx_n_u_meta_end); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 1127, __pyx_L4_error)
+      __pyx_t_8 = __Pyx_PyObject_GetAttrStr(__pyx_v_lay, __pyx_mstate_global->__pyx_n_u_meta_end); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 1131, __pyx_L4_error)
       __Pyx_GOTREF(__pyx_t_8);
-      __pyx_t_16 = __Pyx_PyObject_GetSlice(__pyx_v_buf, 0, 0, &__pyx_t_8, NULL, NULL, 0, 0, 0); if (unlikely(!__pyx_t_16)) __PYX_ERR(0, 1127, __pyx_L4_error)
+      __pyx_t_16 = __Pyx_PyObject_GetSlice(__pyx_v_buf, 0, 0, &__pyx_t_8, NULL, NULL, 0, 0, 0); if (unlikely(!__pyx_t_16)) __PYX_ERR(0, 1131, __pyx_L4_error)
       __Pyx_GOTREF(__pyx_t_16);
       __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
       __pyx_t_4 = 1;
@@ -50455,7 +50666,7 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_48list_elements(CYTHON
         __pyx_t_10 = __Pyx_PyObject_FastCall((PyObject*)(&PyBytes_Type), __pyx_callargs+__pyx_t_4, (2-__pyx_t_4) | (__pyx_t_4*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
         __Pyx_XDECREF(__pyx_t_11); __pyx_t_11 = 0;
         __Pyx_DECREF(__pyx_t_16); __pyx_t_16 = 0;
-        if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 1127, __pyx_L4_error)
+        if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 1131, __pyx_L4_error)
         __Pyx_GOTREF(__pyx_t_10);
       }
       __pyx_t_4 = 1;
@@ -50476,7 +50687,7 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_48list_elements(CYTHON
         __Pyx_XDECREF(__pyx_t_3); __pyx_t_3 = 0;
         __Pyx_DECREF(__pyx_t_10); __pyx_t_10 = 0;
         __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
-        if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 1127, __pyx_L4_error)
+        if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 1131, __pyx_L4_error)
         __Pyx_GOTREF(__pyx_t_9);
       }
       __pyx_t_4 = 1;
@@ -50485,13 +50696,13 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_48list_elements(CYTHON
         __pyx_t_2 = __Pyx_PyObject_FastCall((PyObject*)__pyx_mstate_global->__pyx_ptype_8slicebox_9_speedups_9tagstream__Walker, __pyx_callargs+__pyx_t_4, (3-__pyx_t_4) | (__pyx_t_4*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
         __Pyx_XDECREF(__pyx_t_1); __pyx_t_1 = 0;
         __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
-        if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 1127, __pyx_L4_error)
+        if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 1131, __pyx_L4_error)
         __Pyx_GOTREF((PyObject *)__pyx_t_2);
       }
       __pyx_v_walker = ((struct __pyx_obj_8slicebox_9_speedups_9tagstream__Walker *)__pyx_t_2);
       __pyx_t_2 = 0;
 
-      /* "ext/tagstream.pyx":1128
+      /* "ext/tagstream.pyx":1132
  *         if lay.deflated:
  *             walker = _Walker(_inflate(bytes(buf[lay.meta_end:])), None)
  *             start = 0             # <<<<<<<<<<<<<<
@@ -50501,7 +50712,7 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_48list_elements(CYTHON
       __Pyx_INCREF(__pyx_mstate_global->__pyx_int_0);
       __pyx_v_start = __pyx_mstate_global->__pyx_int_0;
 
-      /* "ext/tagstream.pyx":1126
+      /* "ext/tagstream.pyx":1130
  *             text, vm = ("< Binary data >", 1) if svr in BULK_VRS and length > 20 else _display(value, svr, length)
  *             rows.append(ElementRecord(format_tag(tag), tag, _keyword(tag), svr, length, vm, text, 0))
  *         if lay.deflated:             # <<<<<<<<<<<<<<
@@ -50511,7 +50722,7 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_48list_elements(CYTHON
       goto __pyx_L15;
     }
 
-    /* "ext/tagstream.pyx":1130
+    /* "ext/tagstream.pyx":1134
  *             start = 0
  *         else:
  *             walker = _Walker(buf, None)             # <<<<<<<<<<<<<<
@@ -50525,27 +50736,27 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_48list_elements(CYTHON
         PyObject *__pyx_callargs[3] = {__pyx_t_9, __pyx_v_buf, Py_None};
         __pyx_t_2 = __Pyx_PyObject_FastCall((PyObject*)__pyx_mstate_global->__pyx_ptype_8slicebox_9_speedups_9tagstream__Walker, __pyx_callargs+__pyx_t_4, (3-__pyx_t_4) | (__pyx_t_4*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
         __Pyx_XDECREF(__pyx_t_9); __pyx_t_9 = 0;
-        if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 1130, __pyx_L4_error)
+        if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 1134, __pyx_L4_error)
         __Pyx_GOTREF((PyObject *)__pyx_t_2);
       }
       __pyx_v_walker = ((struct __pyx_obj_8slicebox_9_speedups_9tagstream__Walker *)__pyx_t_2);
       __pyx_t_2 = 0;
 
-      /* "ext/tagstream.pyx":1131
+      /* "ext/tagstream.pyx":1135
  *         else:
  *             walker = _Walker(buf, None)
  *             start = lay.meta_end             # <<<<<<<<<<<<<<
  *         walker.list_dataset(start, walker.n, lay.enc, (), 0, rows)
  *         return rows
 */
-      __pyx_t_2 = __Pyx_PyObject_GetAttrStr(__pyx_v_lay, __pyx_mstate_global->__pyx_n_u_meta_end); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 1131, __pyx_L4_error)
+      __pyx_t_2 = __Pyx_PyObject_GetAttrStr(__pyx_v_lay, __pyx_mstate_global->__pyx_n_u_meta_end); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 1135, __pyx_L4_error)
       __Pyx_GOTREF(__pyx_t_2);
       __pyx_v_start = __pyx_t_2;
       __pyx_t_2 = 0;
     }
     __pyx_L15:;
 
-    /* "ext/tagstream.pyx":1132
+    /* "ext/tagstream.pyx":1136
  *             walker = _Walker(buf, None)
  *             start = lay.meta_end
  *         walker.list_dataset(start, walker.n, lay.enc, (), 0, rows)             # <<<<<<<<<<<<<<
@@ -50554,9 +50765,9 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_48list_elements(CYTHON
 */
     __pyx_t_9 = ((PyObject *)__pyx_v_walker);
     __Pyx_INCREF(__pyx_t_9);
-    __pyx_t_1 = PyLong_FromSsize_t(__pyx_v_walker->n); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1132, __pyx_L4_error)
+    __pyx_t_1 = PyLong_FromSsize_t(__pyx_v_walker->n); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1136, __pyx_L4_error)
     __Pyx_GOTREF(__pyx_t_1);
-    __pyx_t_7 = __Pyx_PyObject_GetAttrStr(__pyx_v_lay, __pyx_mstate_global->__pyx_n_u_enc); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 1132, __pyx_L4_error)
+    __pyx_t_7 = __Pyx_PyObject_GetAttrStr(__pyx_v_lay, __pyx_mstate_global->__pyx_n_u_enc); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 1136, __pyx_L4_error)
     __Pyx_GOTREF(__pyx_t_7);
     __pyx_t_4 = 0;
     {
@@ -50565,12 +50776,12 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_48list_elements(CYTHON
       __Pyx_XDECREF(__pyx_t_9); __pyx_t_9 = 0;
       __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
       __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
-      if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 1132, __pyx_L4_error)
+      if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 1136, __pyx_L4_error)
       __Pyx_GOTREF(__pyx_t_2);
     }
     __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
 
-    /* "ext/tagstream.pyx":1133
+    /* "ext/tagstream.pyx":1137
  *             start = lay.meta_end
  *         walker.list_dataset(start, walker.n, lay.enc, (), 0, rows)
  *         return rows             # <<<<<<<<<<<<<<
@@ -50589,7 +50800,7 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_48list_elements(CYTHON
     goto __pyx_L3_return;
   }
 
-  /* "ext/tagstream.pyx":1135
+  /* "ext/tagstream.pyx":1139
  *         return rows
  *     finally:
  *         src.close()             # <<<<<<<<<<<<<<
@@ -50628,7 +50839,7 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_48list_elements(CYTHON
           PyObject *__pyx_callargs[2] = {__pyx_t_7, NULL};
           __pyx_t_2 = __Pyx_PyObject_FastCallMethod((PyObject*)__pyx_mstate_global->__pyx_n_u_close, __pyx_callargs+__pyx_t_4, (1-__pyx_t_4) | (1*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
           __Pyx_XDECREF(__pyx_t_7); __pyx_t_7 = 0;
-          if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 1135, __pyx_L17_error)
+          if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 1139, __pyx_L17_error)
           __Pyx_GOTREF(__pyx_t_2);
         }
         __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
@@ -50665,7 +50876,7 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_48list_elements(CYTHON
         PyObject *__pyx_callargs[2] = {__pyx_t_7, NULL};
         __pyx_t_2 = __Pyx_PyObject_FastCallMethod((PyObject*)__pyx_mstate_global->__pyx_n_u_close, __pyx_callargs+__pyx_t_4, (1-__pyx_t_4) | (1*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
         __Pyx_XDECREF(__pyx_t_7); __pyx_t_7 = 0;
-        if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 1135, __pyx_L1_error)
+        if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 1139, __pyx_L1_error)
         __Pyx_GOTREF(__pyx_t_2);
       }
       __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
@@ -50675,7 +50886,7 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_48list_elements(CYTHON
     }
   }
 
-  /* "ext/tagstream.pyx":1100
+  /* "ext/tagstream.pyx":1104
  * 
  * 
  * def list_elements(source, transfer_syntax=None):             # <<<<<<<<<<<<<<
@@ -50717,7 +50928,7 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_48list_elements(CYTHON
   return __pyx_r;
 }
 
-/* "ext/tagstream.pyx":1138
+/* "ext/tagstream.pyx":1142
  * 
  * 
  * def _rewrite_meta(buf, lay, walker, plan_inserts):             # <<<<<<<<<<<<<<
@@ -50768,44 +50979,44 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   {
     PyObject ** const __pyx_pyargnames[] = {&__pyx_mstate_global->__pyx_n_u_buf,&__pyx_mstate_global->__pyx_n_u_lay,&__pyx_mstate_global->__pyx_n_u_walker,&__pyx_mstate_global->__pyx_n_u_plan_inserts,0};
     const Py_ssize_t __pyx_kwds_len = (__pyx_kwds) ? __Pyx_NumKwargs_FASTCALL(__pyx_kwds) : 0;
-    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 1138, __pyx_L3_error)
+    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 1142, __pyx_L3_error)
     if (__pyx_kwds_len > 0) {
       switch (__pyx_nargs) {
         case  4:
         values[3] = __Pyx_ArgRef_FASTCALL(__pyx_args, 3);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 1138, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 1142, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  3:
         values[2] = __Pyx_ArgRef_FASTCALL(__pyx_args, 2);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 1138, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 1142, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  2:
         values[1] = __Pyx_ArgRef_FASTCALL(__pyx_args, 1);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 1138, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 1142, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  1:
         values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 1138, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 1142, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  0: break;
         default: goto __pyx_L5_argtuple_error;
       }
       const Py_ssize_t kwd_pos_args = __pyx_nargs;
-      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "_rewrite_meta", 0) < (0)) __PYX_ERR(0, 1138, __pyx_L3_error)
+      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "_rewrite_meta", 0) < (0)) __PYX_ERR(0, 1142, __pyx_L3_error)
       for (Py_ssize_t i = __pyx_nargs; i < 4; i++) {
-        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("_rewrite_meta", 1, 4, 4, i); __PYX_ERR(0, 1138, __pyx_L3_error) }
+        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("_rewrite_meta", 1, 4, 4, i); __PYX_ERR(0, 1142, __pyx_L3_error) }
       }
     } else if (unlikely(__pyx_nargs != 4)) {
       goto __pyx_L5_argtuple_error;
     } else {
       values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 1138, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 1142, __pyx_L3_error)
       values[1] = __Pyx_ArgRef_FASTCALL(__pyx_args, 1);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 1138, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 1142, __pyx_L3_error)
       values[2] = __Pyx_ArgRef_FASTCALL(__pyx_args, 2);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 1138, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 1142, __pyx_L3_error)
       values[3] = __Pyx_ArgRef_FASTCALL(__pyx_args, 3);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 1138, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 1142, __pyx_L3_error)
     }
     __pyx_v_buf = values[0];
     __pyx_v_lay = values[1];
@@ -50814,7 +51025,7 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   }
   goto __pyx_L6_skip;
   __pyx_L5_argtuple_error:;
-  __Pyx_RaiseArgtupleInvalid("_rewrite_meta", 1, 4, 4, __pyx_nargs); __PYX_ERR(0, 1138, __pyx_L3_error)
+  __Pyx_RaiseArgtupleInvalid("_rewrite_meta", 1, 4, 4, __pyx_nargs); __PYX_ERR(0, 1142, __pyx_L3_error)
   __pyx_L6_skip:;
   goto __pyx_L4_argument_unpacking_done;
   __pyx_L3_error:;
@@ -50836,7 +51047,7 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
 }
 static PyObject *__pyx_gb_8slicebox_9_speedups_9tagstream_13_rewrite_meta_2generator8(__pyx_CoroutineObject *__pyx_generator, CYTHON_UNUSED PyThreadState *__pyx_tstate, PyObject *__pyx_sent_value); /* proto */
 
-/* "ext/tagstream.pyx":1160
+/* "ext/tagstream.pyx":1164
  *     if walker.new_sop is not None and MEDIA_SOP_INSTANCE_UID not in elems:
  *         elems[MEDIA_SOP_INSTANCE_UID] = _make_header(MEDIA_SOP_INSTANCE_UID, b"UI", len(walker.new_sop), 0) + walker.new_sop
  *     body = b"".join(elems[t] for t in sorted(elems))             # <<<<<<<<<<<<<<
@@ -50856,7 +51067,7 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_13_rewrite_meta_genexp
   if (unlikely(!__pyx_cur_scope)) {
     __pyx_cur_scope = ((struct __pyx_obj_8slicebox_9_speedups_9tagstream___pyx_scope_struct_11_genexpr *)Py_None);
     __Pyx_INCREF(Py_None);
-    __PYX_ERR(0, 1160, __pyx_L1_error)
+    __PYX_ERR(0, 1164, __pyx_L1_error)
   } else {
     __Pyx_GOTREF((PyObject *)__pyx_cur_scope);
   }
@@ -50867,7 +51078,7 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_13_rewrite_meta_genexp
   __Pyx_INCREF(__pyx_cur_scope->__pyx_genexpr_arg_0);
   __Pyx_GIVEREF(__pyx_cur_scope->__pyx_genexpr_arg_0);
   {
-    __pyx_CoroutineObject *gen = __Pyx_Generator_New((__pyx_coroutine_body_t) __pyx_gb_8slicebox_9_speedups_9tagstream_13_rewrite_meta_2generator8, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[9]), (PyObject *) __pyx_cur_scope, __pyx_mstate_global->__pyx_n_u_genexpr, __pyx_mstate_global->__pyx_n_u_rewrite_meta_locals_genexpr, __pyx_mstate_global->__pyx_n_u_slicebox__speedups_tagstream); if (unlikely(!gen)) __PYX_ERR(0, 1160, __pyx_L1_error)
+    __pyx_CoroutineObject *gen = __Pyx_Generator_New((__pyx_coroutine_body_t) __pyx_gb_8slicebox_9_speedups_9tagstream_13_rewrite_meta_2generator8, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[9]), (PyObject *) __pyx_cur_scope, __pyx_mstate_global->__pyx_n_u_genexpr, __pyx_mstate_global->__pyx_n_u_rewrite_meta_locals_genexpr, __pyx_mstate_global->__pyx_n_u_slicebox__speedups_tagstream); if (unlikely(!gen)) __PYX_ERR(0, 1164, __pyx_L1_error)
     __Pyx_DECREF(__pyx_cur_scope);
     __Pyx_RefNannyFinishContext();
     return (PyObject *) gen;
@@ -50905,15 +51116,15 @@ static PyObject *__pyx_gb_8slicebox_9_speedups_9tagstream_13_rewrite_meta_2gener
   __pyx_L3_first_run:;
   if (unlikely(__pyx_sent_value != Py_None)) {
     if (unlikely(__pyx_sent_value)) PyErr_SetString(PyExc_TypeError, "can't send non-None value to a just-started generator");
-    __PYX_ERR(0, 1160, __pyx_L1_error)
+    __PYX_ERR(0, 1164, __pyx_L1_error)
   }
-  if (unlikely(!__pyx_cur_scope->__pyx_genexpr_arg_0)) { __Pyx_RaiseUnboundLocalError(".0"); __PYX_ERR(0, 1160, __pyx_L1_error) }
+  if (unlikely(!__pyx_cur_scope->__pyx_genexpr_arg_0)) { __Pyx_RaiseUnboundLocalError(".0"); __PYX_ERR(0, 1164, __pyx_L1_error) }
   __pyx_t_1 = __pyx_cur_scope->__pyx_genexpr_arg_0;
   __Pyx_INCREF(__pyx_t_1);
-  __pyx_t_2 = PySequence_List(__pyx_t_1); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 1160, __pyx_L1_error)
+  __pyx_t_2 = PySequence_List(__pyx_t_1); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 1164, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_2);
   __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
-  if (unlikely((PyList_Sort(__pyx_t_2) < 0))) __PYX_ERR(0, 1160, __pyx_L1_error)
+  if (unlikely((PyList_Sort(__pyx_t_2) < 0))) __PYX_ERR(0, 1164, __pyx_L1_error)
   __pyx_t_1 = __pyx_t_2; __Pyx_INCREF(__pyx_t_1);
   __pyx_t_3 = 0;
   __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
@@ -50921,24 +51132,24 @@ static PyObject *__pyx_gb_8slicebox_9_speedups_9tagstream_13_rewrite_meta_2gener
     {
       Py_ssize_t __pyx_temp = __Pyx_PyList_GET_SIZE(__pyx_t_1);
       #if !CYTHON_ASSUME_SAFE_SIZE
-      if (unlikely((__pyx_temp < 0))) __PYX_ERR(0, 1160, __pyx_L1_error)
+      if (unlikely((__pyx_temp < 0))) __PYX_ERR(0, 1164, __pyx_L1_error)
       #endif
       if (__pyx_t_3 >= __pyx_temp) break;
     }
     __pyx_t_2 = __Pyx_PyList_GET_ITEM_REF(__pyx_t_1, __pyx_t_3, __Pyx_ReferenceSharing_OwnStrongReference);
     ++__pyx_t_3;
-    if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 1160, __pyx_L1_error)
+    if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 1164, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_2);
     __Pyx_XGOTREF(__pyx_cur_scope->__pyx_v_t);
     __Pyx_XDECREF_SET(__pyx_cur_scope->__pyx_v_t, __pyx_t_2);
     __Pyx_GIVEREF(__pyx_t_2);
     __pyx_t_2 = 0;
-    if (unlikely(!__pyx_cur_scope->__pyx_outer_scope->__pyx_v_elems)) { __Pyx_RaiseClosureNameError("elems"); __PYX_ERR(0, 1160, __pyx_L1_error) }
+    if (unlikely(!__pyx_cur_scope->__pyx_outer_scope->__pyx_v_elems)) { __Pyx_RaiseClosureNameError("elems"); __PYX_ERR(0, 1164, __pyx_L1_error) }
     if (unlikely(__pyx_cur_scope->__pyx_outer_scope->__pyx_v_elems == Py_None)) {
       PyErr_SetString(PyExc_TypeError, "\047NoneType\047 object is not subscriptable");
-      __PYX_ERR(0, 1160, __pyx_L1_error)
+      __PYX_ERR(0, 1164, __pyx_L1_error)
     }
-    __pyx_t_2 = __Pyx_PyDict_GetItem(__pyx_cur_scope->__pyx_outer_scope->__pyx_v_elems, __pyx_cur_scope->__pyx_v_t); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 1160, __pyx_L1_error)
+    __pyx_t_2 = __Pyx_PyDict_GetItem(__pyx_cur_scope->__pyx_outer_scope->__pyx_v_elems, __pyx_cur_scope->__pyx_v_t); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 1164, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_2);
     __pyx_r = __pyx_t_2;
     __pyx_t_2 = 0;
@@ -50957,7 +51168,7 @@ static PyObject *__pyx_gb_8slicebox_9_speedups_9tagstream_13_rewrite_meta_2gener
     __pyx_cur_scope->__pyx_t_0 = 0;
     __Pyx_XGOTREF(__pyx_t_1);
     __pyx_t_3 = __pyx_cur_scope->__pyx_t_1;
-    if (unlikely(!__pyx_sent_value)) __PYX_ERR(0, 1160, __pyx_L1_error)
+    if (unlikely(!__pyx_sent_value)) __PYX_ERR(0, 1164, __pyx_L1_error)
   }
   __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
   CYTHON_MAYBE_UNUSED_VAR(__pyx_cur_scope);
@@ -50983,7 +51194,7 @@ static PyObject *__pyx_gb_8slicebox_9_speedups_9tagstream_13_rewrite_meta_2gener
   return __pyx_r;
 }
 
-/* "ext/tagstream.pyx":1138
+/* "ext/tagstream.pyx":1142
  * 
  * 
  * def _rewrite_meta(buf, lay, walker, plan_inserts):             # <<<<<<<<<<<<<<
@@ -51031,41 +51242,41 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_50_rewrite_meta(CYTHON
   if (unlikely(!__pyx_cur_scope)) {
     __pyx_cur_scope = ((struct __pyx_obj_8slicebox_9_speedups_9tagstream___pyx_scope_struct_10__rewrite_meta *)Py_None);
     __Pyx_INCREF(Py_None);
-    __PYX_ERR(0, 1138, __pyx_L1_error)
+    __PYX_ERR(0, 1142, __pyx_L1_error)
   } else {
     __Pyx_GOTREF((PyObject *)__pyx_cur_scope);
   }
 
-  /* "ext/tagstream.pyx":1140
+  /* "ext/tagstream.pyx":1144
  * def _rewrite_meta(buf, lay, walker, plan_inserts):
  *     """Encode the file meta group with edits, Media Storage SOP UID and group length."""
  *     elems = {}             # <<<<<<<<<<<<<<
  *     for tag, vr, hpos, vpos, length in lay.meta:
  *         if tag == 0x00020000:
 */
-  __pyx_t_1 = __Pyx_PyDict_NewPresized(0); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1140, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_PyDict_NewPresized(0); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1144, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
   __Pyx_GIVEREF(__pyx_t_1);
   __pyx_cur_scope->__pyx_v_elems = ((PyObject*)__pyx_t_1);
   __pyx_t_1 = 0;
 
-  /* "ext/tagstream.pyx":1141
+  /* "ext/tagstream.pyx":1145
  *     """Encode the file meta group with edits, Media Storage SOP UID and group length."""
  *     elems = {}
  *     for tag, vr, hpos, vpos, length in lay.meta:             # <<<<<<<<<<<<<<
  *         if tag == 0x00020000:
  *             continue
 */
-  __pyx_t_1 = __Pyx_PyObject_GetAttrStr(__pyx_v_lay, __pyx_mstate_global->__pyx_n_u_meta); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1141, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_PyObject_GetAttrStr(__pyx_v_lay, __pyx_mstate_global->__pyx_n_u_meta); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1145, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
   if (likely(PyList_CheckExact(__pyx_t_1)) || PyTuple_CheckExact(__pyx_t_1)) {
     __pyx_t_2 = __pyx_t_1; __Pyx_INCREF(__pyx_t_2);
     __pyx_t_3 = 0;
     __pyx_t_4 = NULL;
   } else {
-    __pyx_t_3 = -1; __pyx_t_2 = PyObject_GetIter(__pyx_t_1); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 1141, __pyx_L1_error)
+    __pyx_t_3 = -1; __pyx_t_2 = PyObject_GetIter(__pyx_t_1); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 1145, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_2);
-    __pyx_t_4 = (CYTHON_COMPILING_IN_LIMITED_API) ? PyIter_Next : __Pyx_PyObject_GetIterNextFunc(__pyx_t_2); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 1141, __pyx_L1_error)
+    __pyx_t_4 = (CYTHON_COMPILING_IN_LIMITED_API) ? PyIter_Next : __Pyx_PyObject_GetIterNextFunc(__pyx_t_2); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 1145, __pyx_L1_error)
   }
   __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
   for (;;) {
@@ -51074,7 +51285,7 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_50_rewrite_meta(CYTHON
         {
           Py_ssize_t __pyx_temp = __Pyx_PyList_GET_SIZE(__pyx_t_2);
           #if !CYTHON_ASSUME_SAFE_SIZE
-          if (unlikely((__pyx_temp < 0))) __PYX_ERR(0, 1141, __pyx_L1_error)
+          if (unlikely((__pyx_temp < 0))) __PYX_ERR(0, 1145, __pyx_L1_error)
           #endif
           if (__pyx_t_3 >= __pyx_temp) break;
         }
@@ -51084,7 +51295,7 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_50_rewrite_meta(CYTHON
         {
           Py_ssize_t __pyx_temp = __Pyx_PyTuple_GET_SIZE(__pyx_t_2);
           #if !CYTHON_ASSUME_SAFE_SIZE
-          if (unlikely((__pyx_temp < 0))) __PYX_ERR(0, 1141, __pyx_L1_error)
+          if (unlikely((__pyx_temp < 0))) __PYX_ERR(0, 1145, __pyx_L1_error)
           #endif
           if (__pyx_t_3 >= __pyx_temp) break;
         }
@@ -51095,13 +51306,13 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_50_rewrite_meta(CYTHON
         #endif
         ++__pyx_t_3;
       }
-      if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1141, __pyx_L1_error)
+      if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1145, __pyx_L1_error)
     } else {
       __pyx_t_1 = __pyx_t_4(__pyx_t_2);
       if (unlikely(!__pyx_t_1)) {
         PyObject* exc_type = PyErr_Occurred();
         if (exc_type) {
-          if (unlikely(!__Pyx_PyErr_GivenExceptionMatches(exc_type, PyExc_StopIteration))) __PYX_ERR(0, 1141, __pyx_L1_error)
+          if (unlikely(!__Pyx_PyErr_GivenExceptionMatches(exc_type, PyExc_StopIteration))) __PYX_ERR(0, 1145, __pyx_L1_error)
           PyErr_Clear();
         }
         break;
@@ -51114,7 +51325,7 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_50_rewrite_meta(CYTHON
       if (unlikely(size != 5)) {
         if (size > 5) __Pyx_RaiseTooManyValuesError(5);
         else if (size >= 0) __Pyx_RaiseNeedMoreValuesError(size);
-        __PYX_ERR(0, 1141, __pyx_L1_error)
+        __PYX_ERR(0, 1145, __pyx_L1_error)
       }
       #if CYTHON_ASSUME_SAFE_MACROS && !CYTHON_AVOID_BORROWED_REFS
       if (likely(PyTuple_CheckExact(sequence))) {
@@ -51130,19 +51341,19 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_50_rewrite_meta(CYTHON
         __Pyx_INCREF(__pyx_t_9);
       } else {
         __pyx_t_5 = __Pyx_PyList_GET_ITEM_REF(sequence, 0, __Pyx_ReferenceSharing_SharedReference);
-        if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 1141, __pyx_L1_error)
+        if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 1145, __pyx_L1_error)
         __Pyx_XGOTREF(__pyx_t_5);
         __pyx_t_6 = __Pyx_PyList_GET_ITEM_REF(sequence, 1, __Pyx_ReferenceSharing_SharedReference);
-        if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 1141, __pyx_L1_error)
+        if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 1145, __pyx_L1_error)
         __Pyx_XGOTREF(__pyx_t_6);
         __pyx_t_7 = __Pyx_PyList_GET_ITEM_REF(sequence, 2, __Pyx_ReferenceSharing_SharedReference);
-        if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 1141, __pyx_L1_error)
+        if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 1145, __pyx_L1_error)
         __Pyx_XGOTREF(__pyx_t_7);
         __pyx_t_8 = __Pyx_PyList_GET_ITEM_REF(sequence, 3, __Pyx_ReferenceSharing_SharedReference);
-        if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 1141, __pyx_L1_error)
+        if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 1145, __pyx_L1_error)
         __Pyx_XGOTREF(__pyx_t_8);
         __pyx_t_9 = __Pyx_PyList_GET_ITEM_REF(sequence, 4, __Pyx_ReferenceSharing_SharedReference);
-        if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 1141, __pyx_L1_error)
+        if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 1145, __pyx_L1_error)
         __Pyx_XGOTREF(__pyx_t_9);
       }
       #else
@@ -51150,7 +51361,7 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_50_rewrite_meta(CYTHON
         Py_ssize_t i;
         PyObject** temps[5] = {&__pyx_t_5,&__pyx_t_6,&__pyx_t_7,&__pyx_t_8,&__pyx_t_9};
         for (i=0; i < 5; i++) {
-          PyObject* item = __Pyx_PySequence_ITEM(sequence, i); if (unlikely(!item)) __PYX_ERR(0, 1141, __pyx_L1_error)
+          PyObject* item = __Pyx_PySequence_ITEM(sequence, i); if (unlikely(!item)) __PYX_ERR(0, 1145, __pyx_L1_error)
           __Pyx_GOTREF(item);
           *(temps[i]) = item;
         }
@@ -51160,7 +51371,7 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_50_rewrite_meta(CYTHON
     } else {
       Py_ssize_t index = -1;
       PyObject** temps[5] = {&__pyx_t_5,&__pyx_t_6,&__pyx_t_7,&__pyx_t_8,&__pyx_t_9};
-      __pyx_t_10 = PyObject_GetIter(__pyx_t_1); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 1141, __pyx_L1_error)
+      __pyx_t_10 = PyObject_GetIter(__pyx_t_1); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 1145, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_10);
       __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
       __pyx_t_11 = (CYTHON_COMPILING_IN_LIMITED_API) ? PyIter_Next : __Pyx_PyObject_GetIterNextFunc(__pyx_t_10);
@@ -51169,7 +51380,7 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_50_rewrite_meta(CYTHON
         __Pyx_GOTREF(item);
         *(temps[index]) = item;
       }
-      if (__Pyx_IternextUnpackEndCheck(__pyx_t_11(__pyx_t_10), 5) < (0)) __PYX_ERR(0, 1141, __pyx_L1_error)
+      if (__Pyx_IternextUnpackEndCheck(__pyx_t_11(__pyx_t_10), 5) < (0)) __PYX_ERR(0, 1145, __pyx_L1_error)
       __pyx_t_11 = NULL;
       __Pyx_DECREF(__pyx_t_10); __pyx_t_10 = 0;
       goto __pyx_L6_unpacking_done;
@@ -51177,7 +51388,7 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_50_rewrite_meta(CYTHON
       __Pyx_DECREF(__pyx_t_10); __pyx_t_10 = 0;
       __pyx_t_11 = NULL;
       if (__Pyx_IterFinish() == 0) __Pyx_RaiseNeedMoreValuesError(index);
-      __PYX_ERR(0, 1141, __pyx_L1_error)
+      __PYX_ERR(0, 1145, __pyx_L1_error)
       __pyx_L6_unpacking_done:;
     }
     __Pyx_XDECREF_SET(__pyx_v_tag, __pyx_t_5);
@@ -51191,18 +51402,18 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_50_rewrite_meta(CYTHON
     __Pyx_XDECREF_SET(__pyx_v_length, __pyx_t_9);
     __pyx_t_9 = 0;
 
-    /* "ext/tagstream.pyx":1142
+    /* "ext/tagstream.pyx":1146
  *     elems = {}
  *     for tag, vr, hpos, vpos, length in lay.meta:
  *         if tag == 0x00020000:             # <<<<<<<<<<<<<<
  *             continue
  *         action, value = walker.decide(tag, (), 1)  # depth 1: no keep-only, no group length
 */
-    __pyx_t_12 = (__Pyx_PyLong_BoolEqObjC(__pyx_v_tag, __pyx_mstate_global->__pyx_int_131072, 0x00020000, 0)); if (unlikely((__pyx_t_12 < 0))) __PYX_ERR(0, 1142, __pyx_L1_error)
+    __pyx_t_12 = (__Pyx_PyLong_BoolEqObjC(__pyx_v_tag, __pyx_mstate_global->__pyx_int_131072, 0x00020000, 0)); if (unlikely((__pyx_t_12 < 0))) __PYX_ERR(0, 1146, __pyx_L1_error)
     if (__pyx_t_12) {
 
 
-      /* "ext/tagstream.pyx":1143
+      /* "ext/tagstream.pyx":1147
  *     for tag, vr, hpos, vpos, length in lay.meta:
  *         if tag == 0x00020000:
  *             continue             # <<<<<<<<<<<<<<
@@ -51211,7 +51422,7 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_50_rewrite_meta(CYTHON
 */
       goto __pyx_L3_continue;
 
-      /* "ext/tagstream.pyx":1142
+      /* "ext/tagstream.pyx":1146
  *     elems = {}
  *     for tag, vr, hpos, vpos, length in lay.meta:
  *         if tag == 0x00020000:             # <<<<<<<<<<<<<<
@@ -51220,7 +51431,7 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_50_rewrite_meta(CYTHON
 */
     }
 
-    /* "ext/tagstream.pyx":1144
+    /* "ext/tagstream.pyx":1148
  *         if tag == 0x00020000:
  *             continue
  *         action, value = walker.decide(tag, (), 1)  # depth 1: no keep-only, no group length             # <<<<<<<<<<<<<<
@@ -51234,7 +51445,7 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_50_rewrite_meta(CYTHON
       PyObject *__pyx_callargs[4] = {__pyx_t_9, __pyx_v_tag, __pyx_mstate_global->__pyx_empty_tuple, __pyx_mstate_global->__pyx_int_1};
       __pyx_t_1 = __Pyx_PyObject_FastCallMethod((PyObject*)__pyx_mstate_global->__pyx_n_u_decide, __pyx_callargs+__pyx_t_13, (4-__pyx_t_13) | (1*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_9); __pyx_t_9 = 0;
-      if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1144, __pyx_L1_error)
+      if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1148, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_1);
     }
     if ((likely(PyTuple_CheckExact(__pyx_t_1))) || (PyList_CheckExact(__pyx_t_1))) {
@@ -51243,7 +51454,7 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_50_rewrite_meta(CYTHON
       if (unlikely(size != 2)) {
         if (size > 2) __Pyx_RaiseTooManyValuesError(2);
         else if (size >= 0) __Pyx_RaiseNeedMoreValuesError(size);
-        __PYX_ERR(0, 1144, __pyx_L1_error)
+        __PYX_ERR(0, 1148, __pyx_L1_error)
       }
       #if CYTHON_ASSUME_SAFE_MACROS && !CYTHON_AVOID_BORROWED_REFS
       if (likely(PyTuple_CheckExact(sequence))) {
@@ -51253,22 +51464,22 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_50_rewrite_meta(CYTHON
         __Pyx_INCREF(__pyx_t_8);
       } else {
         __pyx_t_9 = __Pyx_PyList_GET_ITEM_REF(sequence, 0, __Pyx_ReferenceSharing_SharedReference);
-        if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 1144, __pyx_L1_error)
+        if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 1148, __pyx_L1_error)
         __Pyx_XGOTREF(__pyx_t_9);
         __pyx_t_8 = __Pyx_PyList_GET_ITEM_REF(sequence, 1, __Pyx_ReferenceSharing_SharedReference);
-        if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 1144, __pyx_L1_error)
+        if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 1148, __pyx_L1_error)
         __Pyx_XGOTREF(__pyx_t_8);
       }
       #else
-      __pyx_t_9 = __Pyx_PySequence_ITEM(sequence, 0); if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 1144, __pyx_L1_error)
+      __pyx_t_9 = __Pyx_PySequence_ITEM(sequence, 0); if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 1148, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_9);
-      __pyx_t_8 = __Pyx_PySequence_ITEM(sequence, 1); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 1144, __pyx_L1_error)
+      __pyx_t_8 = __Pyx_PySequence_ITEM(sequence, 1); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 1148, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_8);
       #endif
       __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
     } else {
       Py_ssize_t index = -1;
-      __pyx_t_7 = PyObject_GetIter(__pyx_t_1); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 1144, __pyx_L1_error)
+      __pyx_t_7 = PyObject_GetIter(__pyx_t_1); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 1148, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_7);
       __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
       __pyx_t_11 = (CYTHON_COMPILING_IN_LIMITED_API) ? PyIter_Next : __Pyx_PyObject_GetIterNextFunc(__pyx_t_7);
@@ -51276,7 +51487,7 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_50_rewrite_meta(CYTHON
       __Pyx_GOTREF(__pyx_t_9);
       index = 1; __pyx_t_8 = __pyx_t_11(__pyx_t_7); if (unlikely(!__pyx_t_8)) goto __pyx_L8_unpacking_failed;
       __Pyx_GOTREF(__pyx_t_8);
-      if (__Pyx_IternextUnpackEndCheck(__pyx_t_11(__pyx_t_7), 2) < (0)) __PYX_ERR(0, 1144, __pyx_L1_error)
+      if (__Pyx_IternextUnpackEndCheck(__pyx_t_11(__pyx_t_7), 2) < (0)) __PYX_ERR(0, 1148, __pyx_L1_error)
       __pyx_t_11 = NULL;
       __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
       goto __pyx_L9_unpacking_done;
@@ -51284,7 +51495,7 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_50_rewrite_meta(CYTHON
       __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
       __pyx_t_11 = NULL;
       if (__Pyx_IterFinish() == 0) __Pyx_RaiseNeedMoreValuesError(index);
-      __PYX_ERR(0, 1144, __pyx_L1_error)
+      __PYX_ERR(0, 1148, __pyx_L1_error)
       __pyx_L9_unpacking_done:;
     }
     __Pyx_XDECREF_SET(__pyx_v_action, __pyx_t_9);
@@ -51292,16 +51503,16 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_50_rewrite_meta(CYTHON
     __Pyx_XDECREF_SET(__pyx_v_value, __pyx_t_8);
     __pyx_t_8 = 0;
 
-    /* "ext/tagstream.pyx":1145
+    /* "ext/tagstream.pyx":1149
  *             continue
  *         action, value = walker.decide(tag, (), 1)  # depth 1: no keep-only, no group length
  *         if tag == MEDIA_SOP_INSTANCE_UID and walker.new_sop is not None:             # <<<<<<<<<<<<<<
  *             elems[tag] = _make_header(tag, b"UI", len(walker.new_sop), 0) + walker.new_sop
  *         elif action == REMOVE:
 */
-    __Pyx_GetModuleGlobalName(__pyx_t_1, __pyx_mstate_global->__pyx_n_u_MEDIA_SOP_INSTANCE_UID); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1145, __pyx_L1_error)
+    __Pyx_GetModuleGlobalName(__pyx_t_1, __pyx_mstate_global->__pyx_n_u_MEDIA_SOP_INSTANCE_UID); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1149, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_1);
-    __pyx_t_14 = __Pyx_PyObject_CompareBoolEq_object_object(__pyx_v_tag, __pyx_t_1, Py_EQ); if (unlikely((__pyx_t_14 < 0))) __PYX_ERR(0, 1145, __pyx_L1_error)
+    __pyx_t_14 = __Pyx_PyObject_CompareBoolEq_object_object(__pyx_v_tag, __pyx_t_1, Py_EQ); if (unlikely((__pyx_t_14 < 0))) __PYX_ERR(0, 1149, __pyx_L1_error)
     __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
     if (__pyx_t_14) {
 
@@ -51311,7 +51522,7 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_50_rewrite_meta(CYTHON
 
       goto __pyx_L11_bool_binop_done;
     }
-    __pyx_t_1 = __Pyx_PyObject_GetAttrStr(__pyx_v_walker, __pyx_mstate_global->__pyx_n_u_new_sop); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1145, __pyx_L1_error)
+    __pyx_t_1 = __Pyx_PyObject_GetAttrStr(__pyx_v_walker, __pyx_mstate_global->__pyx_n_u_new_sop); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1149, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_1);
     __pyx_t_14 = (__pyx_t_1 != Py_None);
     __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
@@ -51322,7 +51533,7 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_50_rewrite_meta(CYTHON
     if (__pyx_t_12) {
 
 
-      /* "ext/tagstream.pyx":1146
+      /* "ext/tagstream.pyx":1150
  *         action, value = walker.decide(tag, (), 1)  # depth 1: no keep-only, no group length
  *         if tag == MEDIA_SOP_INSTANCE_UID and walker.new_sop is not None:
  *             elems[tag] = _make_header(tag, b"UI", len(walker.new_sop), 0) + walker.new_sop             # <<<<<<<<<<<<<<
@@ -51330,13 +51541,13 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_50_rewrite_meta(CYTHON
  *             continue
 */
       __pyx_t_8 = NULL;
-      __Pyx_GetModuleGlobalName(__pyx_t_9, __pyx_mstate_global->__pyx_n_u_make_header); if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 1146, __pyx_L1_error)
+      __Pyx_GetModuleGlobalName(__pyx_t_9, __pyx_mstate_global->__pyx_n_u_make_header); if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 1150, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_9);
-      __pyx_t_7 = __Pyx_PyObject_GetAttrStr(__pyx_v_walker, __pyx_mstate_global->__pyx_n_u_new_sop); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 1146, __pyx_L1_error)
+      __pyx_t_7 = __Pyx_PyObject_GetAttrStr(__pyx_v_walker, __pyx_mstate_global->__pyx_n_u_new_sop); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 1150, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_7);
-      __pyx_t_15 = PyObject_Length(__pyx_t_7); if (unlikely(__pyx_t_15 == ((Py_ssize_t)-1))) __PYX_ERR(0, 1146, __pyx_L1_error)
+      __pyx_t_15 = PyObject_Length(__pyx_t_7); if (unlikely(__pyx_t_15 == ((Py_ssize_t)-1))) __PYX_ERR(0, 1150, __pyx_L1_error)
       __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
-      __pyx_t_7 = PyLong_FromSsize_t(__pyx_t_15); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 1146, __pyx_L1_error)
+      __pyx_t_7 = PyLong_FromSsize_t(__pyx_t_15); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 1150, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_7);
 
       __pyx_t_13 = 1;
@@ -51357,19 +51568,19 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_50_rewrite_meta(CYTHON
         __Pyx_XDECREF(__pyx_t_8); __pyx_t_8 = 0;
         __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
         __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
-        if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1146, __pyx_L1_error)
+        if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1150, __pyx_L1_error)
         __Pyx_GOTREF(__pyx_t_1);
       }
-      __pyx_t_9 = __Pyx_PyObject_GetAttrStr(__pyx_v_walker, __pyx_mstate_global->__pyx_n_u_new_sop); if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 1146, __pyx_L1_error)
+      __pyx_t_9 = __Pyx_PyObject_GetAttrStr(__pyx_v_walker, __pyx_mstate_global->__pyx_n_u_new_sop); if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 1150, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_9);
-      __pyx_t_7 = __Pyx_PyNumber_Add_object_object(__pyx_t_1, __pyx_t_9); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 1146, __pyx_L1_error)
+      __pyx_t_7 = __Pyx_PyNumber_Add_object_object(__pyx_t_1, __pyx_t_9); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 1150, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_7);
       __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
       __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
-      if (unlikely((PyDict_SetItem(__pyx_cur_scope->__pyx_v_elems, __pyx_v_tag, __pyx_t_7) < 0))) __PYX_ERR(0, 1146, __pyx_L1_error)
+      if (unlikely((PyDict_SetItem(__pyx_cur_scope->__pyx_v_elems, __pyx_v_tag, __pyx_t_7) < 0))) __PYX_ERR(0, 1150, __pyx_L1_error)
       __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
 
-      /* "ext/tagstream.pyx":1145
+      /* "ext/tagstream.pyx":1149
  *             continue
  *         action, value = walker.decide(tag, (), 1)  # depth 1: no keep-only, no group length
  *         if tag == MEDIA_SOP_INSTANCE_UID and walker.new_sop is not None:             # <<<<<<<<<<<<<<
@@ -51379,21 +51590,21 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_50_rewrite_meta(CYTHON
       goto __pyx_L10;
     }
 
-    /* "ext/tagstream.pyx":1147
+    /* "ext/tagstream.pyx":1151
  *         if tag == MEDIA_SOP_INSTANCE_UID and walker.new_sop is not None:
  *             elems[tag] = _make_header(tag, b"UI", len(walker.new_sop), 0) + walker.new_sop
  *         elif action == REMOVE:             # <<<<<<<<<<<<<<
  *             continue
  *         elif action == REPLACE:
 */
-    __Pyx_GetModuleGlobalName(__pyx_t_7, __pyx_mstate_global->__pyx_n_u_REMOVE); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 1147, __pyx_L1_error)
+    __Pyx_GetModuleGlobalName(__pyx_t_7, __pyx_mstate_global->__pyx_n_u_REMOVE); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 1151, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_7);
-    __pyx_t_12 = __Pyx_PyObject_CompareBoolEq_object_object(__pyx_v_action, __pyx_t_7, Py_EQ); if (unlikely((__pyx_t_12 < 0))) __PYX_ERR(0, 1147, __pyx_L1_error)
+    __pyx_t_12 = __Pyx_PyObject_CompareBoolEq_object_object(__pyx_v_action, __pyx_t_7, Py_EQ); if (unlikely((__pyx_t_12 < 0))) __PYX_ERR(0, 1151, __pyx_L1_error)
     __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
     if (__pyx_t_12) {
 
 
-      /* "ext/tagstream.pyx":1148
+      /* "ext/tagstream.pyx":1152
  *             elems[tag] = _make_header(tag, b"UI", len(walker.new_sop), 0) + walker.new_sop
  *         elif action == REMOVE:
  *             continue             # <<<<<<<<<<<<<<
@@ -51402,7 +51613,7 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_50_rewrite_meta(CYTHON
 */
       goto __pyx_L3_continue;
 
-      /* "ext/tagstream.pyx":1147
+      /* "ext/tagstream.pyx":1151
  *         if tag == MEDIA_SOP_INSTANCE_UID and walker.new_sop is not None:
  *             elems[tag] = _make_header(tag, b"UI", len(walker.new_sop), 0) + walker.new_sop
  *         elif action == REMOVE:             # <<<<<<<<<<<<<<
@@ -51411,21 +51622,21 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_50_rewrite_meta(CYTHON
 */
     }
 
-    /* "ext/tagstream.pyx":1149
+    /* "ext/tagstream.pyx":1153
  *         elif action == REMOVE:
  *             continue
  *         elif action == REPLACE:             # <<<<<<<<<<<<<<
  *             data = _encode_value(value, vr.decode(), 0, bytes(buf[vpos:vpos + length]), None)
  *             elems[tag] = _make_header(tag, vr, len(data), 0) + data
 */
-    __Pyx_GetModuleGlobalName(__pyx_t_7, __pyx_mstate_global->__pyx_n_u_REPLACE); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 1149, __pyx_L1_error)
+    __Pyx_GetModuleGlobalName(__pyx_t_7, __pyx_mstate_global->__pyx_n_u_REPLACE); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 1153, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_7);
-    __pyx_t_12 = __Pyx_PyObject_CompareBoolEq_object_object(__pyx_v_action, __pyx_t_7, Py_EQ); if (unlikely((__pyx_t_12 < 0))) __PYX_ERR(0, 1149, __pyx_L1_error)
+    __pyx_t_12 = __Pyx_PyObject_CompareBoolEq_object_object(__pyx_v_action, __pyx_t_7, Py_EQ); if (unlikely((__pyx_t_12 < 0))) __PYX_ERR(0, 1153, __pyx_L1_error)
     __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
     if (__pyx_t_12) {
 
 
-      /* "ext/tagstream.pyx":1150
+      /* "ext/tagstream.pyx":1154
  *             continue
  *         elif action == REPLACE:
  *             data = _encode_value(value, vr.decode(), 0, bytes(buf[vpos:vpos + length]), None)             # <<<<<<<<<<<<<<
@@ -51433,7 +51644,7 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_50_rewrite_meta(CYTHON
  *         else:
 */
       __pyx_t_9 = NULL;
-      __Pyx_GetModuleGlobalName(__pyx_t_1, __pyx_mstate_global->__pyx_n_u_encode_value); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1150, __pyx_L1_error)
+      __Pyx_GetModuleGlobalName(__pyx_t_1, __pyx_mstate_global->__pyx_n_u_encode_value); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1154, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_1);
       __pyx_t_6 = __pyx_v_vr;
       __Pyx_INCREF(__pyx_t_6);
@@ -51442,13 +51653,13 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_50_rewrite_meta(CYTHON
         PyObject *__pyx_callargs[2] = {__pyx_t_6, NULL};
         __pyx_t_8 = __Pyx_PyObject_FastCallMethod((PyObject*)__pyx_mstate_global->__pyx_n_u_decode, __pyx_callargs+__pyx_t_13, (1-__pyx_t_13) | (1*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
         __Pyx_XDECREF(__pyx_t_6); __pyx_t_6 = 0;
-        if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 1150, __pyx_L1_error)
+        if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 1154, __pyx_L1_error)
         __Pyx_GOTREF(__pyx_t_8);
       }
       __pyx_t_5 = NULL;
-      __pyx_t_10 = __Pyx_PyNumber_Add_object_object(__pyx_v_vpos, __pyx_v_length); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 1150, __pyx_L1_error)
+      __pyx_t_10 = __Pyx_PyNumber_Add_object_object(__pyx_v_vpos, __pyx_v_length); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 1154, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_10);
-      __pyx_t_16 = __Pyx_PyObject_GetSlice(__pyx_v_buf, 0, 0, &__pyx_v_vpos, &__pyx_t_10, NULL, 0, 0, 0); if (unlikely(!__pyx_t_16)) __PYX_ERR(0, 1150, __pyx_L1_error)
+      __pyx_t_16 = __Pyx_PyObject_GetSlice(__pyx_v_buf, 0, 0, &__pyx_v_vpos, &__pyx_t_10, NULL, 0, 0, 0); if (unlikely(!__pyx_t_16)) __PYX_ERR(0, 1154, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_16);
       __Pyx_DECREF(__pyx_t_10); __pyx_t_10 = 0;
       __pyx_t_13 = 1;
@@ -51457,7 +51668,7 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_50_rewrite_meta(CYTHON
         __pyx_t_6 = __Pyx_PyObject_FastCall((PyObject*)(&PyBytes_Type), __pyx_callargs+__pyx_t_13, (2-__pyx_t_13) | (__pyx_t_13*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
         __Pyx_XDECREF(__pyx_t_5); __pyx_t_5 = 0;
         __Pyx_DECREF(__pyx_t_16); __pyx_t_16 = 0;
-        if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 1150, __pyx_L1_error)
+        if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 1154, __pyx_L1_error)
         __Pyx_GOTREF(__pyx_t_6);
       }
       __pyx_t_13 = 1;
@@ -51479,13 +51690,13 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_50_rewrite_meta(CYTHON
         __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
         __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
         __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
-        if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 1150, __pyx_L1_error)
+        if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 1154, __pyx_L1_error)
         __Pyx_GOTREF(__pyx_t_7);
       }
       __Pyx_XDECREF_SET(__pyx_v_data, __pyx_t_7);
       __pyx_t_7 = 0;
 
-      /* "ext/tagstream.pyx":1151
+      /* "ext/tagstream.pyx":1155
  *         elif action == REPLACE:
  *             data = _encode_value(value, vr.decode(), 0, bytes(buf[vpos:vpos + length]), None)
  *             elems[tag] = _make_header(tag, vr, len(data), 0) + data             # <<<<<<<<<<<<<<
@@ -51493,10 +51704,10 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_50_rewrite_meta(CYTHON
  *             elems[tag] = bytes(buf[hpos:vpos + length])
 */
       __pyx_t_1 = NULL;
-      __Pyx_GetModuleGlobalName(__pyx_t_6, __pyx_mstate_global->__pyx_n_u_make_header); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 1151, __pyx_L1_error)
+      __Pyx_GetModuleGlobalName(__pyx_t_6, __pyx_mstate_global->__pyx_n_u_make_header); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 1155, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_6);
-      __pyx_t_15 = PyObject_Length(__pyx_v_data); if (unlikely(__pyx_t_15 == ((Py_ssize_t)-1))) __PYX_ERR(0, 1151, __pyx_L1_error)
-      __pyx_t_8 = PyLong_FromSsize_t(__pyx_t_15); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 1151, __pyx_L1_error)
+      __pyx_t_15 = PyObject_Length(__pyx_v_data); if (unlikely(__pyx_t_15 == ((Py_ssize_t)-1))) __PYX_ERR(0, 1155, __pyx_L1_error)
+      __pyx_t_8 = PyLong_FromSsize_t(__pyx_t_15); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 1155, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_8);
 
       __pyx_t_13 = 1;
@@ -51517,16 +51728,16 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_50_rewrite_meta(CYTHON
         __Pyx_XDECREF(__pyx_t_1); __pyx_t_1 = 0;
         __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
         __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
-        if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 1151, __pyx_L1_error)
+        if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 1155, __pyx_L1_error)
         __Pyx_GOTREF(__pyx_t_7);
       }
-      __pyx_t_6 = __Pyx_PyNumber_Add_object_object(__pyx_t_7, __pyx_v_data); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 1151, __pyx_L1_error)
+      __pyx_t_6 = __Pyx_PyNumber_Add_object_object(__pyx_t_7, __pyx_v_data); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 1155, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_6);
       __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
-      if (unlikely((PyDict_SetItem(__pyx_cur_scope->__pyx_v_elems, __pyx_v_tag, __pyx_t_6) < 0))) __PYX_ERR(0, 1151, __pyx_L1_error)
+      if (unlikely((PyDict_SetItem(__pyx_cur_scope->__pyx_v_elems, __pyx_v_tag, __pyx_t_6) < 0))) __PYX_ERR(0, 1155, __pyx_L1_error)
       __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
 
-      /* "ext/tagstream.pyx":1149
+      /* "ext/tagstream.pyx":1153
  *         elif action == REMOVE:
  *             continue
  *         elif action == REPLACE:             # <<<<<<<<<<<<<<
@@ -51536,7 +51747,7 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_50_rewrite_meta(CYTHON
       goto __pyx_L10;
     }
 
-    /* "ext/tagstream.pyx":1153
+    /* "ext/tagstream.pyx":1157
  *             elems[tag] = _make_header(tag, vr, len(data), 0) + data
  *         else:
  *             elems[tag] = bytes(buf[hpos:vpos + length])             # <<<<<<<<<<<<<<
@@ -51545,9 +51756,9 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_50_rewrite_meta(CYTHON
 */
     /*else*/ {
       __pyx_t_7 = NULL;
-      __pyx_t_8 = __Pyx_PyNumber_Add_object_object(__pyx_v_vpos, __pyx_v_length); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 1153, __pyx_L1_error)
+      __pyx_t_8 = __Pyx_PyNumber_Add_object_object(__pyx_v_vpos, __pyx_v_length); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 1157, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_8);
-      __pyx_t_1 = __Pyx_PyObject_GetSlice(__pyx_v_buf, 0, 0, &__pyx_v_hpos, &__pyx_t_8, NULL, 0, 0, 0); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1153, __pyx_L1_error)
+      __pyx_t_1 = __Pyx_PyObject_GetSlice(__pyx_v_buf, 0, 0, &__pyx_v_hpos, &__pyx_t_8, NULL, 0, 0, 0); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1157, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_1);
       __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
       __pyx_t_13 = 1;
@@ -51556,15 +51767,15 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_50_rewrite_meta(CYTHON
         __pyx_t_6 = __Pyx_PyObject_FastCall((PyObject*)(&PyBytes_Type), __pyx_callargs+__pyx_t_13, (2-__pyx_t_13) | (__pyx_t_13*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
         __Pyx_XDECREF(__pyx_t_7); __pyx_t_7 = 0;
         __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
-        if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 1153, __pyx_L1_error)
+        if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 1157, __pyx_L1_error)
         __Pyx_GOTREF(__pyx_t_6);
       }
-      if (unlikely((PyDict_SetItem(__pyx_cur_scope->__pyx_v_elems, __pyx_v_tag, __pyx_t_6) < 0))) __PYX_ERR(0, 1153, __pyx_L1_error)
+      if (unlikely((PyDict_SetItem(__pyx_cur_scope->__pyx_v_elems, __pyx_v_tag, __pyx_t_6) < 0))) __PYX_ERR(0, 1157, __pyx_L1_error)
       __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
     }
     __pyx_L10:;
 
-    /* "ext/tagstream.pyx":1141
+    /* "ext/tagstream.pyx":1145
  *     """Encode the file meta group with edits, Media Storage SOP UID and group length."""
  *     elems = {}
  *     for tag, vr, hpos, vpos, length in lay.meta:             # <<<<<<<<<<<<<<
@@ -51575,7 +51786,7 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_50_rewrite_meta(CYTHON
   }
   __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
 
-  /* "ext/tagstream.pyx":1154
+  /* "ext/tagstream.pyx":1158
  *         else:
  *             elems[tag] = bytes(buf[hpos:vpos + length])
  *     for trunk, tag, vr, value in plan_inserts:             # <<<<<<<<<<<<<<
@@ -51587,9 +51798,9 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_50_rewrite_meta(CYTHON
     __pyx_t_3 = 0;
     __pyx_t_4 = NULL;
   } else {
-    __pyx_t_3 = -1; __pyx_t_2 = PyObject_GetIter(__pyx_v_plan_inserts); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 1154, __pyx_L1_error)
+    __pyx_t_3 = -1; __pyx_t_2 = PyObject_GetIter(__pyx_v_plan_inserts); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 1158, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_2);
-    __pyx_t_4 = (CYTHON_COMPILING_IN_LIMITED_API) ? PyIter_Next : __Pyx_PyObject_GetIterNextFunc(__pyx_t_2); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 1154, __pyx_L1_error)
+    __pyx_t_4 = (CYTHON_COMPILING_IN_LIMITED_API) ? PyIter_Next : __Pyx_PyObject_GetIterNextFunc(__pyx_t_2); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 1158, __pyx_L1_error)
   }
   for (;;) {
     if (likely(!__pyx_t_4)) {
@@ -51597,7 +51808,7 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_50_rewrite_meta(CYTHON
         {
           Py_ssize_t __pyx_temp = __Pyx_PyList_GET_SIZE(__pyx_t_2);
           #if !CYTHON_ASSUME_SAFE_SIZE
-          if (unlikely((__pyx_temp < 0))) __PYX_ERR(0, 1154, __pyx_L1_error)
+          if (unlikely((__pyx_temp < 0))) __PYX_ERR(0, 1158, __pyx_L1_error)
           #endif
           if (__pyx_t_3 >= __pyx_temp) break;
         }
@@ -51607,7 +51818,7 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_50_rewrite_meta(CYTHON
         {
           Py_ssize_t __pyx_temp = __Pyx_PyTuple_GET_SIZE(__pyx_t_2);
           #if !CYTHON_ASSUME_SAFE_SIZE
-          if (unlikely((__pyx_temp < 0))) __PYX_ERR(0, 1154, __pyx_L1_error)
+          if (unlikely((__pyx_temp < 0))) __PYX_ERR(0, 1158, __pyx_L1_error)
           #endif
           if (__pyx_t_3 >= __pyx_temp) break;
         }
@@ -51618,13 +51829,13 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_50_rewrite_meta(CYTHON
         #endif
         ++__pyx_t_3;
       }
-      if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 1154, __pyx_L1_error)
+      if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 1158, __pyx_L1_error)
     } else {
       __pyx_t_6 = __pyx_t_4(__pyx_t_2);
       if (unlikely(!__pyx_t_6)) {
         PyObject* exc_type = PyErr_Occurred();
         if (exc_type) {
-          if (unlikely(!__Pyx_PyErr_GivenExceptionMatches(exc_type, PyExc_StopIteration))) __PYX_ERR(0, 1154, __pyx_L1_error)
+          if (unlikely(!__Pyx_PyErr_GivenExceptionMatches(exc_type, PyExc_StopIteration))) __PYX_ERR(0, 1158, __pyx_L1_error)
           PyErr_Clear();
         }
         break;
@@ -51637,7 +51848,7 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_50_rewrite_meta(CYTHON
       if (unlikely(size != 4)) {
         if (size > 4) __Pyx_RaiseTooManyValuesError(4);
         else if (size >= 0) __Pyx_RaiseNeedMoreValuesError(size);
-        __PYX_ERR(0, 1154, __pyx_L1_error)
+        __PYX_ERR(0, 1158, __pyx_L1_error)
       }
       #if CYTHON_ASSUME_SAFE_MACROS && !CYTHON_AVOID_BORROWED_REFS
       if (likely(PyTuple_CheckExact(sequence))) {
@@ -51651,16 +51862,16 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_50_rewrite_meta(CYTHON
         __Pyx_INCREF(__pyx_t_9);
       } else {
         __pyx_t_1 = __Pyx_PyList_GET_ITEM_REF(sequence, 0, __Pyx_ReferenceSharing_SharedReference);
-        if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1154, __pyx_L1_error)
+        if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1158, __pyx_L1_error)
         __Pyx_XGOTREF(__pyx_t_1);
         __pyx_t_7 = __Pyx_PyList_GET_ITEM_REF(sequence, 1, __Pyx_ReferenceSharing_SharedReference);
-        if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 1154, __pyx_L1_error)
+        if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 1158, __pyx_L1_error)
         __Pyx_XGOTREF(__pyx_t_7);
         __pyx_t_8 = __Pyx_PyList_GET_ITEM_REF(sequence, 2, __Pyx_ReferenceSharing_SharedReference);
-        if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 1154, __pyx_L1_error)
+        if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 1158, __pyx_L1_error)
         __Pyx_XGOTREF(__pyx_t_8);
         __pyx_t_9 = __Pyx_PyList_GET_ITEM_REF(sequence, 3, __Pyx_ReferenceSharing_SharedReference);
-        if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 1154, __pyx_L1_error)
+        if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 1158, __pyx_L1_error)
         __Pyx_XGOTREF(__pyx_t_9);
       }
       #else
@@ -51668,7 +51879,7 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_50_rewrite_meta(CYTHON
         Py_ssize_t i;
         PyObject** temps[4] = {&__pyx_t_1,&__pyx_t_7,&__pyx_t_8,&__pyx_t_9};
         for (i=0; i < 4; i++) {
-          PyObject* item = __Pyx_PySequence_ITEM(sequence, i); if (unlikely(!item)) __PYX_ERR(0, 1154, __pyx_L1_error)
+          PyObject* item = __Pyx_PySequence_ITEM(sequence, i); if (unlikely(!item)) __PYX_ERR(0, 1158, __pyx_L1_error)
           __Pyx_GOTREF(item);
           *(temps[i]) = item;
         }
@@ -51678,7 +51889,7 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_50_rewrite_meta(CYTHON
     } else {
       Py_ssize_t index = -1;
       PyObject** temps[4] = {&__pyx_t_1,&__pyx_t_7,&__pyx_t_8,&__pyx_t_9};
-      __pyx_t_16 = PyObject_GetIter(__pyx_t_6); if (unlikely(!__pyx_t_16)) __PYX_ERR(0, 1154, __pyx_L1_error)
+      __pyx_t_16 = PyObject_GetIter(__pyx_t_6); if (unlikely(!__pyx_t_16)) __PYX_ERR(0, 1158, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_16);
       __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
       __pyx_t_11 = (CYTHON_COMPILING_IN_LIMITED_API) ? PyIter_Next : __Pyx_PyObject_GetIterNextFunc(__pyx_t_16);
@@ -51687,7 +51898,7 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_50_rewrite_meta(CYTHON
         __Pyx_GOTREF(item);
         *(temps[index]) = item;
       }
-      if (__Pyx_IternextUnpackEndCheck(__pyx_t_11(__pyx_t_16), 4) < (0)) __PYX_ERR(0, 1154, __pyx_L1_error)
+      if (__Pyx_IternextUnpackEndCheck(__pyx_t_11(__pyx_t_16), 4) < (0)) __PYX_ERR(0, 1158, __pyx_L1_error)
       __pyx_t_11 = NULL;
       __Pyx_DECREF(__pyx_t_16); __pyx_t_16 = 0;
       goto __pyx_L17_unpacking_done;
@@ -51695,7 +51906,7 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_50_rewrite_meta(CYTHON
       __Pyx_DECREF(__pyx_t_16); __pyx_t_16 = 0;
       __pyx_t_11 = NULL;
       if (__Pyx_IterFinish() == 0) __Pyx_RaiseNeedMoreValuesError(index);
-      __PYX_ERR(0, 1154, __pyx_L1_error)
+      __PYX_ERR(0, 1158, __pyx_L1_error)
       __pyx_L17_unpacking_done:;
     }
     __Pyx_XDECREF_SET(__pyx_v_trunk, __pyx_t_1);
@@ -51707,14 +51918,14 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_50_rewrite_meta(CYTHON
     __Pyx_XDECREF_SET(__pyx_v_value, __pyx_t_9);
     __pyx_t_9 = 0;
 
-    /* "ext/tagstream.pyx":1155
+    /* "ext/tagstream.pyx":1159
  *             elems[tag] = bytes(buf[hpos:vpos + length])
  *     for trunk, tag, vr, value in plan_inserts:
  *         if not trunk and tag >> 16 == 2 and tag != 0x00020000:             # <<<<<<<<<<<<<<
  *             data = _encode_value(value, vr, 0, None, None)
  *             elems[tag] = _make_header(tag, vr.encode(), len(data), 0) + data
 */
-    __pyx_t_14 = __Pyx_PyObject_IsTrue(__pyx_v_trunk); if (unlikely((__pyx_t_14 < 0))) __PYX_ERR(0, 1155, __pyx_L1_error)
+    __pyx_t_14 = __Pyx_PyObject_IsTrue(__pyx_v_trunk); if (unlikely((__pyx_t_14 < 0))) __PYX_ERR(0, 1159, __pyx_L1_error)
     __pyx_t_17 = (!__pyx_t_14);
 
 
@@ -51726,9 +51937,9 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_50_rewrite_meta(CYTHON
 
       goto __pyx_L19_bool_binop_done;
     }
-    __pyx_t_6 = __Pyx_PyLong_RshiftObjC(__pyx_v_tag, __pyx_mstate_global->__pyx_int_16, 16, 0, 0); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 1155, __pyx_L1_error)
+    __pyx_t_6 = __Pyx_PyLong_RshiftObjC(__pyx_v_tag, __pyx_mstate_global->__pyx_int_16, 16, 0, 0); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 1159, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_6);
-    __pyx_t_17 = (__Pyx_PyLong_BoolEqObjC(__pyx_t_6, __pyx_mstate_global->__pyx_int_2, 2, 0)); if (unlikely((__pyx_t_17 < 0))) __PYX_ERR(0, 1155, __pyx_L1_error)
+    __pyx_t_17 = (__Pyx_PyLong_BoolEqObjC(__pyx_t_6, __pyx_mstate_global->__pyx_int_2, 2, 0)); if (unlikely((__pyx_t_17 < 0))) __PYX_ERR(0, 1159, __pyx_L1_error)
     __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
     if (__pyx_t_17) {
 
@@ -51738,7 +51949,7 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_50_rewrite_meta(CYTHON
 
       goto __pyx_L19_bool_binop_done;
     }
-    __pyx_t_17 = (__Pyx_PyLong_BoolNeObjC(__pyx_v_tag, __pyx_mstate_global->__pyx_int_131072, 0x00020000, 0)); if (unlikely((__pyx_t_17 < 0))) __PYX_ERR(0, 1155, __pyx_L1_error)
+    __pyx_t_17 = (__Pyx_PyLong_BoolNeObjC(__pyx_v_tag, __pyx_mstate_global->__pyx_int_131072, 0x00020000, 0)); if (unlikely((__pyx_t_17 < 0))) __PYX_ERR(0, 1159, __pyx_L1_error)
 
     __pyx_t_12 = __pyx_t_17;
 
@@ -51746,7 +51957,7 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_50_rewrite_meta(CYTHON
     if (__pyx_t_12) {
 
 
-      /* "ext/tagstream.pyx":1156
+      /* "ext/tagstream.pyx":1160
  *     for trunk, tag, vr, value in plan_inserts:
  *         if not trunk and tag >> 16 == 2 and tag != 0x00020000:
  *             data = _encode_value(value, vr, 0, None, None)             # <<<<<<<<<<<<<<
@@ -51754,7 +51965,7 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_50_rewrite_meta(CYTHON
  *     if walker.new_sop is not None and MEDIA_SOP_INSTANCE_UID not in elems:
 */
       __pyx_t_9 = NULL;
-      __Pyx_GetModuleGlobalName(__pyx_t_8, __pyx_mstate_global->__pyx_n_u_encode_value); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 1156, __pyx_L1_error)
+      __Pyx_GetModuleGlobalName(__pyx_t_8, __pyx_mstate_global->__pyx_n_u_encode_value); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 1160, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_8);
       __pyx_t_13 = 1;
       #if CYTHON_UNPACK_METHODS
@@ -51773,13 +51984,13 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_50_rewrite_meta(CYTHON
         __pyx_t_6 = __Pyx_PyObject_FastCall((PyObject*)__pyx_t_8, __pyx_callargs+__pyx_t_13, (6-__pyx_t_13) | (__pyx_t_13*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
         __Pyx_XDECREF(__pyx_t_9); __pyx_t_9 = 0;
         __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
-        if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 1156, __pyx_L1_error)
+        if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 1160, __pyx_L1_error)
         __Pyx_GOTREF(__pyx_t_6);
       }
       __Pyx_XDECREF_SET(__pyx_v_data, __pyx_t_6);
       __pyx_t_6 = 0;
 
-      /* "ext/tagstream.pyx":1157
+      /* "ext/tagstream.pyx":1161
  *         if not trunk and tag >> 16 == 2 and tag != 0x00020000:
  *             data = _encode_value(value, vr, 0, None, None)
  *             elems[tag] = _make_header(tag, vr.encode(), len(data), 0) + data             # <<<<<<<<<<<<<<
@@ -51787,7 +51998,7 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_50_rewrite_meta(CYTHON
  *         elems[MEDIA_SOP_INSTANCE_UID] = _make_header(MEDIA_SOP_INSTANCE_UID, b"UI", len(walker.new_sop), 0) + walker.new_sop
 */
       __pyx_t_8 = NULL;
-      __Pyx_GetModuleGlobalName(__pyx_t_9, __pyx_mstate_global->__pyx_n_u_make_header); if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 1157, __pyx_L1_error)
+      __Pyx_GetModuleGlobalName(__pyx_t_9, __pyx_mstate_global->__pyx_n_u_make_header); if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 1161, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_9);
       __pyx_t_1 = __pyx_v_vr;
       __Pyx_INCREF(__pyx_t_1);
@@ -51796,11 +52007,11 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_50_rewrite_meta(CYTHON
         PyObject *__pyx_callargs[2] = {__pyx_t_1, NULL};
         __pyx_t_7 = __Pyx_PyObject_FastCallMethod((PyObject*)__pyx_mstate_global->__pyx_n_u_encode, __pyx_callargs+__pyx_t_13, (1-__pyx_t_13) | (1*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
         __Pyx_XDECREF(__pyx_t_1); __pyx_t_1 = 0;
-        if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 1157, __pyx_L1_error)
+        if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 1161, __pyx_L1_error)
         __Pyx_GOTREF(__pyx_t_7);
       }
-      __pyx_t_15 = PyObject_Length(__pyx_v_data); if (unlikely(__pyx_t_15 == ((Py_ssize_t)-1))) __PYX_ERR(0, 1157, __pyx_L1_error)
-      __pyx_t_1 = PyLong_FromSsize_t(__pyx_t_15); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1157, __pyx_L1_error)
+      __pyx_t_15 = PyObject_Length(__pyx_v_data); if (unlikely(__pyx_t_15 == ((Py_ssize_t)-1))) __PYX_ERR(0, 1161, __pyx_L1_error)
+      __pyx_t_1 = PyLong_FromSsize_t(__pyx_t_15); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1161, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_1);
 
       __pyx_t_13 = 1;
@@ -51822,16 +52033,16 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_50_rewrite_meta(CYTHON
         __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
         __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
         __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
-        if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 1157, __pyx_L1_error)
+        if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 1161, __pyx_L1_error)
         __Pyx_GOTREF(__pyx_t_6);
       }
-      __pyx_t_9 = __Pyx_PyNumber_Add_object_object(__pyx_t_6, __pyx_v_data); if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 1157, __pyx_L1_error)
+      __pyx_t_9 = __Pyx_PyNumber_Add_object_object(__pyx_t_6, __pyx_v_data); if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 1161, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_9);
       __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
-      if (unlikely((PyDict_SetItem(__pyx_cur_scope->__pyx_v_elems, __pyx_v_tag, __pyx_t_9) < 0))) __PYX_ERR(0, 1157, __pyx_L1_error)
+      if (unlikely((PyDict_SetItem(__pyx_cur_scope->__pyx_v_elems, __pyx_v_tag, __pyx_t_9) < 0))) __PYX_ERR(0, 1161, __pyx_L1_error)
       __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
 
-      /* "ext/tagstream.pyx":1155
+      /* "ext/tagstream.pyx":1159
  *             elems[tag] = bytes(buf[hpos:vpos + length])
  *     for trunk, tag, vr, value in plan_inserts:
  *         if not trunk and tag >> 16 == 2 and tag != 0x00020000:             # <<<<<<<<<<<<<<
@@ -51840,7 +52051,7 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_50_rewrite_meta(CYTHON
 */
     }
 
-    /* "ext/tagstream.pyx":1154
+    /* "ext/tagstream.pyx":1158
  *         else:
  *             elems[tag] = bytes(buf[hpos:vpos + length])
  *     for trunk, tag, vr, value in plan_inserts:             # <<<<<<<<<<<<<<
@@ -51850,14 +52061,14 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_50_rewrite_meta(CYTHON
   }
   __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
 
-  /* "ext/tagstream.pyx":1158
+  /* "ext/tagstream.pyx":1162
  *             data = _encode_value(value, vr, 0, None, None)
  *             elems[tag] = _make_header(tag, vr.encode(), len(data), 0) + data
  *     if walker.new_sop is not None and MEDIA_SOP_INSTANCE_UID not in elems:             # <<<<<<<<<<<<<<
  *         elems[MEDIA_SOP_INSTANCE_UID] = _make_header(MEDIA_SOP_INSTANCE_UID, b"UI", len(walker.new_sop), 0) + walker.new_sop
  *     body = b"".join(elems[t] for t in sorted(elems))
 */
-  __pyx_t_2 = __Pyx_PyObject_GetAttrStr(__pyx_v_walker, __pyx_mstate_global->__pyx_n_u_new_sop); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 1158, __pyx_L1_error)
+  __pyx_t_2 = __Pyx_PyObject_GetAttrStr(__pyx_v_walker, __pyx_mstate_global->__pyx_n_u_new_sop); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 1162, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_2);
   __pyx_t_17 = (__pyx_t_2 != Py_None);
   __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
@@ -51869,9 +52080,9 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_50_rewrite_meta(CYTHON
 
     goto __pyx_L24_bool_binop_done;
   }
-  __Pyx_GetModuleGlobalName(__pyx_t_2, __pyx_mstate_global->__pyx_n_u_MEDIA_SOP_INSTANCE_UID); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 1158, __pyx_L1_error)
+  __Pyx_GetModuleGlobalName(__pyx_t_2, __pyx_mstate_global->__pyx_n_u_MEDIA_SOP_INSTANCE_UID); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 1162, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_2);
-  __pyx_t_17 = (__Pyx_PyDict_ContainsTF(__pyx_t_2, __pyx_cur_scope->__pyx_v_elems, Py_NE)); if (unlikely((__pyx_t_17 < 0))) __PYX_ERR(0, 1158, __pyx_L1_error)
+  __pyx_t_17 = (__Pyx_PyDict_ContainsTF(__pyx_t_2, __pyx_cur_scope->__pyx_v_elems, Py_NE)); if (unlikely((__pyx_t_17 < 0))) __PYX_ERR(0, 1162, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
 
   __pyx_t_12 = __pyx_t_17;
@@ -51880,7 +52091,7 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_50_rewrite_meta(CYTHON
   if (__pyx_t_12) {
 
 
-    /* "ext/tagstream.pyx":1159
+    /* "ext/tagstream.pyx":1163
  *             elems[tag] = _make_header(tag, vr.encode(), len(data), 0) + data
  *     if walker.new_sop is not None and MEDIA_SOP_INSTANCE_UID not in elems:
  *         elems[MEDIA_SOP_INSTANCE_UID] = _make_header(MEDIA_SOP_INSTANCE_UID, b"UI", len(walker.new_sop), 0) + walker.new_sop             # <<<<<<<<<<<<<<
@@ -51888,15 +52099,15 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_50_rewrite_meta(CYTHON
  *     return _make_header(0x00020000, b"UL", 4, 0) + struct.pack("<I", len(body)) + body
 */
     __pyx_t_9 = NULL;
-    __Pyx_GetModuleGlobalName(__pyx_t_6, __pyx_mstate_global->__pyx_n_u_make_header); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 1159, __pyx_L1_error)
+    __Pyx_GetModuleGlobalName(__pyx_t_6, __pyx_mstate_global->__pyx_n_u_make_header); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 1163, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_6);
-    __Pyx_GetModuleGlobalName(__pyx_t_1, __pyx_mstate_global->__pyx_n_u_MEDIA_SOP_INSTANCE_UID); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1159, __pyx_L1_error)
+    __Pyx_GetModuleGlobalName(__pyx_t_1, __pyx_mstate_global->__pyx_n_u_MEDIA_SOP_INSTANCE_UID); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1163, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_1);
-    __pyx_t_7 = __Pyx_PyObject_GetAttrStr(__pyx_v_walker, __pyx_mstate_global->__pyx_n_u_new_sop); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 1159, __pyx_L1_error)
+    __pyx_t_7 = __Pyx_PyObject_GetAttrStr(__pyx_v_walker, __pyx_mstate_global->__pyx_n_u_new_sop); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 1163, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_7);
-    __pyx_t_3 = PyObject_Length(__pyx_t_7); if (unlikely(__pyx_t_3 == ((Py_ssize_t)-1))) __PYX_ERR(0, 1159, __pyx_L1_error)
+    __pyx_t_3 = PyObject_Length(__pyx_t_7); if (unlikely(__pyx_t_3 == ((Py_ssize_t)-1))) __PYX_ERR(0, 1163, __pyx_L1_error)
     __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
-    __pyx_t_7 = PyLong_FromSsize_t(__pyx_t_3); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 1159, __pyx_L1_error)
+    __pyx_t_7 = PyLong_FromSsize_t(__pyx_t_3); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 1163, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_7);
 
     __pyx_t_13 = 1;
@@ -51918,22 +52129,22 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_50_rewrite_meta(CYTHON
       __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
       __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
       __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
-      if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 1159, __pyx_L1_error)
+      if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 1163, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_2);
     }
-    __pyx_t_6 = __Pyx_PyObject_GetAttrStr(__pyx_v_walker, __pyx_mstate_global->__pyx_n_u_new_sop); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 1159, __pyx_L1_error)
+    __pyx_t_6 = __Pyx_PyObject_GetAttrStr(__pyx_v_walker, __pyx_mstate_global->__pyx_n_u_new_sop); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 1163, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_6);
-    __pyx_t_7 = __Pyx_PyNumber_Add_object_object(__pyx_t_2, __pyx_t_6); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 1159, __pyx_L1_error)
+    __pyx_t_7 = __Pyx_PyNumber_Add_object_object(__pyx_t_2, __pyx_t_6); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 1163, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_7);
     __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
     __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
-    __Pyx_GetModuleGlobalName(__pyx_t_6, __pyx_mstate_global->__pyx_n_u_MEDIA_SOP_INSTANCE_UID); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 1159, __pyx_L1_error)
+    __Pyx_GetModuleGlobalName(__pyx_t_6, __pyx_mstate_global->__pyx_n_u_MEDIA_SOP_INSTANCE_UID); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 1163, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_6);
-    if (unlikely((PyDict_SetItem(__pyx_cur_scope->__pyx_v_elems, __pyx_t_6, __pyx_t_7) < 0))) __PYX_ERR(0, 1159, __pyx_L1_error)
+    if (unlikely((PyDict_SetItem(__pyx_cur_scope->__pyx_v_elems, __pyx_t_6, __pyx_t_7) < 0))) __PYX_ERR(0, 1163, __pyx_L1_error)
     __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
     __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
 
-    /* "ext/tagstream.pyx":1158
+    /* "ext/tagstream.pyx":1162
  *             data = _encode_value(value, vr, 0, None, None)
  *             elems[tag] = _make_header(tag, vr.encode(), len(data), 0) + data
  *     if walker.new_sop is not None and MEDIA_SOP_INSTANCE_UID not in elems:             # <<<<<<<<<<<<<<
@@ -51942,45 +52153,45 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_50_rewrite_meta(CYTHON
 */
   }
 
-  /* "ext/tagstream.pyx":1160
+  /* "ext/tagstream.pyx":1164
  *     if walker.new_sop is not None and MEDIA_SOP_INSTANCE_UID not in elems:
  *         elems[MEDIA_SOP_INSTANCE_UID] = _make_header(MEDIA_SOP_INSTANCE_UID, b"UI", len(walker.new_sop), 0) + walker.new_sop
  *     body = b"".join(elems[t] for t in sorted(elems))             # <<<<<<<<<<<<<<
  *     return _make_header(0x00020000, b"UL", 4, 0) + struct.pack("<I", len(body)) + body
  * 
 */
-  __pyx_t_7 = __pyx_pf_8slicebox_9_speedups_9tagstream_13_rewrite_meta_genexpr(((PyObject*)__pyx_cur_scope), __pyx_cur_scope->__pyx_v_elems); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 1160, __pyx_L1_error)
+  __pyx_t_7 = __pyx_pf_8slicebox_9_speedups_9tagstream_13_rewrite_meta_genexpr(((PyObject*)__pyx_cur_scope), __pyx_cur_scope->__pyx_v_elems); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 1164, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_7);
-  __pyx_t_6 = __Pyx_PyBytes_Join(__pyx_mstate_global->__pyx_kp_b__12, __pyx_t_7); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 1160, __pyx_L1_error)
+  __pyx_t_6 = __Pyx_PyBytes_Join(__pyx_mstate_global->__pyx_kp_b__12, __pyx_t_7); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 1164, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_6);
   __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
   __pyx_v_body = ((PyObject*)__pyx_t_6);
   __pyx_t_6 = 0;
 
-  /* "ext/tagstream.pyx":1161
+  /* "ext/tagstream.pyx":1165
  *         elems[MEDIA_SOP_INSTANCE_UID] = _make_header(MEDIA_SOP_INSTANCE_UID, b"UI", len(walker.new_sop), 0) + walker.new_sop
  *     body = b"".join(elems[t] for t in sorted(elems))
  *     return _make_header(0x00020000, b"UL", 4, 0) + struct.pack("<I", len(body)) + body             # <<<<<<<<<<<<<<
  * 
  * 
 */
-  __Pyx_GetModuleGlobalName(__pyx_t_6, __pyx_mstate_global->__pyx_n_u_make_header); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 1161, __pyx_L1_error)
+  __Pyx_GetModuleGlobalName(__pyx_t_6, __pyx_mstate_global->__pyx_n_u_make_header); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 1165, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_6);
-  __pyx_t_7 = __Pyx_PyObject_Call(__pyx_t_6, __pyx_mstate_global->__pyx_tuple[7], NULL); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 1161, __pyx_L1_error)
+  __pyx_t_7 = __Pyx_PyObject_Call(__pyx_t_6, __pyx_mstate_global->__pyx_tuple[7], NULL); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 1165, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_7);
   __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
   __pyx_t_2 = NULL;
-  __Pyx_GetModuleGlobalName(__pyx_t_1, __pyx_mstate_global->__pyx_n_u_struct); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1161, __pyx_L1_error)
+  __Pyx_GetModuleGlobalName(__pyx_t_1, __pyx_mstate_global->__pyx_n_u_struct); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1165, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
-  __pyx_t_9 = __Pyx_PyObject_GetAttrStr(__pyx_t_1, __pyx_mstate_global->__pyx_n_u_pack); if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 1161, __pyx_L1_error)
+  __pyx_t_9 = __Pyx_PyObject_GetAttrStr(__pyx_t_1, __pyx_mstate_global->__pyx_n_u_pack); if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 1165, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_9);
   __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
   if (unlikely(__pyx_v_body == Py_None)) {
     PyErr_SetString(PyExc_TypeError, "object of type \047NoneType\047 has no len()");
-    __PYX_ERR(0, 1161, __pyx_L1_error)
+    __PYX_ERR(0, 1165, __pyx_L1_error)
   }
-  __pyx_t_3 = __Pyx_PyBytes_GET_SIZE(__pyx_v_body); if (unlikely(__pyx_t_3 == ((Py_ssize_t)-1))) __PYX_ERR(0, 1161, __pyx_L1_error)
-  __pyx_t_1 = PyLong_FromSsize_t(__pyx_t_3); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1161, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_PyBytes_GET_SIZE(__pyx_v_body); if (unlikely(__pyx_t_3 == ((Py_ssize_t)-1))) __PYX_ERR(0, 1165, __pyx_L1_error)
+  __pyx_t_1 = PyLong_FromSsize_t(__pyx_t_3); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1165, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
 
   __pyx_t_13 = 1;
@@ -52001,14 +52212,14 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_50_rewrite_meta(CYTHON
     __Pyx_XDECREF(__pyx_t_2); __pyx_t_2 = 0;
     __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
     __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
-    if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 1161, __pyx_L1_error)
+    if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 1165, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_6);
   }
-  __pyx_t_9 = __Pyx_PyNumber_Add_object_object(__pyx_t_7, __pyx_t_6); if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 1161, __pyx_L1_error)
+  __pyx_t_9 = __Pyx_PyNumber_Add_object_object(__pyx_t_7, __pyx_t_6); if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 1165, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_9);
   __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
   __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
-  __pyx_t_6 = PyNumber_Add(__pyx_t_9, __pyx_v_body); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 1161, __pyx_L1_error)
+  __pyx_t_6 = PyNumber_Add(__pyx_t_9, __pyx_v_body); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 1165, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_6);
   __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
   {
@@ -52022,7 +52233,7 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_50_rewrite_meta(CYTHON
   __pyx_t_6 = 0;
   goto __pyx_L0;
 
-  /* "ext/tagstream.pyx":1138
+  /* "ext/tagstream.pyx":1142
  * 
  * 
  * def _rewrite_meta(buf, lay, walker, plan_inserts):             # <<<<<<<<<<<<<<
@@ -52061,7 +52272,7 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_50_rewrite_meta(CYTHON
   return __pyx_r;
 }
 
-/* "ext/tagstream.pyx":1164
+/* "ext/tagstream.pyx":1168
  * 
  * 
  * def rewrite(source, destination=None, plan=None, transfer_syntax=None):             # <<<<<<<<<<<<<<
@@ -52112,53 +52323,53 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   {
     PyObject ** const __pyx_pyargnames[] = {&__pyx_mstate_global->__pyx_n_u_source,&__pyx_mstate_global->__pyx_n_u_destination,&__pyx_mstate_global->__pyx_n_u_plan,&__pyx_mstate_global->__pyx_n_u_transfer_syntax,0};
     const Py_ssize_t __pyx_kwds_len = (__pyx_kwds) ? __Pyx_NumKwargs_FASTCALL(__pyx_kwds) : 0;
-    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 1164, __pyx_L3_error)
+    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 1168, __pyx_L3_error)
     if (__pyx_kwds_len > 0) {
       switch (__pyx_nargs) {
         case  4:
         values[3] = __Pyx_ArgRef_FASTCALL(__pyx_args, 3);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 1164, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 1168, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  3:
         values[2] = __Pyx_ArgRef_FASTCALL(__pyx_args, 2);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 1164, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 1168, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  2:
         values[1] = __Pyx_ArgRef_FASTCALL(__pyx_args, 1);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 1164, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 1168, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  1:
         values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 1164, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 1168, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  0: break;
         default: goto __pyx_L5_argtuple_error;
       }
       const Py_ssize_t kwd_pos_args = __pyx_nargs;
-      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "rewrite", 0) < (0)) __PYX_ERR(0, 1164, __pyx_L3_error)
+      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "rewrite", 0) < (0)) __PYX_ERR(0, 1168, __pyx_L3_error)
       if (!values[1]) values[1] = __Pyx_NewRef(((PyObject *)Py_None));
       if (!values[2]) values[2] = __Pyx_NewRef(((PyObject *)Py_None));
       if (!values[3]) values[3] = __Pyx_NewRef(((PyObject *)Py_None));
       for (Py_ssize_t i = __pyx_nargs; i < 1; i++) {
-        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("rewrite", 0, 1, 4, i); __PYX_ERR(0, 1164, __pyx_L3_error) }
+        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("rewrite", 0, 1, 4, i); __PYX_ERR(0, 1168, __pyx_L3_error) }
       }
     } else {
       switch (__pyx_nargs) {
         case  4:
         values[3] = __Pyx_ArgRef_FASTCALL(__pyx_args, 3);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 1164, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 1168, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  3:
         values[2] = __Pyx_ArgRef_FASTCALL(__pyx_args, 2);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 1164, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 1168, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  2:
         values[1] = __Pyx_ArgRef_FASTCALL(__pyx_args, 1);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 1164, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 1168, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  1:
         values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 1164, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 1168, __pyx_L3_error)
         break;
         default: goto __pyx_L5_argtuple_error;
       }
@@ -52173,7 +52384,7 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   }
   goto __pyx_L6_skip;
   __pyx_L5_argtuple_error:;
-  __Pyx_RaiseArgtupleInvalid("rewrite", 0, 1, 4, __pyx_nargs); __PYX_ERR(0, 1164, __pyx_L3_error)
+  __Pyx_RaiseArgtupleInvalid("rewrite", 0, 1, 4, __pyx_nargs); __PYX_ERR(0, 1168, __pyx_L3_error)
   __pyx_L6_skip:;
   goto __pyx_L4_argument_unpacking_done;
   __pyx_L3_error:;
@@ -52234,7 +52445,7 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_52rewrite(CYTHON_UNUSE
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("rewrite", 0);
 
-  /* "ext/tagstream.pyx":1191
+  /* "ext/tagstream.pyx":1195
  *         guaranteed about a destination that was partly written.
  *     """
  *     compiled = plan.compile() if plan is not None else None             # <<<<<<<<<<<<<<
@@ -52250,7 +52461,7 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_52rewrite(CYTHON_UNUSE
       PyObject *__pyx_callargs[2] = {__pyx_t_4, NULL};
       __pyx_t_3 = __Pyx_PyObject_FastCallMethod((PyObject*)__pyx_mstate_global->__pyx_n_u_compile, __pyx_callargs+__pyx_t_5, (1-__pyx_t_5) | (1*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_4); __pyx_t_4 = 0;
-      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 1191, __pyx_L1_error)
+      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 1195, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_3);
     }
     __pyx_t_1 = __pyx_t_3;
@@ -52263,7 +52474,7 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_52rewrite(CYTHON_UNUSE
   __pyx_v_compiled = __pyx_t_1;
   __pyx_t_1 = 0;
 
-  /* "ext/tagstream.pyx":1192
+  /* "ext/tagstream.pyx":1196
  *     """
  *     compiled = plan.compile() if plan is not None else None
  *     src = _open_source(source)             # <<<<<<<<<<<<<<
@@ -52271,7 +52482,7 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_52rewrite(CYTHON_UNUSE
  *         buf = src.buf
 */
   __pyx_t_3 = NULL;
-  __Pyx_GetModuleGlobalName(__pyx_t_4, __pyx_mstate_global->__pyx_n_u_open_source); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 1192, __pyx_L1_error)
+  __Pyx_GetModuleGlobalName(__pyx_t_4, __pyx_mstate_global->__pyx_n_u_open_source); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 1196, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_4);
   __pyx_t_5 = 1;
   #if CYTHON_UNPACK_METHODS
@@ -52290,13 +52501,13 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_52rewrite(CYTHON_UNUSE
     __pyx_t_1 = __Pyx_PyObject_FastCall((PyObject*)__pyx_t_4, __pyx_callargs+__pyx_t_5, (2-__pyx_t_5) | (__pyx_t_5*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
     __Pyx_XDECREF(__pyx_t_3); __pyx_t_3 = 0;
     __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
-    if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1192, __pyx_L1_error)
+    if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1196, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_1);
   }
   __pyx_v_src = __pyx_t_1;
   __pyx_t_1 = 0;
 
-  /* "ext/tagstream.pyx":1193
+  /* "ext/tagstream.pyx":1197
  *     compiled = plan.compile() if plan is not None else None
  *     src = _open_source(source)
  *     try:             # <<<<<<<<<<<<<<
@@ -52305,19 +52516,19 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_52rewrite(CYTHON_UNUSE
 */
   /*try:*/ {
 
-    /* "ext/tagstream.pyx":1194
+    /* "ext/tagstream.pyx":1198
  *     src = _open_source(source)
  *     try:
  *         buf = src.buf             # <<<<<<<<<<<<<<
  *         lay = _layout(buf, transfer_syntax)
  *         out = []
 */
-    __pyx_t_1 = __Pyx_PyObject_GetAttrStr(__pyx_v_src, __pyx_mstate_global->__pyx_n_u_buf); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1194, __pyx_L4_error)
+    __pyx_t_1 = __Pyx_PyObject_GetAttrStr(__pyx_v_src, __pyx_mstate_global->__pyx_n_u_buf); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1198, __pyx_L4_error)
     __Pyx_GOTREF(__pyx_t_1);
     __pyx_v_buf = __pyx_t_1;
     __pyx_t_1 = 0;
 
-    /* "ext/tagstream.pyx":1195
+    /* "ext/tagstream.pyx":1199
  *     try:
  *         buf = src.buf
  *         lay = _layout(buf, transfer_syntax)             # <<<<<<<<<<<<<<
@@ -52325,7 +52536,7 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_52rewrite(CYTHON_UNUSE
  *         if lay.deflated:
 */
     __pyx_t_4 = NULL;
-    __Pyx_GetModuleGlobalName(__pyx_t_3, __pyx_mstate_global->__pyx_n_u_layout); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 1195, __pyx_L4_error)
+    __Pyx_GetModuleGlobalName(__pyx_t_3, __pyx_mstate_global->__pyx_n_u_layout); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 1199, __pyx_L4_error)
     __Pyx_GOTREF(__pyx_t_3);
     __pyx_t_5 = 1;
     #if CYTHON_UNPACK_METHODS
@@ -52344,39 +52555,39 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_52rewrite(CYTHON_UNUSE
       __pyx_t_1 = __Pyx_PyObject_FastCall((PyObject*)__pyx_t_3, __pyx_callargs+__pyx_t_5, (3-__pyx_t_5) | (__pyx_t_5*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_4); __pyx_t_4 = 0;
       __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
-      if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1195, __pyx_L4_error)
+      if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1199, __pyx_L4_error)
       __Pyx_GOTREF(__pyx_t_1);
     }
     __pyx_v_lay = __pyx_t_1;
     __pyx_t_1 = 0;
 
-    /* "ext/tagstream.pyx":1196
+    /* "ext/tagstream.pyx":1200
  *         buf = src.buf
  *         lay = _layout(buf, transfer_syntax)
  *         out = []             # <<<<<<<<<<<<<<
  *         if lay.deflated:
  *             walker = _Walker(_inflate(bytes(buf[lay.meta_end:])), compiled)
 */
-    __pyx_t_1 = PyList_New(0); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1196, __pyx_L4_error)
+    __pyx_t_1 = PyList_New(0); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1200, __pyx_L4_error)
     __Pyx_GOTREF(__pyx_t_1);
     __pyx_v_out = ((PyObject*)__pyx_t_1);
     __pyx_t_1 = 0;
 
-    /* "ext/tagstream.pyx":1197
+    /* "ext/tagstream.pyx":1201
  *         lay = _layout(buf, transfer_syntax)
  *         out = []
  *         if lay.deflated:             # <<<<<<<<<<<<<<
  *             walker = _Walker(_inflate(bytes(buf[lay.meta_end:])), compiled)
  *             ds_out = []
 */
-    __pyx_t_1 = __Pyx_PyObject_GetAttrStr(__pyx_v_lay, __pyx_mstate_global->__pyx_n_u_deflated); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1197, __pyx_L4_error)
+    __pyx_t_1 = __Pyx_PyObject_GetAttrStr(__pyx_v_lay, __pyx_mstate_global->__pyx_n_u_deflated); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1201, __pyx_L4_error)
     __Pyx_GOTREF(__pyx_t_1);
-    __pyx_t_2 = __Pyx_PyObject_IsTrue(__pyx_t_1); if (unlikely((__pyx_t_2 < 0))) __PYX_ERR(0, 1197, __pyx_L4_error)
+    __pyx_t_2 = __Pyx_PyObject_IsTrue(__pyx_t_1); if (unlikely((__pyx_t_2 < 0))) __PYX_ERR(0, 1201, __pyx_L4_error)
     __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
     if (__pyx_t_2) {
 
 
-      /* "ext/tagstream.pyx":1198
+      /* "ext/tagstream.pyx":1202
  *         out = []
  *         if lay.deflated:
  *             walker = _Walker(_inflate(bytes(buf[lay.meta_end:])), compiled)             # <<<<<<<<<<<<<<
@@ -52385,12 +52596,12 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_52rewrite(CYTHON_UNUSE
 */
       __pyx_t_3 = NULL;
       __pyx_t_6 = NULL;
-      __Pyx_GetModuleGlobalName(__pyx_t_7, __pyx_mstate_global->__pyx_n_u_inflate); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 1198, __pyx_L4_error)
+      __Pyx_GetModuleGlobalName(__pyx_t_7, __pyx_mstate_global->__pyx_n_u_inflate); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 1202, __pyx_L4_error)
       __Pyx_GOTREF(__pyx_t_7);
       __pyx_t_9 = NULL;
-      __pyx_t_10 = __Pyx_PyObject_GetAttrStr(__pyx_v_lay, __pyx_mstate_global->__pyx_n_u_meta_end); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 1198, __pyx_L4_error)
+      __pyx_t_10 = __Pyx_PyObject_GetAttrStr(__pyx_v_lay, __pyx_mstate_global->__pyx_n_u_meta_end); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 1202, __pyx_L4_error)
       __Pyx_GOTREF(__pyx_t_10);
-      __pyx_t_11 = __Pyx_PyObject_GetSlice(__pyx_v_buf, 0, 0, &__pyx_t_10, NULL, NULL, 0, 0, 0); if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 1198, __pyx_L4_error)
+      __pyx_t_11 = __Pyx_PyObject_GetSlice(__pyx_v_buf, 0, 0, &__pyx_t_10, NULL, NULL, 0, 0, 0); if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 1202, __pyx_L4_error)
       __Pyx_GOTREF(__pyx_t_11);
       __Pyx_DECREF(__pyx_t_10); __pyx_t_10 = 0;
       __pyx_t_5 = 1;
@@ -52399,7 +52610,7 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_52rewrite(CYTHON_UNUSE
         __pyx_t_8 = __Pyx_PyObject_FastCall((PyObject*)(&PyBytes_Type), __pyx_callargs+__pyx_t_5, (2-__pyx_t_5) | (__pyx_t_5*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
         __Pyx_XDECREF(__pyx_t_9); __pyx_t_9 = 0;
         __Pyx_DECREF(__pyx_t_11); __pyx_t_11 = 0;
-        if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 1198, __pyx_L4_error)
+        if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 1202, __pyx_L4_error)
         __Pyx_GOTREF(__pyx_t_8);
       }
       __pyx_t_5 = 1;
@@ -52420,7 +52631,7 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_52rewrite(CYTHON_UNUSE
         __Pyx_XDECREF(__pyx_t_6); __pyx_t_6 = 0;
         __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
         __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
-        if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 1198, __pyx_L4_error)
+        if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 1202, __pyx_L4_error)
         __Pyx_GOTREF(__pyx_t_4);
       }
       __pyx_t_5 = 1;
@@ -52429,25 +52640,25 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_52rewrite(CYTHON_UNUSE
         __pyx_t_1 = __Pyx_PyObject_FastCall((PyObject*)__pyx_mstate_global->__pyx_ptype_8slicebox_9_speedups_9tagstream__Walker, __pyx_callargs+__pyx_t_5, (3-__pyx_t_5) | (__pyx_t_5*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
         __Pyx_XDECREF(__pyx_t_3); __pyx_t_3 = 0;
         __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
-        if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1198, __pyx_L4_error)
+        if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1202, __pyx_L4_error)
         __Pyx_GOTREF((PyObject *)__pyx_t_1);
       }
       __pyx_v_walker = ((struct __pyx_obj_8slicebox_9_speedups_9tagstream__Walker *)__pyx_t_1);
       __pyx_t_1 = 0;
 
-      /* "ext/tagstream.pyx":1199
+      /* "ext/tagstream.pyx":1203
  *         if lay.deflated:
  *             walker = _Walker(_inflate(bytes(buf[lay.meta_end:])), compiled)
  *             ds_out = []             # <<<<<<<<<<<<<<
  *             walker.rw_dataset(0, walker.n, lay.enc, (), 0, ds_out)
  *             body = _join(walker.buf, ds_out)
 */
-      __pyx_t_1 = PyList_New(0); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1199, __pyx_L4_error)
+      __pyx_t_1 = PyList_New(0); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1203, __pyx_L4_error)
       __Pyx_GOTREF(__pyx_t_1);
       __pyx_v_ds_out = ((PyObject*)__pyx_t_1);
       __pyx_t_1 = 0;
 
-      /* "ext/tagstream.pyx":1200
+      /* "ext/tagstream.pyx":1204
  *             walker = _Walker(_inflate(bytes(buf[lay.meta_end:])), compiled)
  *             ds_out = []
  *             walker.rw_dataset(0, walker.n, lay.enc, (), 0, ds_out)             # <<<<<<<<<<<<<<
@@ -52456,9 +52667,9 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_52rewrite(CYTHON_UNUSE
 */
       __pyx_t_4 = ((PyObject *)__pyx_v_walker);
       __Pyx_INCREF(__pyx_t_4);
-      __pyx_t_3 = PyLong_FromSsize_t(__pyx_v_walker->n); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 1200, __pyx_L4_error)
+      __pyx_t_3 = PyLong_FromSsize_t(__pyx_v_walker->n); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 1204, __pyx_L4_error)
       __Pyx_GOTREF(__pyx_t_3);
-      __pyx_t_7 = __Pyx_PyObject_GetAttrStr(__pyx_v_lay, __pyx_mstate_global->__pyx_n_u_enc); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 1200, __pyx_L4_error)
+      __pyx_t_7 = __Pyx_PyObject_GetAttrStr(__pyx_v_lay, __pyx_mstate_global->__pyx_n_u_enc); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 1204, __pyx_L4_error)
       __Pyx_GOTREF(__pyx_t_7);
       __pyx_t_5 = 0;
       {
@@ -52467,12 +52678,12 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_52rewrite(CYTHON_UNUSE
         __Pyx_XDECREF(__pyx_t_4); __pyx_t_4 = 0;
         __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
         __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
-        if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1200, __pyx_L4_error)
+        if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1204, __pyx_L4_error)
         __Pyx_GOTREF(__pyx_t_1);
       }
       __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
 
-      /* "ext/tagstream.pyx":1201
+      /* "ext/tagstream.pyx":1205
  *             ds_out = []
  *             walker.rw_dataset(0, walker.n, lay.enc, (), 0, ds_out)
  *             body = _join(walker.buf, ds_out)             # <<<<<<<<<<<<<<
@@ -52480,7 +52691,7 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_52rewrite(CYTHON_UNUSE
  *             body = c.compress(body) + c.flush()
 */
       __pyx_t_7 = NULL;
-      __Pyx_GetModuleGlobalName(__pyx_t_3, __pyx_mstate_global->__pyx_n_u_join_2); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 1201, __pyx_L4_error)
+      __Pyx_GetModuleGlobalName(__pyx_t_3, __pyx_mstate_global->__pyx_n_u_join_2); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 1205, __pyx_L4_error)
       __Pyx_GOTREF(__pyx_t_3);
       __pyx_t_5 = 1;
       #if CYTHON_UNPACK_METHODS
@@ -52499,13 +52710,13 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_52rewrite(CYTHON_UNUSE
         __pyx_t_1 = __Pyx_PyObject_FastCall((PyObject*)__pyx_t_3, __pyx_callargs+__pyx_t_5, (3-__pyx_t_5) | (__pyx_t_5*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
         __Pyx_XDECREF(__pyx_t_7); __pyx_t_7 = 0;
         __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
-        if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1201, __pyx_L4_error)
+        if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1205, __pyx_L4_error)
         __Pyx_GOTREF(__pyx_t_1);
       }
       __pyx_v_body = __pyx_t_1;
       __pyx_t_1 = 0;
 
-      /* "ext/tagstream.pyx":1202
+      /* "ext/tagstream.pyx":1206
  *             walker.rw_dataset(0, walker.n, lay.enc, (), 0, ds_out)
  *             body = _join(walker.buf, ds_out)
  *             c = zlib.compressobj(6, zlib.DEFLATED, -zlib.MAX_WBITS)             # <<<<<<<<<<<<<<
@@ -52513,22 +52724,22 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_52rewrite(CYTHON_UNUSE
  *             if len(body) & 1:
 */
       __pyx_t_3 = NULL;
-      __Pyx_GetModuleGlobalName(__pyx_t_7, __pyx_mstate_global->__pyx_n_u_zlib); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 1202, __pyx_L4_error)
+      __Pyx_GetModuleGlobalName(__pyx_t_7, __pyx_mstate_global->__pyx_n_u_zlib); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 1206, __pyx_L4_error)
       __Pyx_GOTREF(__pyx_t_7);
-      __pyx_t_4 = __Pyx_PyObject_GetAttrStr(__pyx_t_7, __pyx_mstate_global->__pyx_n_u_compressobj); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 1202, __pyx_L4_error)
+      __pyx_t_4 = __Pyx_PyObject_GetAttrStr(__pyx_t_7, __pyx_mstate_global->__pyx_n_u_compressobj); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 1206, __pyx_L4_error)
       __Pyx_GOTREF(__pyx_t_4);
       __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
-      __Pyx_GetModuleGlobalName(__pyx_t_7, __pyx_mstate_global->__pyx_n_u_zlib); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 1202, __pyx_L4_error)
+      __Pyx_GetModuleGlobalName(__pyx_t_7, __pyx_mstate_global->__pyx_n_u_zlib); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 1206, __pyx_L4_error)
       __Pyx_GOTREF(__pyx_t_7);
-      __pyx_t_8 = __Pyx_PyObject_GetAttrStr(__pyx_t_7, __pyx_mstate_global->__pyx_n_u_DEFLATED); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 1202, __pyx_L4_error)
+      __pyx_t_8 = __Pyx_PyObject_GetAttrStr(__pyx_t_7, __pyx_mstate_global->__pyx_n_u_DEFLATED); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 1206, __pyx_L4_error)
       __Pyx_GOTREF(__pyx_t_8);
       __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
-      __Pyx_GetModuleGlobalName(__pyx_t_7, __pyx_mstate_global->__pyx_n_u_zlib); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 1202, __pyx_L4_error)
+      __Pyx_GetModuleGlobalName(__pyx_t_7, __pyx_mstate_global->__pyx_n_u_zlib); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 1206, __pyx_L4_error)
       __Pyx_GOTREF(__pyx_t_7);
-      __pyx_t_6 = __Pyx_PyObject_GetAttrStr(__pyx_t_7, __pyx_mstate_global->__pyx_n_u_MAX_WBITS); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 1202, __pyx_L4_error)
+      __pyx_t_6 = __Pyx_PyObject_GetAttrStr(__pyx_t_7, __pyx_mstate_global->__pyx_n_u_MAX_WBITS); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 1206, __pyx_L4_error)
       __Pyx_GOTREF(__pyx_t_6);
       __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
-      __pyx_t_7 = PyNumber_Negative(__pyx_t_6); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 1202, __pyx_L4_error)
+      __pyx_t_7 = PyNumber_Negative(__pyx_t_6); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 1206, __pyx_L4_error)
       __Pyx_GOTREF(__pyx_t_7);
       __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
       __pyx_t_5 = 1;
@@ -52550,13 +52761,13 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_52rewrite(CYTHON_UNUSE
         __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
         __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
         __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
-        if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1202, __pyx_L4_error)
+        if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1206, __pyx_L4_error)
         __Pyx_GOTREF(__pyx_t_1);
       }
       __pyx_v_c = __pyx_t_1;
       __pyx_t_1 = 0;
 
-      /* "ext/tagstream.pyx":1203
+      /* "ext/tagstream.pyx":1207
  *             body = _join(walker.buf, ds_out)
  *             c = zlib.compressobj(6, zlib.DEFLATED, -zlib.MAX_WBITS)
  *             body = c.compress(body) + c.flush()             # <<<<<<<<<<<<<<
@@ -52570,7 +52781,7 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_52rewrite(CYTHON_UNUSE
         PyObject *__pyx_callargs[2] = {__pyx_t_4, __pyx_v_body};
         __pyx_t_1 = __Pyx_PyObject_FastCallMethod((PyObject*)__pyx_mstate_global->__pyx_n_u_compress, __pyx_callargs+__pyx_t_5, (2-__pyx_t_5) | (1*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
         __Pyx_XDECREF(__pyx_t_4); __pyx_t_4 = 0;
-        if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1203, __pyx_L4_error)
+        if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1207, __pyx_L4_error)
         __Pyx_GOTREF(__pyx_t_1);
       }
       __pyx_t_7 = __pyx_v_c;
@@ -52580,43 +52791,43 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_52rewrite(CYTHON_UNUSE
         PyObject *__pyx_callargs[2] = {__pyx_t_7, NULL};
         __pyx_t_4 = __Pyx_PyObject_FastCallMethod((PyObject*)__pyx_mstate_global->__pyx_n_u_flush, __pyx_callargs+__pyx_t_5, (1-__pyx_t_5) | (1*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
         __Pyx_XDECREF(__pyx_t_7); __pyx_t_7 = 0;
-        if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 1203, __pyx_L4_error)
+        if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 1207, __pyx_L4_error)
         __Pyx_GOTREF(__pyx_t_4);
       }
-      __pyx_t_7 = __Pyx_PyNumber_Add_object_object(__pyx_t_1, __pyx_t_4); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 1203, __pyx_L4_error)
+      __pyx_t_7 = __Pyx_PyNumber_Add_object_object(__pyx_t_1, __pyx_t_4); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 1207, __pyx_L4_error)
       __Pyx_GOTREF(__pyx_t_7);
       __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
       __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
       __Pyx_DECREF_SET(__pyx_v_body, __pyx_t_7);
       __pyx_t_7 = 0;
 
-      /* "ext/tagstream.pyx":1204
+      /* "ext/tagstream.pyx":1208
  *             c = zlib.compressobj(6, zlib.DEFLATED, -zlib.MAX_WBITS)
  *             body = c.compress(body) + c.flush()
  *             if len(body) & 1:             # <<<<<<<<<<<<<<
  *                 body += b"\0"
  *             out.append(body)
 */
-      __pyx_t_12 = PyObject_Length(__pyx_v_body); if (unlikely(__pyx_t_12 == ((Py_ssize_t)-1))) __PYX_ERR(0, 1204, __pyx_L4_error)
+      __pyx_t_12 = PyObject_Length(__pyx_v_body); if (unlikely(__pyx_t_12 == ((Py_ssize_t)-1))) __PYX_ERR(0, 1208, __pyx_L4_error)
       __pyx_t_2 = ((__pyx_t_12 & 1) != 0);
 
 
       if (__pyx_t_2) {
 
 
-        /* "ext/tagstream.pyx":1205
+        /* "ext/tagstream.pyx":1209
  *             body = c.compress(body) + c.flush()
  *             if len(body) & 1:
  *                 body += b"\0"             # <<<<<<<<<<<<<<
  *             out.append(body)
  *         else:
 */
-        __pyx_t_7 = PyNumber_InPlaceAdd(__pyx_v_body, __pyx_mstate_global->__pyx_kp_b__19); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 1205, __pyx_L4_error)
+        __pyx_t_7 = PyNumber_InPlaceAdd(__pyx_v_body, __pyx_mstate_global->__pyx_kp_b__19); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 1209, __pyx_L4_error)
         __Pyx_GOTREF(__pyx_t_7);
         __Pyx_DECREF_SET(__pyx_v_body, __pyx_t_7);
         __pyx_t_7 = 0;
 
-        /* "ext/tagstream.pyx":1204
+        /* "ext/tagstream.pyx":1208
  *             c = zlib.compressobj(6, zlib.DEFLATED, -zlib.MAX_WBITS)
  *             body = c.compress(body) + c.flush()
  *             if len(body) & 1:             # <<<<<<<<<<<<<<
@@ -52625,17 +52836,17 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_52rewrite(CYTHON_UNUSE
 */
       }
 
-      /* "ext/tagstream.pyx":1206
+      /* "ext/tagstream.pyx":1210
  *             if len(body) & 1:
  *                 body += b"\0"
  *             out.append(body)             # <<<<<<<<<<<<<<
  *         else:
  *             walker = _Walker(buf, compiled)
 */
-      __pyx_t_13 = __Pyx_PyList_Append(__pyx_v_out, __pyx_v_body); if (unlikely(__pyx_t_13 == ((int)-1))) __PYX_ERR(0, 1206, __pyx_L4_error)
+      __pyx_t_13 = __Pyx_PyList_Append(__pyx_v_out, __pyx_v_body); if (unlikely(__pyx_t_13 == ((int)-1))) __PYX_ERR(0, 1210, __pyx_L4_error)
 
 
-      /* "ext/tagstream.pyx":1197
+      /* "ext/tagstream.pyx":1201
  *         lay = _layout(buf, transfer_syntax)
  *         out = []
  *         if lay.deflated:             # <<<<<<<<<<<<<<
@@ -52645,7 +52856,7 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_52rewrite(CYTHON_UNUSE
       goto __pyx_L6;
     }
 
-    /* "ext/tagstream.pyx":1208
+    /* "ext/tagstream.pyx":1212
  *             out.append(body)
  *         else:
  *             walker = _Walker(buf, compiled)             # <<<<<<<<<<<<<<
@@ -52659,13 +52870,13 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_52rewrite(CYTHON_UNUSE
         PyObject *__pyx_callargs[3] = {__pyx_t_4, __pyx_v_buf, __pyx_v_compiled};
         __pyx_t_7 = __Pyx_PyObject_FastCall((PyObject*)__pyx_mstate_global->__pyx_ptype_8slicebox_9_speedups_9tagstream__Walker, __pyx_callargs+__pyx_t_5, (3-__pyx_t_5) | (__pyx_t_5*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
         __Pyx_XDECREF(__pyx_t_4); __pyx_t_4 = 0;
-        if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 1208, __pyx_L4_error)
+        if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 1212, __pyx_L4_error)
         __Pyx_GOTREF((PyObject *)__pyx_t_7);
       }
       __pyx_v_walker = ((struct __pyx_obj_8slicebox_9_speedups_9tagstream__Walker *)__pyx_t_7);
       __pyx_t_7 = 0;
 
-      /* "ext/tagstream.pyx":1209
+      /* "ext/tagstream.pyx":1213
  *         else:
  *             walker = _Walker(buf, compiled)
  *             walker.rw_dataset(lay.meta_end, len(buf), lay.enc, (), 0, out)             # <<<<<<<<<<<<<<
@@ -52674,13 +52885,13 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_52rewrite(CYTHON_UNUSE
 */
       __pyx_t_4 = ((PyObject *)__pyx_v_walker);
       __Pyx_INCREF(__pyx_t_4);
-      __pyx_t_1 = __Pyx_PyObject_GetAttrStr(__pyx_v_lay, __pyx_mstate_global->__pyx_n_u_meta_end); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1209, __pyx_L4_error)
+      __pyx_t_1 = __Pyx_PyObject_GetAttrStr(__pyx_v_lay, __pyx_mstate_global->__pyx_n_u_meta_end); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1213, __pyx_L4_error)
       __Pyx_GOTREF(__pyx_t_1);
-      __pyx_t_12 = PyObject_Length(__pyx_v_buf); if (unlikely(__pyx_t_12 == ((Py_ssize_t)-1))) __PYX_ERR(0, 1209, __pyx_L4_error)
-      __pyx_t_8 = PyLong_FromSsize_t(__pyx_t_12); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 1209, __pyx_L4_error)
+      __pyx_t_12 = PyObject_Length(__pyx_v_buf); if (unlikely(__pyx_t_12 == ((Py_ssize_t)-1))) __PYX_ERR(0, 1213, __pyx_L4_error)
+      __pyx_t_8 = PyLong_FromSsize_t(__pyx_t_12); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 1213, __pyx_L4_error)
       __Pyx_GOTREF(__pyx_t_8);
 
-      __pyx_t_3 = __Pyx_PyObject_GetAttrStr(__pyx_v_lay, __pyx_mstate_global->__pyx_n_u_enc); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 1209, __pyx_L4_error)
+      __pyx_t_3 = __Pyx_PyObject_GetAttrStr(__pyx_v_lay, __pyx_mstate_global->__pyx_n_u_enc); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 1213, __pyx_L4_error)
       __Pyx_GOTREF(__pyx_t_3);
       __pyx_t_5 = 0;
       {
@@ -52690,58 +52901,58 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_52rewrite(CYTHON_UNUSE
         __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
         __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
         __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
-        if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 1209, __pyx_L4_error)
+        if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 1213, __pyx_L4_error)
         __Pyx_GOTREF(__pyx_t_7);
       }
       __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
     }
     __pyx_L6:;
 
-    /* "ext/tagstream.pyx":1210
+    /* "ext/tagstream.pyx":1214
  *             walker = _Walker(buf, compiled)
  *             walker.rw_dataset(lay.meta_end, len(buf), lay.enc, (), 0, out)
  *         if lay.meta_start is not None:             # <<<<<<<<<<<<<<
  *             head = [(0, lay.meta_start)] if lay.meta_start else []
  *             head.append(_rewrite_meta(buf, lay, walker, compiled[4] if compiled else ()))
 */
-    __pyx_t_7 = __Pyx_PyObject_GetAttrStr(__pyx_v_lay, __pyx_mstate_global->__pyx_n_u_meta_start); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 1210, __pyx_L4_error)
+    __pyx_t_7 = __Pyx_PyObject_GetAttrStr(__pyx_v_lay, __pyx_mstate_global->__pyx_n_u_meta_start); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 1214, __pyx_L4_error)
     __Pyx_GOTREF(__pyx_t_7);
     __pyx_t_2 = (__pyx_t_7 != Py_None);
     __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
     if (__pyx_t_2) {
 
 
-      /* "ext/tagstream.pyx":1211
+      /* "ext/tagstream.pyx":1215
  *             walker.rw_dataset(lay.meta_end, len(buf), lay.enc, (), 0, out)
  *         if lay.meta_start is not None:
  *             head = [(0, lay.meta_start)] if lay.meta_start else []             # <<<<<<<<<<<<<<
  *             head.append(_rewrite_meta(buf, lay, walker, compiled[4] if compiled else ()))
  *             out[:0] = head
 */
-      __pyx_t_3 = __Pyx_PyObject_GetAttrStr(__pyx_v_lay, __pyx_mstate_global->__pyx_n_u_meta_start); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 1211, __pyx_L4_error)
+      __pyx_t_3 = __Pyx_PyObject_GetAttrStr(__pyx_v_lay, __pyx_mstate_global->__pyx_n_u_meta_start); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 1215, __pyx_L4_error)
       __Pyx_GOTREF(__pyx_t_3);
-      __pyx_t_2 = __Pyx_PyObject_IsTrue(__pyx_t_3); if (unlikely((__pyx_t_2 < 0))) __PYX_ERR(0, 1211, __pyx_L4_error)
+      __pyx_t_2 = __Pyx_PyObject_IsTrue(__pyx_t_3); if (unlikely((__pyx_t_2 < 0))) __PYX_ERR(0, 1215, __pyx_L4_error)
       __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
       if (__pyx_t_2) {
-        __pyx_t_3 = __Pyx_PyObject_GetAttrStr(__pyx_v_lay, __pyx_mstate_global->__pyx_n_u_meta_start); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 1211, __pyx_L4_error)
+        __pyx_t_3 = __Pyx_PyObject_GetAttrStr(__pyx_v_lay, __pyx_mstate_global->__pyx_n_u_meta_start); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 1215, __pyx_L4_error)
         __Pyx_GOTREF(__pyx_t_3);
-        __pyx_t_8 = PyTuple_New(2); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 1211, __pyx_L4_error)
+        __pyx_t_8 = PyTuple_New(2); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 1215, __pyx_L4_error)
         __Pyx_GOTREF(__pyx_t_8);
         __Pyx_INCREF(__pyx_mstate_global->__pyx_int_0);
         __Pyx_GIVEREF(__pyx_mstate_global->__pyx_int_0);
-        if (__Pyx_PyTuple_SET_ITEM(__pyx_t_8, 0, __pyx_mstate_global->__pyx_int_0) != (0)) __PYX_ERR(0, 1211, __pyx_L4_error);
+        if (__Pyx_PyTuple_SET_ITEM(__pyx_t_8, 0, __pyx_mstate_global->__pyx_int_0) != (0)) __PYX_ERR(0, 1215, __pyx_L4_error);
         __Pyx_GIVEREF(__pyx_t_3);
-        if (__Pyx_PyTuple_SET_ITEM(__pyx_t_8, 1, __pyx_t_3) != (0)) __PYX_ERR(0, 1211, __pyx_L4_error);
+        if (__Pyx_PyTuple_SET_ITEM(__pyx_t_8, 1, __pyx_t_3) != (0)) __PYX_ERR(0, 1215, __pyx_L4_error);
         __pyx_t_3 = 0;
-        __pyx_t_3 = PyList_New(1); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 1211, __pyx_L4_error)
+        __pyx_t_3 = PyList_New(1); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 1215, __pyx_L4_error)
         __Pyx_GOTREF(__pyx_t_3);
         __Pyx_GIVEREF(__pyx_t_8);
-        if (__Pyx_PyList_SET_ITEM(__pyx_t_3, 0, __pyx_t_8) != (0)) __PYX_ERR(0, 1211, __pyx_L4_error);
+        if (__Pyx_PyList_SET_ITEM(__pyx_t_3, 0, __pyx_t_8) != (0)) __PYX_ERR(0, 1215, __pyx_L4_error);
         __pyx_t_8 = 0;
         __pyx_t_7 = __pyx_t_3;
         __pyx_t_3 = 0;
       } else {
-        __pyx_t_3 = PyList_New(0); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 1211, __pyx_L4_error)
+        __pyx_t_3 = PyList_New(0); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 1215, __pyx_L4_error)
         __Pyx_GOTREF(__pyx_t_3);
         __pyx_t_7 = __pyx_t_3;
         __pyx_t_3 = 0;
@@ -52750,7 +52961,7 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_52rewrite(CYTHON_UNUSE
       __pyx_v_head = ((PyObject*)__pyx_t_7);
       __pyx_t_7 = 0;
 
-      /* "ext/tagstream.pyx":1212
+      /* "ext/tagstream.pyx":1216
  *         if lay.meta_start is not None:
  *             head = [(0, lay.meta_start)] if lay.meta_start else []
  *             head.append(_rewrite_meta(buf, lay, walker, compiled[4] if compiled else ()))             # <<<<<<<<<<<<<<
@@ -52759,14 +52970,14 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_52rewrite(CYTHON_UNUSE
 */
       if (unlikely(__pyx_v_head == Py_None)) {
         PyErr_Format(PyExc_AttributeError, "\047NoneType\047 object has no attribute \047%.30s\047", "append");
-        __PYX_ERR(0, 1212, __pyx_L4_error)
+        __PYX_ERR(0, 1216, __pyx_L4_error)
       }
       __pyx_t_3 = NULL;
-      __Pyx_GetModuleGlobalName(__pyx_t_8, __pyx_mstate_global->__pyx_n_u_rewrite_meta); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 1212, __pyx_L4_error)
+      __Pyx_GetModuleGlobalName(__pyx_t_8, __pyx_mstate_global->__pyx_n_u_rewrite_meta); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 1216, __pyx_L4_error)
       __Pyx_GOTREF(__pyx_t_8);
-      __pyx_t_2 = __Pyx_PyObject_IsTrue(__pyx_v_compiled); if (unlikely((__pyx_t_2 < 0))) __PYX_ERR(0, 1212, __pyx_L4_error)
+      __pyx_t_2 = __Pyx_PyObject_IsTrue(__pyx_v_compiled); if (unlikely((__pyx_t_2 < 0))) __PYX_ERR(0, 1216, __pyx_L4_error)
       if (__pyx_t_2) {
-        __pyx_t_4 = __Pyx_GetItemInt(__pyx_v_compiled, 4, long, 1, __Pyx_PyLong_From_long, 0, 0, 1, __Pyx_ReferenceSharing_OwnStrongReference); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 1212, __pyx_L4_error)
+        __pyx_t_4 = __Pyx_GetItemInt(__pyx_v_compiled, 4, long, 1, __Pyx_PyLong_From_long, 0, 0, 1, __Pyx_ReferenceSharing_OwnStrongReference); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 1216, __pyx_L4_error)
         __Pyx_GOTREF(__pyx_t_4);
         __pyx_t_1 = __pyx_t_4;
         __pyx_t_4 = 0;
@@ -52793,23 +53004,23 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_52rewrite(CYTHON_UNUSE
         __Pyx_XDECREF(__pyx_t_3); __pyx_t_3 = 0;
         __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
         __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
-        if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 1212, __pyx_L4_error)
+        if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 1216, __pyx_L4_error)
         __Pyx_GOTREF(__pyx_t_7);
       }
-      __pyx_t_13 = __Pyx_PyList_Append(__pyx_v_head, __pyx_t_7); if (unlikely(__pyx_t_13 == ((int)-1))) __PYX_ERR(0, 1212, __pyx_L4_error)
+      __pyx_t_13 = __Pyx_PyList_Append(__pyx_v_head, __pyx_t_7); if (unlikely(__pyx_t_13 == ((int)-1))) __PYX_ERR(0, 1216, __pyx_L4_error)
       __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
 
 
-      /* "ext/tagstream.pyx":1213
+      /* "ext/tagstream.pyx":1217
  *             head = [(0, lay.meta_start)] if lay.meta_start else []
  *             head.append(_rewrite_meta(buf, lay, walker, compiled[4] if compiled else ()))
  *             out[:0] = head             # <<<<<<<<<<<<<<
  *         return _write(out, buf, src.fd, destination, lay.ts)
  *     finally:
 */
-      if (__Pyx_PyObject_SetSlice(__pyx_v_out, __pyx_v_head, 0, 0, NULL, NULL, NULL, 0, 1, 0) < (0)) __PYX_ERR(0, 1213, __pyx_L4_error)
+      if (__Pyx_PyObject_SetSlice(__pyx_v_out, __pyx_v_head, 0, 0, NULL, NULL, NULL, 0, 1, 0) < (0)) __PYX_ERR(0, 1217, __pyx_L4_error)
 
-      /* "ext/tagstream.pyx":1210
+      /* "ext/tagstream.pyx":1214
  *             walker = _Walker(buf, compiled)
  *             walker.rw_dataset(lay.meta_end, len(buf), lay.enc, (), 0, out)
  *         if lay.meta_start is not None:             # <<<<<<<<<<<<<<
@@ -52818,7 +53029,7 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_52rewrite(CYTHON_UNUSE
 */
     }
 
-    /* "ext/tagstream.pyx":1214
+    /* "ext/tagstream.pyx":1218
  *             head.append(_rewrite_meta(buf, lay, walker, compiled[4] if compiled else ()))
  *             out[:0] = head
  *         return _write(out, buf, src.fd, destination, lay.ts)             # <<<<<<<<<<<<<<
@@ -52826,11 +53037,11 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_52rewrite(CYTHON_UNUSE
  *         src.close()
 */
     __pyx_t_8 = NULL;
-    __Pyx_GetModuleGlobalName(__pyx_t_1, __pyx_mstate_global->__pyx_n_u_write); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1214, __pyx_L4_error)
+    __Pyx_GetModuleGlobalName(__pyx_t_1, __pyx_mstate_global->__pyx_n_u_write); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1218, __pyx_L4_error)
     __Pyx_GOTREF(__pyx_t_1);
-    __pyx_t_3 = __Pyx_PyObject_GetAttrStr(__pyx_v_src, __pyx_mstate_global->__pyx_n_u_fd); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 1214, __pyx_L4_error)
+    __pyx_t_3 = __Pyx_PyObject_GetAttrStr(__pyx_v_src, __pyx_mstate_global->__pyx_n_u_fd); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 1218, __pyx_L4_error)
     __Pyx_GOTREF(__pyx_t_3);
-    __pyx_t_4 = __Pyx_PyObject_GetAttrStr(__pyx_v_lay, __pyx_mstate_global->__pyx_n_u_ts); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 1214, __pyx_L4_error)
+    __pyx_t_4 = __Pyx_PyObject_GetAttrStr(__pyx_v_lay, __pyx_mstate_global->__pyx_n_u_ts); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 1218, __pyx_L4_error)
     __Pyx_GOTREF(__pyx_t_4);
     __pyx_t_5 = 1;
     #if CYTHON_UNPACK_METHODS
@@ -52851,7 +53062,7 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_52rewrite(CYTHON_UNUSE
       __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
       __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
       __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
-      if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 1214, __pyx_L4_error)
+      if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 1218, __pyx_L4_error)
       __Pyx_GOTREF(__pyx_t_7);
     }
     {
@@ -52866,7 +53077,7 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_52rewrite(CYTHON_UNUSE
     goto __pyx_L3_return;
   }
 
-  /* "ext/tagstream.pyx":1216
+  /* "ext/tagstream.pyx":1220
  *         return _write(out, buf, src.fd, destination, lay.ts)
  *     finally:
  *         src.close()             # <<<<<<<<<<<<<<
@@ -52905,7 +53116,7 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_52rewrite(CYTHON_UNUSE
           PyObject *__pyx_callargs[2] = {__pyx_t_1, NULL};
           __pyx_t_7 = __Pyx_PyObject_FastCallMethod((PyObject*)__pyx_mstate_global->__pyx_n_u_close, __pyx_callargs+__pyx_t_5, (1-__pyx_t_5) | (1*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
           __Pyx_XDECREF(__pyx_t_1); __pyx_t_1 = 0;
-          if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 1216, __pyx_L10_error)
+          if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 1220, __pyx_L10_error)
           __Pyx_GOTREF(__pyx_t_7);
         }
         __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
@@ -52942,7 +53153,7 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_52rewrite(CYTHON_UNUSE
         PyObject *__pyx_callargs[2] = {__pyx_t_1, NULL};
         __pyx_t_7 = __Pyx_PyObject_FastCallMethod((PyObject*)__pyx_mstate_global->__pyx_n_u_close, __pyx_callargs+__pyx_t_5, (1-__pyx_t_5) | (1*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
         __Pyx_XDECREF(__pyx_t_1); __pyx_t_1 = 0;
-        if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 1216, __pyx_L1_error)
+        if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 1220, __pyx_L1_error)
         __Pyx_GOTREF(__pyx_t_7);
       }
       __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
@@ -52952,7 +53163,7 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_52rewrite(CYTHON_UNUSE
     }
   }
 
-  /* "ext/tagstream.pyx":1164
+  /* "ext/tagstream.pyx":1168
  * 
  * 
  * def rewrite(source, destination=None, plan=None, transfer_syntax=None):             # <<<<<<<<<<<<<<
@@ -52989,7 +53200,7 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_52rewrite(CYTHON_UNUSE
   return __pyx_r;
 }
 
-/* "ext/tagstream.pyx":1219
+/* "ext/tagstream.pyx":1223
  * 
  * 
  * def _coalesce(out):             # <<<<<<<<<<<<<<
@@ -53036,32 +53247,32 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   {
     PyObject ** const __pyx_pyargnames[] = {&__pyx_mstate_global->__pyx_n_u_out,0};
     const Py_ssize_t __pyx_kwds_len = (__pyx_kwds) ? __Pyx_NumKwargs_FASTCALL(__pyx_kwds) : 0;
-    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 1219, __pyx_L3_error)
+    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 1223, __pyx_L3_error)
     if (__pyx_kwds_len > 0) {
       switch (__pyx_nargs) {
         case  1:
         values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 1219, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 1223, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  0: break;
         default: goto __pyx_L5_argtuple_error;
       }
       const Py_ssize_t kwd_pos_args = __pyx_nargs;
-      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "_coalesce", 0) < (0)) __PYX_ERR(0, 1219, __pyx_L3_error)
+      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "_coalesce", 0) < (0)) __PYX_ERR(0, 1223, __pyx_L3_error)
       for (Py_ssize_t i = __pyx_nargs; i < 1; i++) {
-        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("_coalesce", 1, 1, 1, i); __PYX_ERR(0, 1219, __pyx_L3_error) }
+        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("_coalesce", 1, 1, 1, i); __PYX_ERR(0, 1223, __pyx_L3_error) }
       }
     } else if (unlikely(__pyx_nargs != 1)) {
       goto __pyx_L5_argtuple_error;
     } else {
       values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 1219, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 1223, __pyx_L3_error)
     }
     __pyx_v_out = values[0];
   }
   goto __pyx_L6_skip;
   __pyx_L5_argtuple_error:;
-  __Pyx_RaiseArgtupleInvalid("_coalesce", 1, 1, 1, __pyx_nargs); __PYX_ERR(0, 1219, __pyx_L3_error)
+  __Pyx_RaiseArgtupleInvalid("_coalesce", 1, 1, 1, __pyx_nargs); __PYX_ERR(0, 1223, __pyx_L3_error)
   __pyx_L6_skip:;
   goto __pyx_L4_argument_unpacking_done;
   __pyx_L3_error:;
@@ -53103,19 +53314,19 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_54_coalesce(CYTHON_UNU
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("_coalesce", 0);
 
-  /* "ext/tagstream.pyx":1220
+  /* "ext/tagstream.pyx":1224
  * 
  * def _coalesce(out):
  *     merged = []             # <<<<<<<<<<<<<<
  *     for piece in out:
  *         if type(piece) is tuple:
 */
-  __pyx_t_1 = PyList_New(0); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1220, __pyx_L1_error)
+  __pyx_t_1 = PyList_New(0); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1224, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
   __pyx_v_merged = ((PyObject*)__pyx_t_1);
   __pyx_t_1 = 0;
 
-  /* "ext/tagstream.pyx":1221
+  /* "ext/tagstream.pyx":1225
  * def _coalesce(out):
  *     merged = []
  *     for piece in out:             # <<<<<<<<<<<<<<
@@ -53127,9 +53338,9 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_54_coalesce(CYTHON_UNU
     __pyx_t_2 = 0;
     __pyx_t_3 = NULL;
   } else {
-    __pyx_t_2 = -1; __pyx_t_1 = PyObject_GetIter(__pyx_v_out); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1221, __pyx_L1_error)
+    __pyx_t_2 = -1; __pyx_t_1 = PyObject_GetIter(__pyx_v_out); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1225, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_1);
-    __pyx_t_3 = (CYTHON_COMPILING_IN_LIMITED_API) ? PyIter_Next : __Pyx_PyObject_GetIterNextFunc(__pyx_t_1); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 1221, __pyx_L1_error)
+    __pyx_t_3 = (CYTHON_COMPILING_IN_LIMITED_API) ? PyIter_Next : __Pyx_PyObject_GetIterNextFunc(__pyx_t_1); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 1225, __pyx_L1_error)
   }
   for (;;) {
     if (likely(!__pyx_t_3)) {
@@ -53137,7 +53348,7 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_54_coalesce(CYTHON_UNU
         {
           Py_ssize_t __pyx_temp = __Pyx_PyList_GET_SIZE(__pyx_t_1);
           #if !CYTHON_ASSUME_SAFE_SIZE
-          if (unlikely((__pyx_temp < 0))) __PYX_ERR(0, 1221, __pyx_L1_error)
+          if (unlikely((__pyx_temp < 0))) __PYX_ERR(0, 1225, __pyx_L1_error)
           #endif
           if (__pyx_t_2 >= __pyx_temp) break;
         }
@@ -53147,7 +53358,7 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_54_coalesce(CYTHON_UNU
         {
           Py_ssize_t __pyx_temp = __Pyx_PyTuple_GET_SIZE(__pyx_t_1);
           #if !CYTHON_ASSUME_SAFE_SIZE
-          if (unlikely((__pyx_temp < 0))) __PYX_ERR(0, 1221, __pyx_L1_error)
+          if (unlikely((__pyx_temp < 0))) __PYX_ERR(0, 1225, __pyx_L1_error)
           #endif
           if (__pyx_t_2 >= __pyx_temp) break;
         }
@@ -53158,13 +53369,13 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_54_coalesce(CYTHON_UNU
         #endif
         ++__pyx_t_2;
       }
-      if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 1221, __pyx_L1_error)
+      if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 1225, __pyx_L1_error)
     } else {
       __pyx_t_4 = __pyx_t_3(__pyx_t_1);
       if (unlikely(!__pyx_t_4)) {
         PyObject* exc_type = PyErr_Occurred();
         if (exc_type) {
-          if (unlikely(!__Pyx_PyErr_GivenExceptionMatches(exc_type, PyExc_StopIteration))) __PYX_ERR(0, 1221, __pyx_L1_error)
+          if (unlikely(!__Pyx_PyErr_GivenExceptionMatches(exc_type, PyExc_StopIteration))) __PYX_ERR(0, 1225, __pyx_L1_error)
           PyErr_Clear();
         }
         break;
@@ -53174,7 +53385,7 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_54_coalesce(CYTHON_UNU
     __Pyx_XDECREF_SET(__pyx_v_piece, __pyx_t_4);
     __pyx_t_4 = 0;
 
-    /* "ext/tagstream.pyx":1222
+    /* "ext/tagstream.pyx":1226
  *     merged = []
  *     for piece in out:
  *         if type(piece) is tuple:             # <<<<<<<<<<<<<<
@@ -53185,18 +53396,18 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_54_coalesce(CYTHON_UNU
     if (__pyx_t_5) {
 
 
-      /* "ext/tagstream.pyx":1223
+      /* "ext/tagstream.pyx":1227
  *     for piece in out:
  *         if type(piece) is tuple:
  *             last = len(merged) - 1  # no negative indices: wraparound is off             # <<<<<<<<<<<<<<
  *             if merged and type(merged[last]) is tuple and merged[last][1] == piece[0]:
  *                 merged[last] = (merged[last][0], piece[1])
 */
-      __pyx_t_6 = __Pyx_PyList_GET_SIZE(__pyx_v_merged); if (unlikely(__pyx_t_6 == ((Py_ssize_t)-1))) __PYX_ERR(0, 1223, __pyx_L1_error)
+      __pyx_t_6 = __Pyx_PyList_GET_SIZE(__pyx_v_merged); if (unlikely(__pyx_t_6 == ((Py_ssize_t)-1))) __PYX_ERR(0, 1227, __pyx_L1_error)
       __pyx_v_last = (__pyx_t_6 - 1);
 
 
-      /* "ext/tagstream.pyx":1224
+      /* "ext/tagstream.pyx":1228
  *         if type(piece) is tuple:
  *             last = len(merged) - 1  # no negative indices: wraparound is off
  *             if merged and type(merged[last]) is tuple and merged[last][1] == piece[0]:             # <<<<<<<<<<<<<<
@@ -53205,7 +53416,7 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_54_coalesce(CYTHON_UNU
 */
       {
         Py_ssize_t __pyx_temp = __Pyx_PyList_GET_SIZE(__pyx_v_merged);
-        if (unlikely(((!CYTHON_ASSUME_SAFE_SIZE) && __pyx_temp < 0))) __PYX_ERR(0, 1224, __pyx_L1_error)
+        if (unlikely(((!CYTHON_ASSUME_SAFE_SIZE) && __pyx_temp < 0))) __PYX_ERR(0, 1228, __pyx_L1_error)
         __pyx_t_7 = (__pyx_temp != 0);
       }
 
@@ -53226,11 +53437,11 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_54_coalesce(CYTHON_UNU
 
         goto __pyx_L7_bool_binop_done;
       }
-      __pyx_t_4 = __Pyx_GetItemInt(__Pyx_PyList_GET_ITEM(__pyx_v_merged, __pyx_v_last), 1, long, 1, __Pyx_PyLong_From_long, 0, 0, 1, __Pyx_ReferenceSharing_SharedReference); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 1224, __pyx_L1_error)
+      __pyx_t_4 = __Pyx_GetItemInt(__Pyx_PyList_GET_ITEM(__pyx_v_merged, __pyx_v_last), 1, long, 1, __Pyx_PyLong_From_long, 0, 0, 1, __Pyx_ReferenceSharing_SharedReference); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 1228, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_4);
-      __pyx_t_8 = __Pyx_GetItemInt(__pyx_v_piece, 0, long, 1, __Pyx_PyLong_From_long, 0, 0, 1, __Pyx_ReferenceSharing_OwnStrongReference); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 1224, __pyx_L1_error)
+      __pyx_t_8 = __Pyx_GetItemInt(__pyx_v_piece, 0, long, 1, __Pyx_PyLong_From_long, 0, 0, 1, __Pyx_ReferenceSharing_OwnStrongReference); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 1228, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_8);
-      __pyx_t_7 = __Pyx_PyObject_CompareBoolEq_object_object(__pyx_t_4, __pyx_t_8, Py_EQ); if (unlikely((__pyx_t_7 < 0))) __PYX_ERR(0, 1224, __pyx_L1_error)
+      __pyx_t_7 = __Pyx_PyObject_CompareBoolEq_object_object(__pyx_t_4, __pyx_t_8, Py_EQ); if (unlikely((__pyx_t_7 < 0))) __PYX_ERR(0, 1228, __pyx_L1_error)
       __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
       __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
 
@@ -53240,29 +53451,29 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_54_coalesce(CYTHON_UNU
       if (__pyx_t_5) {
 
 
-        /* "ext/tagstream.pyx":1225
+        /* "ext/tagstream.pyx":1229
  *             last = len(merged) - 1  # no negative indices: wraparound is off
  *             if merged and type(merged[last]) is tuple and merged[last][1] == piece[0]:
  *                 merged[last] = (merged[last][0], piece[1])             # <<<<<<<<<<<<<<
  *             elif piece[1] > piece[0]:
  *                 merged.append(piece)
 */
-        __pyx_t_8 = __Pyx_GetItemInt(__Pyx_PyList_GET_ITEM(__pyx_v_merged, __pyx_v_last), 0, long, 1, __Pyx_PyLong_From_long, 0, 0, 1, __Pyx_ReferenceSharing_SharedReference); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 1225, __pyx_L1_error)
+        __pyx_t_8 = __Pyx_GetItemInt(__Pyx_PyList_GET_ITEM(__pyx_v_merged, __pyx_v_last), 0, long, 1, __Pyx_PyLong_From_long, 0, 0, 1, __Pyx_ReferenceSharing_SharedReference); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 1229, __pyx_L1_error)
         __Pyx_GOTREF(__pyx_t_8);
-        __pyx_t_4 = __Pyx_GetItemInt(__pyx_v_piece, 1, long, 1, __Pyx_PyLong_From_long, 0, 0, 1, __Pyx_ReferenceSharing_OwnStrongReference); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 1225, __pyx_L1_error)
+        __pyx_t_4 = __Pyx_GetItemInt(__pyx_v_piece, 1, long, 1, __Pyx_PyLong_From_long, 0, 0, 1, __Pyx_ReferenceSharing_OwnStrongReference); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 1229, __pyx_L1_error)
         __Pyx_GOTREF(__pyx_t_4);
-        __pyx_t_9 = PyTuple_New(2); if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 1225, __pyx_L1_error)
+        __pyx_t_9 = PyTuple_New(2); if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 1229, __pyx_L1_error)
         __Pyx_GOTREF(__pyx_t_9);
         __Pyx_GIVEREF(__pyx_t_8);
-        if (__Pyx_PyTuple_SET_ITEM(__pyx_t_9, 0, __pyx_t_8) != (0)) __PYX_ERR(0, 1225, __pyx_L1_error);
+        if (__Pyx_PyTuple_SET_ITEM(__pyx_t_9, 0, __pyx_t_8) != (0)) __PYX_ERR(0, 1229, __pyx_L1_error);
         __Pyx_GIVEREF(__pyx_t_4);
-        if (__Pyx_PyTuple_SET_ITEM(__pyx_t_9, 1, __pyx_t_4) != (0)) __PYX_ERR(0, 1225, __pyx_L1_error);
+        if (__Pyx_PyTuple_SET_ITEM(__pyx_t_9, 1, __pyx_t_4) != (0)) __PYX_ERR(0, 1229, __pyx_L1_error);
         __pyx_t_8 = 0;
         __pyx_t_4 = 0;
-        if (unlikely((__Pyx_SetItemInt(__pyx_v_merged, __pyx_v_last, __pyx_t_9, Py_ssize_t, 1, PyLong_FromSsize_t, 0, 0, 1, __Pyx_ReferenceSharing_OwnStrongReference) < 0))) __PYX_ERR(0, 1225, __pyx_L1_error)
+        if (unlikely((__Pyx_SetItemInt(__pyx_v_merged, __pyx_v_last, __pyx_t_9, Py_ssize_t, 1, PyLong_FromSsize_t, 0, 0, 1, __Pyx_ReferenceSharing_OwnStrongReference) < 0))) __PYX_ERR(0, 1229, __pyx_L1_error)
         __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
 
-        /* "ext/tagstream.pyx":1224
+        /* "ext/tagstream.pyx":1228
  *         if type(piece) is tuple:
  *             last = len(merged) - 1  # no negative indices: wraparound is off
  *             if merged and type(merged[last]) is tuple and merged[last][1] == piece[0]:             # <<<<<<<<<<<<<<
@@ -53272,34 +53483,34 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_54_coalesce(CYTHON_UNU
         goto __pyx_L6;
       }
 
-      /* "ext/tagstream.pyx":1226
+      /* "ext/tagstream.pyx":1230
  *             if merged and type(merged[last]) is tuple and merged[last][1] == piece[0]:
  *                 merged[last] = (merged[last][0], piece[1])
  *             elif piece[1] > piece[0]:             # <<<<<<<<<<<<<<
  *                 merged.append(piece)
  *         elif piece:
 */
-      __pyx_t_9 = __Pyx_GetItemInt(__pyx_v_piece, 1, long, 1, __Pyx_PyLong_From_long, 0, 0, 1, __Pyx_ReferenceSharing_OwnStrongReference); if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 1226, __pyx_L1_error)
+      __pyx_t_9 = __Pyx_GetItemInt(__pyx_v_piece, 1, long, 1, __Pyx_PyLong_From_long, 0, 0, 1, __Pyx_ReferenceSharing_OwnStrongReference); if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 1230, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_9);
-      __pyx_t_4 = __Pyx_GetItemInt(__pyx_v_piece, 0, long, 1, __Pyx_PyLong_From_long, 0, 0, 1, __Pyx_ReferenceSharing_OwnStrongReference); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 1226, __pyx_L1_error)
+      __pyx_t_4 = __Pyx_GetItemInt(__pyx_v_piece, 0, long, 1, __Pyx_PyLong_From_long, 0, 0, 1, __Pyx_ReferenceSharing_OwnStrongReference); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 1230, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_4);
-      __pyx_t_5 = __Pyx_PyObject_CompareBoolGt_object_object(__pyx_t_9, __pyx_t_4, Py_GT); if (unlikely((__pyx_t_5 < 0))) __PYX_ERR(0, 1226, __pyx_L1_error)
+      __pyx_t_5 = __Pyx_PyObject_CompareBoolGt_object_object(__pyx_t_9, __pyx_t_4, Py_GT); if (unlikely((__pyx_t_5 < 0))) __PYX_ERR(0, 1230, __pyx_L1_error)
       __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
       __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
       if (__pyx_t_5) {
 
 
-        /* "ext/tagstream.pyx":1227
+        /* "ext/tagstream.pyx":1231
  *                 merged[last] = (merged[last][0], piece[1])
  *             elif piece[1] > piece[0]:
  *                 merged.append(piece)             # <<<<<<<<<<<<<<
  *         elif piece:
  *             merged.append(piece)
 */
-        __pyx_t_10 = __Pyx_PyList_Append(__pyx_v_merged, __pyx_v_piece); if (unlikely(__pyx_t_10 == ((int)-1))) __PYX_ERR(0, 1227, __pyx_L1_error)
+        __pyx_t_10 = __Pyx_PyList_Append(__pyx_v_merged, __pyx_v_piece); if (unlikely(__pyx_t_10 == ((int)-1))) __PYX_ERR(0, 1231, __pyx_L1_error)
 
 
-        /* "ext/tagstream.pyx":1226
+        /* "ext/tagstream.pyx":1230
  *             if merged and type(merged[last]) is tuple and merged[last][1] == piece[0]:
  *                 merged[last] = (merged[last][0], piece[1])
  *             elif piece[1] > piece[0]:             # <<<<<<<<<<<<<<
@@ -53309,7 +53520,7 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_54_coalesce(CYTHON_UNU
       }
       __pyx_L6:;
 
-      /* "ext/tagstream.pyx":1222
+      /* "ext/tagstream.pyx":1226
  *     merged = []
  *     for piece in out:
  *         if type(piece) is tuple:             # <<<<<<<<<<<<<<
@@ -53319,28 +53530,28 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_54_coalesce(CYTHON_UNU
       goto __pyx_L5;
     }
 
-    /* "ext/tagstream.pyx":1228
+    /* "ext/tagstream.pyx":1232
  *             elif piece[1] > piece[0]:
  *                 merged.append(piece)
  *         elif piece:             # <<<<<<<<<<<<<<
  *             merged.append(piece)
  *     return merged
 */
-    __pyx_t_5 = __Pyx_PyObject_IsTrue(__pyx_v_piece); if (unlikely((__pyx_t_5 < 0))) __PYX_ERR(0, 1228, __pyx_L1_error)
+    __pyx_t_5 = __Pyx_PyObject_IsTrue(__pyx_v_piece); if (unlikely((__pyx_t_5 < 0))) __PYX_ERR(0, 1232, __pyx_L1_error)
     if (__pyx_t_5) {
 
 
-      /* "ext/tagstream.pyx":1229
+      /* "ext/tagstream.pyx":1233
  *                 merged.append(piece)
  *         elif piece:
  *             merged.append(piece)             # <<<<<<<<<<<<<<
  *     return merged
  * 
 */
-      __pyx_t_10 = __Pyx_PyList_Append(__pyx_v_merged, __pyx_v_piece); if (unlikely(__pyx_t_10 == ((int)-1))) __PYX_ERR(0, 1229, __pyx_L1_error)
+      __pyx_t_10 = __Pyx_PyList_Append(__pyx_v_merged, __pyx_v_piece); if (unlikely(__pyx_t_10 == ((int)-1))) __PYX_ERR(0, 1233, __pyx_L1_error)
 
 
-      /* "ext/tagstream.pyx":1228
+      /* "ext/tagstream.pyx":1232
  *             elif piece[1] > piece[0]:
  *                 merged.append(piece)
  *         elif piece:             # <<<<<<<<<<<<<<
@@ -53350,7 +53561,7 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_54_coalesce(CYTHON_UNU
     }
     __pyx_L5:;
 
-    /* "ext/tagstream.pyx":1221
+    /* "ext/tagstream.pyx":1225
  * def _coalesce(out):
  *     merged = []
  *     for piece in out:             # <<<<<<<<<<<<<<
@@ -53360,7 +53571,7 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_54_coalesce(CYTHON_UNU
   }
   __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
 
-  /* "ext/tagstream.pyx":1230
+  /* "ext/tagstream.pyx":1234
  *         elif piece:
  *             merged.append(piece)
  *     return merged             # <<<<<<<<<<<<<<
@@ -53378,7 +53589,7 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_54_coalesce(CYTHON_UNU
   }
   goto __pyx_L0;
 
-  /* "ext/tagstream.pyx":1219
+  /* "ext/tagstream.pyx":1223
  * 
  * 
  * def _coalesce(out):             # <<<<<<<<<<<<<<
@@ -53403,7 +53614,7 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_54_coalesce(CYTHON_UNU
   return __pyx_r;
 }
 
-/* "ext/tagstream.pyx":1233
+/* "ext/tagstream.pyx":1237
  * 
  * 
  * def _join(buf, out):             # <<<<<<<<<<<<<<
@@ -53451,39 +53662,39 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   {
     PyObject ** const __pyx_pyargnames[] = {&__pyx_mstate_global->__pyx_n_u_buf,&__pyx_mstate_global->__pyx_n_u_out,0};
     const Py_ssize_t __pyx_kwds_len = (__pyx_kwds) ? __Pyx_NumKwargs_FASTCALL(__pyx_kwds) : 0;
-    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 1233, __pyx_L3_error)
+    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 1237, __pyx_L3_error)
     if (__pyx_kwds_len > 0) {
       switch (__pyx_nargs) {
         case  2:
         values[1] = __Pyx_ArgRef_FASTCALL(__pyx_args, 1);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 1233, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 1237, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  1:
         values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 1233, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 1237, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  0: break;
         default: goto __pyx_L5_argtuple_error;
       }
       const Py_ssize_t kwd_pos_args = __pyx_nargs;
-      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "_join", 0) < (0)) __PYX_ERR(0, 1233, __pyx_L3_error)
+      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "_join", 0) < (0)) __PYX_ERR(0, 1237, __pyx_L3_error)
       for (Py_ssize_t i = __pyx_nargs; i < 2; i++) {
-        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("_join", 1, 2, 2, i); __PYX_ERR(0, 1233, __pyx_L3_error) }
+        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("_join", 1, 2, 2, i); __PYX_ERR(0, 1237, __pyx_L3_error) }
       }
     } else if (unlikely(__pyx_nargs != 2)) {
       goto __pyx_L5_argtuple_error;
     } else {
       values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 1233, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 1237, __pyx_L3_error)
       values[1] = __Pyx_ArgRef_FASTCALL(__pyx_args, 1);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 1233, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 1237, __pyx_L3_error)
     }
     __pyx_v_buf = values[0];
     __pyx_v_out = values[1];
   }
   goto __pyx_L6_skip;
   __pyx_L5_argtuple_error:;
-  __Pyx_RaiseArgtupleInvalid("_join", 1, 2, 2, __pyx_nargs); __PYX_ERR(0, 1233, __pyx_L3_error)
+  __Pyx_RaiseArgtupleInvalid("_join", 1, 2, 2, __pyx_nargs); __PYX_ERR(0, 1237, __pyx_L3_error)
   __pyx_L6_skip:;
   goto __pyx_L4_argument_unpacking_done;
   __pyx_L3_error:;
@@ -53505,7 +53716,7 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
 }
 static PyObject *__pyx_gb_8slicebox_9_speedups_9tagstream_5_join_2generator9(__pyx_CoroutineObject *__pyx_generator, CYTHON_UNUSED PyThreadState *__pyx_tstate, PyObject *__pyx_sent_value); /* proto */
 
-/* "ext/tagstream.pyx":1236
+/* "ext/tagstream.pyx":1240
  *     mv = memoryview(buf)
  *     try:
  *         return b"".join(mv[p[0]:p[1]] if type(p) is tuple else p for p in _coalesce(out))             # <<<<<<<<<<<<<<
@@ -53525,7 +53736,7 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_5_join_genexpr(PyObjec
   if (unlikely(!__pyx_cur_scope)) {
     __pyx_cur_scope = ((struct __pyx_obj_8slicebox_9_speedups_9tagstream___pyx_scope_struct_13_genexpr *)Py_None);
     __Pyx_INCREF(Py_None);
-    __PYX_ERR(0, 1236, __pyx_L1_error)
+    __PYX_ERR(0, 1240, __pyx_L1_error)
   } else {
     __Pyx_GOTREF((PyObject *)__pyx_cur_scope);
   }
@@ -53536,7 +53747,7 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_5_join_genexpr(PyObjec
   __Pyx_INCREF(__pyx_cur_scope->__pyx_genexpr_arg_0);
   __Pyx_GIVEREF(__pyx_cur_scope->__pyx_genexpr_arg_0);
   {
-    __pyx_CoroutineObject *gen = __Pyx_Generator_New((__pyx_coroutine_body_t) __pyx_gb_8slicebox_9_speedups_9tagstream_5_join_2generator9, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[10]), (PyObject *) __pyx_cur_scope, __pyx_mstate_global->__pyx_n_u_genexpr, __pyx_mstate_global->__pyx_n_u_join_locals_genexpr, __pyx_mstate_global->__pyx_n_u_slicebox__speedups_tagstream); if (unlikely(!gen)) __PYX_ERR(0, 1236, __pyx_L1_error)
+    __pyx_CoroutineObject *gen = __Pyx_Generator_New((__pyx_coroutine_body_t) __pyx_gb_8slicebox_9_speedups_9tagstream_5_join_2generator9, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[10]), (PyObject *) __pyx_cur_scope, __pyx_mstate_global->__pyx_n_u_genexpr, __pyx_mstate_global->__pyx_n_u_join_locals_genexpr, __pyx_mstate_global->__pyx_n_u_slicebox__speedups_tagstream); if (unlikely(!gen)) __PYX_ERR(0, 1240, __pyx_L1_error)
     __Pyx_DECREF(__pyx_cur_scope);
     __Pyx_RefNannyFinishContext();
     return (PyObject *) gen;
@@ -53581,17 +53792,17 @@ static PyObject *__pyx_gb_8slicebox_9_speedups_9tagstream_5_join_2generator9(__p
   __pyx_L3_first_run:;
   if (unlikely(__pyx_sent_value != Py_None)) {
     if (unlikely(__pyx_sent_value)) PyErr_SetString(PyExc_TypeError, "can't send non-None value to a just-started generator");
-    __PYX_ERR(0, 1236, __pyx_L1_error)
+    __PYX_ERR(0, 1240, __pyx_L1_error)
   }
-  if (unlikely(!__pyx_cur_scope->__pyx_genexpr_arg_0)) { __Pyx_RaiseUnboundLocalError(".0"); __PYX_ERR(0, 1236, __pyx_L1_error) }
+  if (unlikely(!__pyx_cur_scope->__pyx_genexpr_arg_0)) { __Pyx_RaiseUnboundLocalError(".0"); __PYX_ERR(0, 1240, __pyx_L1_error) }
   if (likely(PyList_CheckExact(__pyx_cur_scope->__pyx_genexpr_arg_0)) || PyTuple_CheckExact(__pyx_cur_scope->__pyx_genexpr_arg_0)) {
     __pyx_t_1 = __pyx_cur_scope->__pyx_genexpr_arg_0; __Pyx_INCREF(__pyx_t_1);
     __pyx_t_2 = 0;
     __pyx_t_3 = NULL;
   } else {
-    __pyx_t_2 = -1; __pyx_t_1 = PyObject_GetIter(__pyx_cur_scope->__pyx_genexpr_arg_0); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1236, __pyx_L1_error)
+    __pyx_t_2 = -1; __pyx_t_1 = PyObject_GetIter(__pyx_cur_scope->__pyx_genexpr_arg_0); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1240, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_1);
-    __pyx_t_3 = (CYTHON_COMPILING_IN_LIMITED_API) ? PyIter_Next : __Pyx_PyObject_GetIterNextFunc(__pyx_t_1); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 1236, __pyx_L1_error)
+    __pyx_t_3 = (CYTHON_COMPILING_IN_LIMITED_API) ? PyIter_Next : __Pyx_PyObject_GetIterNextFunc(__pyx_t_1); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 1240, __pyx_L1_error)
   }
   for (;;) {
     if (likely(!__pyx_t_3)) {
@@ -53599,7 +53810,7 @@ static PyObject *__pyx_gb_8slicebox_9_speedups_9tagstream_5_join_2generator9(__p
         {
           Py_ssize_t __pyx_temp = __Pyx_PyList_GET_SIZE(__pyx_t_1);
           #if !CYTHON_ASSUME_SAFE_SIZE
-          if (unlikely((__pyx_temp < 0))) __PYX_ERR(0, 1236, __pyx_L1_error)
+          if (unlikely((__pyx_temp < 0))) __PYX_ERR(0, 1240, __pyx_L1_error)
           #endif
           if (__pyx_t_2 >= __pyx_temp) break;
         }
@@ -53609,7 +53820,7 @@ static PyObject *__pyx_gb_8slicebox_9_speedups_9tagstream_5_join_2generator9(__p
         {
           Py_ssize_t __pyx_temp = __Pyx_PyTuple_GET_SIZE(__pyx_t_1);
           #if !CYTHON_ASSUME_SAFE_SIZE
-          if (unlikely((__pyx_temp < 0))) __PYX_ERR(0, 1236, __pyx_L1_error)
+          if (unlikely((__pyx_temp < 0))) __PYX_ERR(0, 1240, __pyx_L1_error)
           #endif
           if (__pyx_t_2 >= __pyx_temp) break;
         }
@@ -53620,13 +53831,13 @@ static PyObject *__pyx_gb_8slicebox_9_speedups_9tagstream_5_join_2generator9(__p
         #endif
         ++__pyx_t_2;
       }
-      if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 1236, __pyx_L1_error)
+      if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 1240, __pyx_L1_error)
     } else {
       __pyx_t_4 = __pyx_t_3(__pyx_t_1);
       if (unlikely(!__pyx_t_4)) {
         PyObject* exc_type = PyErr_Occurred();
         if (exc_type) {
-          if (unlikely(!__Pyx_PyErr_GivenExceptionMatches(exc_type, PyExc_StopIteration))) __PYX_ERR(0, 1236, __pyx_L1_error)
+          if (unlikely(!__Pyx_PyErr_GivenExceptionMatches(exc_type, PyExc_StopIteration))) __PYX_ERR(0, 1240, __pyx_L1_error)
           PyErr_Clear();
         }
         break;
@@ -53639,36 +53850,36 @@ static PyObject *__pyx_gb_8slicebox_9_speedups_9tagstream_5_join_2generator9(__p
     __pyx_t_4 = 0;
     __pyx_t_5 = (((PyObject *)Py_TYPE(__pyx_cur_scope->__pyx_v_p)) == ((PyObject *)(&PyTuple_Type)));
     if (__pyx_t_5) {
-      if (unlikely(!__pyx_cur_scope->__pyx_outer_scope->__pyx_v_mv)) { __Pyx_RaiseClosureNameError("mv"); __PYX_ERR(0, 1236, __pyx_L1_error) }
+      if (unlikely(!__pyx_cur_scope->__pyx_outer_scope->__pyx_v_mv)) { __Pyx_RaiseClosureNameError("mv"); __PYX_ERR(0, 1240, __pyx_L1_error) }
       if (unlikely(__pyx_cur_scope->__pyx_outer_scope->__pyx_v_mv == Py_None)) {
         PyErr_SetString(PyExc_TypeError, "\047NoneType\047 object is not subscriptable");
-        __PYX_ERR(0, 1236, __pyx_L1_error)
+        __PYX_ERR(0, 1240, __pyx_L1_error)
       }
-      __pyx_t_6 = __Pyx_GetItemInt(__pyx_cur_scope->__pyx_v_p, 0, long, 1, __Pyx_PyLong_From_long, 0, 0, 1, __Pyx_ReferenceSharing_SharedReference); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 1236, __pyx_L1_error)
+      __pyx_t_6 = __Pyx_GetItemInt(__pyx_cur_scope->__pyx_v_p, 0, long, 1, __Pyx_PyLong_From_long, 0, 0, 1, __Pyx_ReferenceSharing_SharedReference); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 1240, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_6);
       __pyx_t_8 = (__pyx_t_6 == Py_None);
       if (__pyx_t_8) {
 
         __pyx_t_7 = 0;
       } else {
-        __pyx_t_9 = __Pyx_PyIndex_AsSsize_t(__pyx_t_6); if (unlikely((__pyx_t_9 == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 1236, __pyx_L1_error)
+        __pyx_t_9 = __Pyx_PyIndex_AsSsize_t(__pyx_t_6); if (unlikely((__pyx_t_9 == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 1240, __pyx_L1_error)
         __pyx_t_7 = __pyx_t_9;
       }
 
       __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
-      __pyx_t_6 = __Pyx_GetItemInt(__pyx_cur_scope->__pyx_v_p, 1, long, 1, __Pyx_PyLong_From_long, 0, 0, 1, __Pyx_ReferenceSharing_SharedReference); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 1236, __pyx_L1_error)
+      __pyx_t_6 = __Pyx_GetItemInt(__pyx_cur_scope->__pyx_v_p, 1, long, 1, __Pyx_PyLong_From_long, 0, 0, 1, __Pyx_ReferenceSharing_SharedReference); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 1240, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_6);
       __pyx_t_8 = (__pyx_t_6 == Py_None);
       if (__pyx_t_8) {
 
         __pyx_t_9 = PY_SSIZE_T_MAX;
       } else {
-        __pyx_t_10 = __Pyx_PyIndex_AsSsize_t(__pyx_t_6); if (unlikely((__pyx_t_10 == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 1236, __pyx_L1_error)
+        __pyx_t_10 = __Pyx_PyIndex_AsSsize_t(__pyx_t_6); if (unlikely((__pyx_t_10 == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 1240, __pyx_L1_error)
         __pyx_t_9 = __pyx_t_10;
       }
 
       __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
-      __pyx_t_6 = PySequence_GetSlice(__pyx_cur_scope->__pyx_outer_scope->__pyx_v_mv, __pyx_t_7, __pyx_t_9); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 1236, __pyx_L1_error)
+      __pyx_t_6 = PySequence_GetSlice(__pyx_cur_scope->__pyx_outer_scope->__pyx_v_mv, __pyx_t_7, __pyx_t_9); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 1240, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_6);
 
 
@@ -53699,7 +53910,7 @@ static PyObject *__pyx_gb_8slicebox_9_speedups_9tagstream_5_join_2generator9(__p
     __Pyx_XGOTREF(__pyx_t_1);
     __pyx_t_2 = __pyx_cur_scope->__pyx_t_1;
     __pyx_t_3 = __pyx_cur_scope->__pyx_t_2;
-    if (unlikely(!__pyx_sent_value)) __PYX_ERR(0, 1236, __pyx_L1_error)
+    if (unlikely(!__pyx_sent_value)) __PYX_ERR(0, 1240, __pyx_L1_error)
   }
   __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
   CYTHON_MAYBE_UNUSED_VAR(__pyx_cur_scope);
@@ -53726,7 +53937,7 @@ static PyObject *__pyx_gb_8slicebox_9_speedups_9tagstream_5_join_2generator9(__p
   return __pyx_r;
 }
 
-/* "ext/tagstream.pyx":1233
+/* "ext/tagstream.pyx":1237
  * 
  * 
  * def _join(buf, out):             # <<<<<<<<<<<<<<
@@ -53760,25 +53971,25 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_56_join(CYTHON_UNUSED 
   if (unlikely(!__pyx_cur_scope)) {
     __pyx_cur_scope = ((struct __pyx_obj_8slicebox_9_speedups_9tagstream___pyx_scope_struct_12__join *)Py_None);
     __Pyx_INCREF(Py_None);
-    __PYX_ERR(0, 1233, __pyx_L1_error)
+    __PYX_ERR(0, 1237, __pyx_L1_error)
   } else {
     __Pyx_GOTREF((PyObject *)__pyx_cur_scope);
   }
 
-  /* "ext/tagstream.pyx":1234
+  /* "ext/tagstream.pyx":1238
  * 
  * def _join(buf, out):
  *     mv = memoryview(buf)             # <<<<<<<<<<<<<<
  *     try:
  *         return b"".join(mv[p[0]:p[1]] if type(p) is tuple else p for p in _coalesce(out))
 */
-  __pyx_t_1 = PyMemoryView_FromObject(__pyx_v_buf); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1234, __pyx_L1_error)
+  __pyx_t_1 = PyMemoryView_FromObject(__pyx_v_buf); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1238, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
   __Pyx_GIVEREF(__pyx_t_1);
   __pyx_cur_scope->__pyx_v_mv = ((PyObject*)__pyx_t_1);
   __pyx_t_1 = 0;
 
-  /* "ext/tagstream.pyx":1235
+  /* "ext/tagstream.pyx":1239
  * def _join(buf, out):
  *     mv = memoryview(buf)
  *     try:             # <<<<<<<<<<<<<<
@@ -53787,7 +53998,7 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_56_join(CYTHON_UNUSED 
 */
   /*try:*/ {
 
-    /* "ext/tagstream.pyx":1236
+    /* "ext/tagstream.pyx":1240
  *     mv = memoryview(buf)
  *     try:
  *         return b"".join(mv[p[0]:p[1]] if type(p) is tuple else p for p in _coalesce(out))             # <<<<<<<<<<<<<<
@@ -53795,7 +54006,7 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_56_join(CYTHON_UNUSED 
  *         mv.release()
 */
     __pyx_t_2 = NULL;
-    __Pyx_GetModuleGlobalName(__pyx_t_3, __pyx_mstate_global->__pyx_n_u_coalesce); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 1236, __pyx_L4_error)
+    __Pyx_GetModuleGlobalName(__pyx_t_3, __pyx_mstate_global->__pyx_n_u_coalesce); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 1240, __pyx_L4_error)
     __Pyx_GOTREF(__pyx_t_3);
     __pyx_t_4 = 1;
     #if CYTHON_UNPACK_METHODS
@@ -53814,13 +54025,13 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_56_join(CYTHON_UNUSED 
       __pyx_t_1 = __Pyx_PyObject_FastCall((PyObject*)__pyx_t_3, __pyx_callargs+__pyx_t_4, (2-__pyx_t_4) | (__pyx_t_4*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_2); __pyx_t_2 = 0;
       __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
-      if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1236, __pyx_L4_error)
+      if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1240, __pyx_L4_error)
       __Pyx_GOTREF(__pyx_t_1);
     }
-    __pyx_t_3 = __pyx_pf_8slicebox_9_speedups_9tagstream_5_join_genexpr(((PyObject*)__pyx_cur_scope), __pyx_t_1); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 1236, __pyx_L4_error)
+    __pyx_t_3 = __pyx_pf_8slicebox_9_speedups_9tagstream_5_join_genexpr(((PyObject*)__pyx_cur_scope), __pyx_t_1); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 1240, __pyx_L4_error)
     __Pyx_GOTREF(__pyx_t_3);
     __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
-    __pyx_t_1 = __Pyx_PyBytes_Join(__pyx_mstate_global->__pyx_kp_b__12, __pyx_t_3); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1236, __pyx_L4_error)
+    __pyx_t_1 = __Pyx_PyBytes_Join(__pyx_mstate_global->__pyx_kp_b__12, __pyx_t_3); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1240, __pyx_L4_error)
     __Pyx_GOTREF(__pyx_t_1);
     __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
     {
@@ -53835,7 +54046,7 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_56_join(CYTHON_UNUSED 
     goto __pyx_L3_return;
   }
 
-  /* "ext/tagstream.pyx":1238
+  /* "ext/tagstream.pyx":1242
  *         return b"".join(mv[p[0]:p[1]] if type(p) is tuple else p for p in _coalesce(out))
  *     finally:
  *         mv.release()             # <<<<<<<<<<<<<<
@@ -53861,7 +54072,7 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_56_join(CYTHON_UNUSED 
       __Pyx_XGOTREF(__pyx_t_13);
       __pyx_t_5 = __pyx_lineno; __pyx_t_6 = __pyx_clineno; __pyx_t_7 = __pyx_filename;
       {
-        __pyx_t_1 = __Pyx_CallUnboundCMethod0(&__pyx_mstate_global->__pyx_umethod_PyMemoryView_Type__release, __pyx_cur_scope->__pyx_v_mv); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1238, __pyx_L7_error)
+        __pyx_t_1 = __Pyx_CallUnboundCMethod0(&__pyx_mstate_global->__pyx_umethod_PyMemoryView_Type__release, __pyx_cur_scope->__pyx_v_mv); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1242, __pyx_L7_error)
         __Pyx_GOTREF(__pyx_t_1);
         __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
       }
@@ -53890,7 +54101,7 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_56_join(CYTHON_UNUSED 
     __pyx_L3_return: {
       __pyx_t_13 = __pyx_r;
       __pyx_r = 0;
-      __pyx_t_1 = __Pyx_CallUnboundCMethod0(&__pyx_mstate_global->__pyx_umethod_PyMemoryView_Type__release, __pyx_cur_scope->__pyx_v_mv); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1238, __pyx_L1_error)
+      __pyx_t_1 = __Pyx_CallUnboundCMethod0(&__pyx_mstate_global->__pyx_umethod_PyMemoryView_Type__release, __pyx_cur_scope->__pyx_v_mv); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1242, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_1);
       __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
       __pyx_r = __pyx_t_13;
@@ -53899,7 +54110,7 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_56_join(CYTHON_UNUSED 
     }
   }
 
-  /* "ext/tagstream.pyx":1233
+  /* "ext/tagstream.pyx":1237
  * 
  * 
  * def _join(buf, out):             # <<<<<<<<<<<<<<
@@ -53922,7 +54133,7 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_56_join(CYTHON_UNUSED 
   return __pyx_r;
 }
 
-/* "ext/tagstream.pyx":1241
+/* "ext/tagstream.pyx":1245
  * 
  * 
  * def _write_all(fd, data):             # <<<<<<<<<<<<<<
@@ -53970,39 +54181,39 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   {
     PyObject ** const __pyx_pyargnames[] = {&__pyx_mstate_global->__pyx_n_u_fd,&__pyx_mstate_global->__pyx_n_u_data,0};
     const Py_ssize_t __pyx_kwds_len = (__pyx_kwds) ? __Pyx_NumKwargs_FASTCALL(__pyx_kwds) : 0;
-    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 1241, __pyx_L3_error)
+    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 1245, __pyx_L3_error)
     if (__pyx_kwds_len > 0) {
       switch (__pyx_nargs) {
         case  2:
         values[1] = __Pyx_ArgRef_FASTCALL(__pyx_args, 1);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 1241, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 1245, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  1:
         values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 1241, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 1245, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  0: break;
         default: goto __pyx_L5_argtuple_error;
       }
       const Py_ssize_t kwd_pos_args = __pyx_nargs;
-      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "_write_all", 0) < (0)) __PYX_ERR(0, 1241, __pyx_L3_error)
+      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "_write_all", 0) < (0)) __PYX_ERR(0, 1245, __pyx_L3_error)
       for (Py_ssize_t i = __pyx_nargs; i < 2; i++) {
-        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("_write_all", 1, 2, 2, i); __PYX_ERR(0, 1241, __pyx_L3_error) }
+        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("_write_all", 1, 2, 2, i); __PYX_ERR(0, 1245, __pyx_L3_error) }
       }
     } else if (unlikely(__pyx_nargs != 2)) {
       goto __pyx_L5_argtuple_error;
     } else {
       values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 1241, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 1245, __pyx_L3_error)
       values[1] = __Pyx_ArgRef_FASTCALL(__pyx_args, 1);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 1241, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 1245, __pyx_L3_error)
     }
     __pyx_v_fd = values[0];
     __pyx_v_data = values[1];
   }
   goto __pyx_L6_skip;
   __pyx_L5_argtuple_error:;
-  __Pyx_RaiseArgtupleInvalid("_write_all", 1, 2, 2, __pyx_nargs); __PYX_ERR(0, 1241, __pyx_L3_error)
+  __Pyx_RaiseArgtupleInvalid("_write_all", 1, 2, 2, __pyx_nargs); __PYX_ERR(0, 1245, __pyx_L3_error)
   __pyx_L6_skip:;
   goto __pyx_L4_argument_unpacking_done;
   __pyx_L3_error:;
@@ -54041,19 +54252,19 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_58_write_all(CYTHON_UN
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("_write_all", 0);
 
-  /* "ext/tagstream.pyx":1242
+  /* "ext/tagstream.pyx":1246
  * 
  * def _write_all(fd, data):
  *     mv = memoryview(data)             # <<<<<<<<<<<<<<
  *     while mv:
  *         n = os.write(fd, mv)
 */
-  __pyx_t_1 = PyMemoryView_FromObject(__pyx_v_data); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1242, __pyx_L1_error)
+  __pyx_t_1 = PyMemoryView_FromObject(__pyx_v_data); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1246, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
   __pyx_v_mv = ((PyObject*)__pyx_t_1);
   __pyx_t_1 = 0;
 
-  /* "ext/tagstream.pyx":1243
+  /* "ext/tagstream.pyx":1247
  * def _write_all(fd, data):
  *     mv = memoryview(data)
  *     while mv:             # <<<<<<<<<<<<<<
@@ -54061,11 +54272,11 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_58_write_all(CYTHON_UN
  *         mv = mv[n:]
 */
   while (1) {
-    __pyx_t_2 = __Pyx_PyObject_IsTrue(__pyx_v_mv); if (unlikely((__pyx_t_2 < 0))) __PYX_ERR(0, 1243, __pyx_L1_error)
+    __pyx_t_2 = __Pyx_PyObject_IsTrue(__pyx_v_mv); if (unlikely((__pyx_t_2 < 0))) __PYX_ERR(0, 1247, __pyx_L1_error)
 
     if (!__pyx_t_2) break;
 
-    /* "ext/tagstream.pyx":1244
+    /* "ext/tagstream.pyx":1248
  *     mv = memoryview(data)
  *     while mv:
  *         n = os.write(fd, mv)             # <<<<<<<<<<<<<<
@@ -54073,9 +54284,9 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_58_write_all(CYTHON_UN
  * 
 */
     __pyx_t_3 = NULL;
-    __Pyx_GetModuleGlobalName(__pyx_t_4, __pyx_mstate_global->__pyx_n_u_os); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 1244, __pyx_L1_error)
+    __Pyx_GetModuleGlobalName(__pyx_t_4, __pyx_mstate_global->__pyx_n_u_os); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 1248, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_4);
-    __pyx_t_5 = __Pyx_PyObject_GetAttrStr(__pyx_t_4, __pyx_mstate_global->__pyx_n_u_write_2); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 1244, __pyx_L1_error)
+    __pyx_t_5 = __Pyx_PyObject_GetAttrStr(__pyx_t_4, __pyx_mstate_global->__pyx_n_u_write_2); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 1248, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_5);
     __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
     __pyx_t_6 = 1;
@@ -54095,13 +54306,13 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_58_write_all(CYTHON_UN
       __pyx_t_1 = __Pyx_PyObject_FastCall((PyObject*)__pyx_t_5, __pyx_callargs+__pyx_t_6, (3-__pyx_t_6) | (__pyx_t_6*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_3); __pyx_t_3 = 0;
       __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
-      if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1244, __pyx_L1_error)
+      if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1248, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_1);
     }
     __Pyx_XDECREF_SET(__pyx_v_n, __pyx_t_1);
     __pyx_t_1 = 0;
 
-    /* "ext/tagstream.pyx":1245
+    /* "ext/tagstream.pyx":1249
  *     while mv:
  *         n = os.write(fd, mv)
  *         mv = mv[n:]             # <<<<<<<<<<<<<<
@@ -54115,19 +54326,19 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_58_write_all(CYTHON_UN
 
       __pyx_t_7 = 0;
     } else {
-      __pyx_t_8 = __Pyx_PyIndex_AsSsize_t(__pyx_t_1); if (unlikely((__pyx_t_8 == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 1245, __pyx_L1_error)
+      __pyx_t_8 = __Pyx_PyIndex_AsSsize_t(__pyx_t_1); if (unlikely((__pyx_t_8 == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 1249, __pyx_L1_error)
       __pyx_t_7 = __pyx_t_8;
     }
 
     __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
-    __pyx_t_1 = PySequence_GetSlice(__pyx_v_mv, __pyx_t_7, PY_SSIZE_T_MAX); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1245, __pyx_L1_error)
+    __pyx_t_1 = PySequence_GetSlice(__pyx_v_mv, __pyx_t_7, PY_SSIZE_T_MAX); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1249, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_1);
 
     __Pyx_DECREF_SET(__pyx_v_mv, ((PyObject*)__pyx_t_1));
     __pyx_t_1 = 0;
   }
 
-  /* "ext/tagstream.pyx":1241
+  /* "ext/tagstream.pyx":1245
  * 
  * 
  * def _write_all(fd, data):             # <<<<<<<<<<<<<<
@@ -54153,7 +54364,7 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_58_write_all(CYTHON_UN
   return __pyx_r;
 }
 
-/* "ext/tagstream.pyx":1248
+/* "ext/tagstream.pyx":1252
  * 
  * 
  * def _writev_all(fd, pieces):             # <<<<<<<<<<<<<<
@@ -54202,39 +54413,39 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   {
     PyObject ** const __pyx_pyargnames[] = {&__pyx_mstate_global->__pyx_n_u_fd,&__pyx_mstate_global->__pyx_n_u_pieces,0};
     const Py_ssize_t __pyx_kwds_len = (__pyx_kwds) ? __Pyx_NumKwargs_FASTCALL(__pyx_kwds) : 0;
-    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 1248, __pyx_L3_error)
+    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 1252, __pyx_L3_error)
     if (__pyx_kwds_len > 0) {
       switch (__pyx_nargs) {
         case  2:
         values[1] = __Pyx_ArgRef_FASTCALL(__pyx_args, 1);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 1248, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 1252, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  1:
         values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 1248, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 1252, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  0: break;
         default: goto __pyx_L5_argtuple_error;
       }
       const Py_ssize_t kwd_pos_args = __pyx_nargs;
-      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "_writev_all", 0) < (0)) __PYX_ERR(0, 1248, __pyx_L3_error)
+      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "_writev_all", 0) < (0)) __PYX_ERR(0, 1252, __pyx_L3_error)
       for (Py_ssize_t i = __pyx_nargs; i < 2; i++) {
-        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("_writev_all", 1, 2, 2, i); __PYX_ERR(0, 1248, __pyx_L3_error) }
+        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("_writev_all", 1, 2, 2, i); __PYX_ERR(0, 1252, __pyx_L3_error) }
       }
     } else if (unlikely(__pyx_nargs != 2)) {
       goto __pyx_L5_argtuple_error;
     } else {
       values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 1248, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 1252, __pyx_L3_error)
       values[1] = __Pyx_ArgRef_FASTCALL(__pyx_args, 1);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 1248, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 1252, __pyx_L3_error)
     }
     __pyx_v_fd = values[0];
     __pyx_v_pieces = values[1];
   }
   goto __pyx_L6_skip;
   __pyx_L5_argtuple_error:;
-  __Pyx_RaiseArgtupleInvalid("_writev_all", 1, 2, 2, __pyx_nargs); __PYX_ERR(0, 1248, __pyx_L3_error)
+  __Pyx_RaiseArgtupleInvalid("_writev_all", 1, 2, 2, __pyx_nargs); __PYX_ERR(0, 1252, __pyx_L3_error)
   __pyx_L6_skip:;
   goto __pyx_L4_argument_unpacking_done;
   __pyx_L3_error:;
@@ -54256,7 +54467,7 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
 }
 static PyObject *__pyx_gb_8slicebox_9_speedups_9tagstream_11_writev_all_2generator10(__pyx_CoroutineObject *__pyx_generator, CYTHON_UNUSED PyThreadState *__pyx_tstate, PyObject *__pyx_sent_value); /* proto */
 
-/* "ext/tagstream.pyx":1252
+/* "ext/tagstream.pyx":1256
  *     while pieces:
  *         batch = pieces[:512]
  *         want = sum(len(p) for p in batch)             # <<<<<<<<<<<<<<
@@ -54276,7 +54487,7 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_11_writev_all_genexpr(
   if (unlikely(!__pyx_cur_scope)) {
     __pyx_cur_scope = ((struct __pyx_obj_8slicebox_9_speedups_9tagstream___pyx_scope_struct_14_genexpr *)Py_None);
     __Pyx_INCREF(Py_None);
-    __PYX_ERR(0, 1252, __pyx_L1_error)
+    __PYX_ERR(0, 1256, __pyx_L1_error)
   } else {
     __Pyx_GOTREF((PyObject *)__pyx_cur_scope);
   }
@@ -54284,7 +54495,7 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_11_writev_all_genexpr(
   __Pyx_INCREF(__pyx_cur_scope->__pyx_genexpr_arg_0);
   __Pyx_GIVEREF(__pyx_cur_scope->__pyx_genexpr_arg_0);
   {
-    __pyx_CoroutineObject *gen = __Pyx_Generator_New((__pyx_coroutine_body_t) __pyx_gb_8slicebox_9_speedups_9tagstream_11_writev_all_2generator10, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[11]), (PyObject *) __pyx_cur_scope, __pyx_mstate_global->__pyx_n_u_genexpr, __pyx_mstate_global->__pyx_n_u_writev_all_locals_genexpr, __pyx_mstate_global->__pyx_n_u_slicebox__speedups_tagstream); if (unlikely(!gen)) __PYX_ERR(0, 1252, __pyx_L1_error)
+    __pyx_CoroutineObject *gen = __Pyx_Generator_New((__pyx_coroutine_body_t) __pyx_gb_8slicebox_9_speedups_9tagstream_11_writev_all_2generator10, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[11]), (PyObject *) __pyx_cur_scope, __pyx_mstate_global->__pyx_n_u_genexpr, __pyx_mstate_global->__pyx_n_u_writev_all_locals_genexpr, __pyx_mstate_global->__pyx_n_u_slicebox__speedups_tagstream); if (unlikely(!gen)) __PYX_ERR(0, 1256, __pyx_L1_error)
     __Pyx_DECREF(__pyx_cur_scope);
     __Pyx_RefNannyFinishContext();
     return (PyObject *) gen;
@@ -54324,17 +54535,17 @@ static PyObject *__pyx_gb_8slicebox_9_speedups_9tagstream_11_writev_all_2generat
   __pyx_L3_first_run:;
   if (unlikely(__pyx_sent_value != Py_None)) {
     if (unlikely(__pyx_sent_value)) PyErr_SetString(PyExc_TypeError, "can't send non-None value to a just-started generator");
-    __PYX_ERR(0, 1252, __pyx_L1_error)
+    __PYX_ERR(0, 1256, __pyx_L1_error)
   }
-  if (unlikely(!__pyx_cur_scope->__pyx_genexpr_arg_0)) { __Pyx_RaiseUnboundLocalError(".0"); __PYX_ERR(0, 1252, __pyx_L1_error) }
+  if (unlikely(!__pyx_cur_scope->__pyx_genexpr_arg_0)) { __Pyx_RaiseUnboundLocalError(".0"); __PYX_ERR(0, 1256, __pyx_L1_error) }
   if (likely(PyList_CheckExact(__pyx_cur_scope->__pyx_genexpr_arg_0)) || PyTuple_CheckExact(__pyx_cur_scope->__pyx_genexpr_arg_0)) {
     __pyx_t_1 = __pyx_cur_scope->__pyx_genexpr_arg_0; __Pyx_INCREF(__pyx_t_1);
     __pyx_t_2 = 0;
     __pyx_t_3 = NULL;
   } else {
-    __pyx_t_2 = -1; __pyx_t_1 = PyObject_GetIter(__pyx_cur_scope->__pyx_genexpr_arg_0); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1252, __pyx_L1_error)
+    __pyx_t_2 = -1; __pyx_t_1 = PyObject_GetIter(__pyx_cur_scope->__pyx_genexpr_arg_0); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1256, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_1);
-    __pyx_t_3 = (CYTHON_COMPILING_IN_LIMITED_API) ? PyIter_Next : __Pyx_PyObject_GetIterNextFunc(__pyx_t_1); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 1252, __pyx_L1_error)
+    __pyx_t_3 = (CYTHON_COMPILING_IN_LIMITED_API) ? PyIter_Next : __Pyx_PyObject_GetIterNextFunc(__pyx_t_1); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 1256, __pyx_L1_error)
   }
   for (;;) {
     if (likely(!__pyx_t_3)) {
@@ -54342,7 +54553,7 @@ static PyObject *__pyx_gb_8slicebox_9_speedups_9tagstream_11_writev_all_2generat
         {
           Py_ssize_t __pyx_temp = __Pyx_PyList_GET_SIZE(__pyx_t_1);
           #if !CYTHON_ASSUME_SAFE_SIZE
-          if (unlikely((__pyx_temp < 0))) __PYX_ERR(0, 1252, __pyx_L1_error)
+          if (unlikely((__pyx_temp < 0))) __PYX_ERR(0, 1256, __pyx_L1_error)
           #endif
           if (__pyx_t_2 >= __pyx_temp) break;
         }
@@ -54352,7 +54563,7 @@ static PyObject *__pyx_gb_8slicebox_9_speedups_9tagstream_11_writev_all_2generat
         {
           Py_ssize_t __pyx_temp = __Pyx_PyTuple_GET_SIZE(__pyx_t_1);
           #if !CYTHON_ASSUME_SAFE_SIZE
-          if (unlikely((__pyx_temp < 0))) __PYX_ERR(0, 1252, __pyx_L1_error)
+          if (unlikely((__pyx_temp < 0))) __PYX_ERR(0, 1256, __pyx_L1_error)
           #endif
           if (__pyx_t_2 >= __pyx_temp) break;
         }
@@ -54363,13 +54574,13 @@ static PyObject *__pyx_gb_8slicebox_9_speedups_9tagstream_11_writev_all_2generat
         #endif
         ++__pyx_t_2;
       }
-      if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 1252, __pyx_L1_error)
+      if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 1256, __pyx_L1_error)
     } else {
       __pyx_t_4 = __pyx_t_3(__pyx_t_1);
       if (unlikely(!__pyx_t_4)) {
         PyObject* exc_type = PyErr_Occurred();
         if (exc_type) {
-          if (unlikely(!__Pyx_PyErr_GivenExceptionMatches(exc_type, PyExc_StopIteration))) __PYX_ERR(0, 1252, __pyx_L1_error)
+          if (unlikely(!__Pyx_PyErr_GivenExceptionMatches(exc_type, PyExc_StopIteration))) __PYX_ERR(0, 1256, __pyx_L1_error)
           PyErr_Clear();
         }
         break;
@@ -54380,8 +54591,8 @@ static PyObject *__pyx_gb_8slicebox_9_speedups_9tagstream_11_writev_all_2generat
     __Pyx_XDECREF_SET(__pyx_cur_scope->__pyx_v_p, __pyx_t_4);
     __Pyx_GIVEREF(__pyx_t_4);
     __pyx_t_4 = 0;
-    __pyx_t_5 = PyObject_Length(__pyx_cur_scope->__pyx_v_p); if (unlikely(__pyx_t_5 == ((Py_ssize_t)-1))) __PYX_ERR(0, 1252, __pyx_L1_error)
-    __pyx_t_4 = PyLong_FromSsize_t(__pyx_t_5); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 1252, __pyx_L1_error)
+    __pyx_t_5 = PyObject_Length(__pyx_cur_scope->__pyx_v_p); if (unlikely(__pyx_t_5 == ((Py_ssize_t)-1))) __PYX_ERR(0, 1256, __pyx_L1_error)
+    __pyx_t_4 = PyLong_FromSsize_t(__pyx_t_5); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 1256, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_4);
 
     __pyx_r = __pyx_t_4;
@@ -54404,7 +54615,7 @@ static PyObject *__pyx_gb_8slicebox_9_speedups_9tagstream_11_writev_all_2generat
     __Pyx_XGOTREF(__pyx_t_1);
     __pyx_t_2 = __pyx_cur_scope->__pyx_t_1;
     __pyx_t_3 = __pyx_cur_scope->__pyx_t_2;
-    if (unlikely(!__pyx_sent_value)) __PYX_ERR(0, 1252, __pyx_L1_error)
+    if (unlikely(!__pyx_sent_value)) __PYX_ERR(0, 1256, __pyx_L1_error)
   }
   __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
   CYTHON_MAYBE_UNUSED_VAR(__pyx_cur_scope);
@@ -54431,7 +54642,7 @@ static PyObject *__pyx_gb_8slicebox_9_speedups_9tagstream_11_writev_all_2generat
 }
 static PyObject *__pyx_gb_8slicebox_9_speedups_9tagstream_11_writev_all_5generator11(__pyx_CoroutineObject *__pyx_generator, CYTHON_UNUSED PyThreadState *__pyx_tstate, PyObject *__pyx_sent_value); /* proto */
 
-/* "ext/tagstream.pyx":1255
+/* "ext/tagstream.pyx":1259
  *         done = os.writev(fd, batch)
  *         if done < want:  # partial write: finish this batch the slow way
  *             _write_all(fd, b"".join(bytes(p) for p in batch)[done:])             # <<<<<<<<<<<<<<
@@ -54451,7 +54662,7 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_11_writev_all_3genexpr
   if (unlikely(!__pyx_cur_scope)) {
     __pyx_cur_scope = ((struct __pyx_obj_8slicebox_9_speedups_9tagstream___pyx_scope_struct_15_genexpr *)Py_None);
     __Pyx_INCREF(Py_None);
-    __PYX_ERR(0, 1255, __pyx_L1_error)
+    __PYX_ERR(0, 1259, __pyx_L1_error)
   } else {
     __Pyx_GOTREF((PyObject *)__pyx_cur_scope);
   }
@@ -54459,7 +54670,7 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_11_writev_all_3genexpr
   __Pyx_INCREF(__pyx_cur_scope->__pyx_genexpr_arg_0);
   __Pyx_GIVEREF(__pyx_cur_scope->__pyx_genexpr_arg_0);
   {
-    __pyx_CoroutineObject *gen = __Pyx_Generator_New((__pyx_coroutine_body_t) __pyx_gb_8slicebox_9_speedups_9tagstream_11_writev_all_5generator11, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[12]), (PyObject *) __pyx_cur_scope, __pyx_mstate_global->__pyx_n_u_genexpr, __pyx_mstate_global->__pyx_n_u_writev_all_locals_genexpr, __pyx_mstate_global->__pyx_n_u_slicebox__speedups_tagstream); if (unlikely(!gen)) __PYX_ERR(0, 1255, __pyx_L1_error)
+    __pyx_CoroutineObject *gen = __Pyx_Generator_New((__pyx_coroutine_body_t) __pyx_gb_8slicebox_9_speedups_9tagstream_11_writev_all_5generator11, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[12]), (PyObject *) __pyx_cur_scope, __pyx_mstate_global->__pyx_n_u_genexpr, __pyx_mstate_global->__pyx_n_u_writev_all_locals_genexpr, __pyx_mstate_global->__pyx_n_u_slicebox__speedups_tagstream); if (unlikely(!gen)) __PYX_ERR(0, 1259, __pyx_L1_error)
     __Pyx_DECREF(__pyx_cur_scope);
     __Pyx_RefNannyFinishContext();
     return (PyObject *) gen;
@@ -54500,17 +54711,17 @@ static PyObject *__pyx_gb_8slicebox_9_speedups_9tagstream_11_writev_all_5generat
   __pyx_L3_first_run:;
   if (unlikely(__pyx_sent_value != Py_None)) {
     if (unlikely(__pyx_sent_value)) PyErr_SetString(PyExc_TypeError, "can't send non-None value to a just-started generator");
-    __PYX_ERR(0, 1255, __pyx_L1_error)
+    __PYX_ERR(0, 1259, __pyx_L1_error)
   }
-  if (unlikely(!__pyx_cur_scope->__pyx_genexpr_arg_0)) { __Pyx_RaiseUnboundLocalError(".0"); __PYX_ERR(0, 1255, __pyx_L1_error) }
+  if (unlikely(!__pyx_cur_scope->__pyx_genexpr_arg_0)) { __Pyx_RaiseUnboundLocalError(".0"); __PYX_ERR(0, 1259, __pyx_L1_error) }
   if (likely(PyList_CheckExact(__pyx_cur_scope->__pyx_genexpr_arg_0)) || PyTuple_CheckExact(__pyx_cur_scope->__pyx_genexpr_arg_0)) {
     __pyx_t_1 = __pyx_cur_scope->__pyx_genexpr_arg_0; __Pyx_INCREF(__pyx_t_1);
     __pyx_t_2 = 0;
     __pyx_t_3 = NULL;
   } else {
-    __pyx_t_2 = -1; __pyx_t_1 = PyObject_GetIter(__pyx_cur_scope->__pyx_genexpr_arg_0); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1255, __pyx_L1_error)
+    __pyx_t_2 = -1; __pyx_t_1 = PyObject_GetIter(__pyx_cur_scope->__pyx_genexpr_arg_0); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1259, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_1);
-    __pyx_t_3 = (CYTHON_COMPILING_IN_LIMITED_API) ? PyIter_Next : __Pyx_PyObject_GetIterNextFunc(__pyx_t_1); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 1255, __pyx_L1_error)
+    __pyx_t_3 = (CYTHON_COMPILING_IN_LIMITED_API) ? PyIter_Next : __Pyx_PyObject_GetIterNextFunc(__pyx_t_1); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 1259, __pyx_L1_error)
   }
   for (;;) {
     if (likely(!__pyx_t_3)) {
@@ -54518,7 +54729,7 @@ static PyObject *__pyx_gb_8slicebox_9_speedups_9tagstream_11_writev_all_5generat
         {
           Py_ssize_t __pyx_temp = __Pyx_PyList_GET_SIZE(__pyx_t_1);
           #if !CYTHON_ASSUME_SAFE_SIZE
-          if (unlikely((__pyx_temp < 0))) __PYX_ERR(0, 1255, __pyx_L1_error)
+          if (unlikely((__pyx_temp < 0))) __PYX_ERR(0, 1259, __pyx_L1_error)
           #endif
           if (__pyx_t_2 >= __pyx_temp) break;
         }
@@ -54528,7 +54739,7 @@ static PyObject *__pyx_gb_8slicebox_9_speedups_9tagstream_11_writev_all_5generat
         {
           Py_ssize_t __pyx_temp = __Pyx_PyTuple_GET_SIZE(__pyx_t_1);
           #if !CYTHON_ASSUME_SAFE_SIZE
-          if (unlikely((__pyx_temp < 0))) __PYX_ERR(0, 1255, __pyx_L1_error)
+          if (unlikely((__pyx_temp < 0))) __PYX_ERR(0, 1259, __pyx_L1_error)
           #endif
           if (__pyx_t_2 >= __pyx_temp) break;
         }
@@ -54539,13 +54750,13 @@ static PyObject *__pyx_gb_8slicebox_9_speedups_9tagstream_11_writev_all_5generat
         #endif
         ++__pyx_t_2;
       }
-      if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 1255, __pyx_L1_error)
+      if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 1259, __pyx_L1_error)
     } else {
       __pyx_t_4 = __pyx_t_3(__pyx_t_1);
       if (unlikely(!__pyx_t_4)) {
         PyObject* exc_type = PyErr_Occurred();
         if (exc_type) {
-          if (unlikely(!__Pyx_PyErr_GivenExceptionMatches(exc_type, PyExc_StopIteration))) __PYX_ERR(0, 1255, __pyx_L1_error)
+          if (unlikely(!__Pyx_PyErr_GivenExceptionMatches(exc_type, PyExc_StopIteration))) __PYX_ERR(0, 1259, __pyx_L1_error)
           PyErr_Clear();
         }
         break;
@@ -54562,7 +54773,7 @@ static PyObject *__pyx_gb_8slicebox_9_speedups_9tagstream_11_writev_all_5generat
       PyObject *__pyx_callargs[2] = {__pyx_t_5, __pyx_cur_scope->__pyx_v_p};
       __pyx_t_4 = __Pyx_PyObject_FastCall((PyObject*)(&PyBytes_Type), __pyx_callargs+__pyx_t_6, (2-__pyx_t_6) | (__pyx_t_6*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_5); __pyx_t_5 = 0;
-      if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 1255, __pyx_L1_error)
+      if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 1259, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_4);
     }
     __pyx_r = __pyx_t_4;
@@ -54585,7 +54796,7 @@ static PyObject *__pyx_gb_8slicebox_9_speedups_9tagstream_11_writev_all_5generat
     __Pyx_XGOTREF(__pyx_t_1);
     __pyx_t_2 = __pyx_cur_scope->__pyx_t_1;
     __pyx_t_3 = __pyx_cur_scope->__pyx_t_2;
-    if (unlikely(!__pyx_sent_value)) __PYX_ERR(0, 1255, __pyx_L1_error)
+    if (unlikely(!__pyx_sent_value)) __PYX_ERR(0, 1259, __pyx_L1_error)
   }
   __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
   CYTHON_MAYBE_UNUSED_VAR(__pyx_cur_scope);
@@ -54612,7 +54823,7 @@ static PyObject *__pyx_gb_8slicebox_9_speedups_9tagstream_11_writev_all_5generat
   return __pyx_r;
 }
 
-/* "ext/tagstream.pyx":1248
+/* "ext/tagstream.pyx":1252
  * 
  * 
  * def _writev_all(fd, pieces):             # <<<<<<<<<<<<<<
@@ -54643,7 +54854,7 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_60_writev_all(CYTHON_U
   __Pyx_RefNannySetupContext("_writev_all", 0);
   __Pyx_INCREF(__pyx_v_pieces);
 
-  /* "ext/tagstream.pyx":1250
+  /* "ext/tagstream.pyx":1254
  * def _writev_all(fd, pieces):
  *     """Write ``pieces`` in order with writev (no joined copy of large pieces)."""
  *     while pieces:             # <<<<<<<<<<<<<<
@@ -54651,23 +54862,23 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_60_writev_all(CYTHON_U
  *         want = sum(len(p) for p in batch)
 */
   while (1) {
-    __pyx_t_1 = __Pyx_PyObject_IsTrue(__pyx_v_pieces); if (unlikely((__pyx_t_1 < 0))) __PYX_ERR(0, 1250, __pyx_L1_error)
+    __pyx_t_1 = __Pyx_PyObject_IsTrue(__pyx_v_pieces); if (unlikely((__pyx_t_1 < 0))) __PYX_ERR(0, 1254, __pyx_L1_error)
 
     if (!__pyx_t_1) break;
 
-    /* "ext/tagstream.pyx":1251
+    /* "ext/tagstream.pyx":1255
  *     """Write ``pieces`` in order with writev (no joined copy of large pieces)."""
  *     while pieces:
  *         batch = pieces[:512]             # <<<<<<<<<<<<<<
  *         want = sum(len(p) for p in batch)
  *         done = os.writev(fd, batch)
 */
-    __pyx_t_2 = __Pyx_PyObject_GetSlice(__pyx_v_pieces, 0, 0x200, NULL, NULL, &__pyx_mstate_global->__pyx_slice[2], 0, 1, 0); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 1251, __pyx_L1_error)
+    __pyx_t_2 = __Pyx_PyObject_GetSlice(__pyx_v_pieces, 0, 0x200, NULL, NULL, &__pyx_mstate_global->__pyx_slice[2], 0, 1, 0); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 1255, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_2);
     __Pyx_XDECREF_SET(__pyx_v_batch, __pyx_t_2);
     __pyx_t_2 = 0;
 
-    /* "ext/tagstream.pyx":1252
+    /* "ext/tagstream.pyx":1256
  *     while pieces:
  *         batch = pieces[:512]
  *         want = sum(len(p) for p in batch)             # <<<<<<<<<<<<<<
@@ -54675,7 +54886,7 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_60_writev_all(CYTHON_U
  *         if done < want:  # partial write: finish this batch the slow way
 */
     __pyx_t_3 = NULL;
-    __pyx_t_4 = __pyx_pf_8slicebox_9_speedups_9tagstream_11_writev_all_genexpr(NULL, __pyx_v_batch); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 1252, __pyx_L1_error)
+    __pyx_t_4 = __pyx_pf_8slicebox_9_speedups_9tagstream_11_writev_all_genexpr(NULL, __pyx_v_batch); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 1256, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_4);
     __pyx_t_5 = 1;
     {
@@ -54683,13 +54894,13 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_60_writev_all(CYTHON_U
       __pyx_t_2 = __Pyx_PyObject_FastCall((PyObject*)__pyx_builtin_sum, __pyx_callargs+__pyx_t_5, (2-__pyx_t_5) | (__pyx_t_5*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_3); __pyx_t_3 = 0;
       __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
-      if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 1252, __pyx_L1_error)
+      if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 1256, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_2);
     }
     __Pyx_XDECREF_SET(__pyx_v_want, __pyx_t_2);
     __pyx_t_2 = 0;
 
-    /* "ext/tagstream.pyx":1253
+    /* "ext/tagstream.pyx":1257
  *         batch = pieces[:512]
  *         want = sum(len(p) for p in batch)
  *         done = os.writev(fd, batch)             # <<<<<<<<<<<<<<
@@ -54697,9 +54908,9 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_60_writev_all(CYTHON_U
  *             _write_all(fd, b"".join(bytes(p) for p in batch)[done:])
 */
     __pyx_t_4 = NULL;
-    __Pyx_GetModuleGlobalName(__pyx_t_3, __pyx_mstate_global->__pyx_n_u_os); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 1253, __pyx_L1_error)
+    __Pyx_GetModuleGlobalName(__pyx_t_3, __pyx_mstate_global->__pyx_n_u_os); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 1257, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_3);
-    __pyx_t_6 = __Pyx_PyObject_GetAttrStr(__pyx_t_3, __pyx_mstate_global->__pyx_n_u_writev); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 1253, __pyx_L1_error)
+    __pyx_t_6 = __Pyx_PyObject_GetAttrStr(__pyx_t_3, __pyx_mstate_global->__pyx_n_u_writev); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 1257, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_6);
     __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
     __pyx_t_5 = 1;
@@ -54719,24 +54930,24 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_60_writev_all(CYTHON_U
       __pyx_t_2 = __Pyx_PyObject_FastCall((PyObject*)__pyx_t_6, __pyx_callargs+__pyx_t_5, (3-__pyx_t_5) | (__pyx_t_5*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_4); __pyx_t_4 = 0;
       __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
-      if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 1253, __pyx_L1_error)
+      if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 1257, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_2);
     }
     __Pyx_XDECREF_SET(__pyx_v_done, __pyx_t_2);
     __pyx_t_2 = 0;
 
-    /* "ext/tagstream.pyx":1254
+    /* "ext/tagstream.pyx":1258
  *         want = sum(len(p) for p in batch)
  *         done = os.writev(fd, batch)
  *         if done < want:  # partial write: finish this batch the slow way             # <<<<<<<<<<<<<<
  *             _write_all(fd, b"".join(bytes(p) for p in batch)[done:])
  *         pieces = pieces[512:]
 */
-    __pyx_t_1 = __Pyx_PyObject_CompareBoolLt_object_object(__pyx_v_done, __pyx_v_want, Py_LT); if (unlikely((__pyx_t_1 < 0))) __PYX_ERR(0, 1254, __pyx_L1_error)
+    __pyx_t_1 = __Pyx_PyObject_CompareBoolLt_object_object(__pyx_v_done, __pyx_v_want, Py_LT); if (unlikely((__pyx_t_1 < 0))) __PYX_ERR(0, 1258, __pyx_L1_error)
     if (__pyx_t_1) {
 
 
-      /* "ext/tagstream.pyx":1255
+      /* "ext/tagstream.pyx":1259
  *         done = os.writev(fd, batch)
  *         if done < want:  # partial write: finish this batch the slow way
  *             _write_all(fd, b"".join(bytes(p) for p in batch)[done:])             # <<<<<<<<<<<<<<
@@ -54744,16 +54955,16 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_60_writev_all(CYTHON_U
  * 
 */
       __pyx_t_6 = NULL;
-      __Pyx_GetModuleGlobalName(__pyx_t_4, __pyx_mstate_global->__pyx_n_u_write_all); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 1255, __pyx_L1_error)
+      __Pyx_GetModuleGlobalName(__pyx_t_4, __pyx_mstate_global->__pyx_n_u_write_all); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 1259, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_4);
-      __pyx_t_3 = __pyx_pf_8slicebox_9_speedups_9tagstream_11_writev_all_3genexpr(NULL, __pyx_v_batch); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 1255, __pyx_L1_error)
+      __pyx_t_3 = __pyx_pf_8slicebox_9_speedups_9tagstream_11_writev_all_3genexpr(NULL, __pyx_v_batch); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 1259, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_3);
-      __pyx_t_7 = __Pyx_PyBytes_Join(__pyx_mstate_global->__pyx_kp_b__12, __pyx_t_3); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 1255, __pyx_L1_error)
+      __pyx_t_7 = __Pyx_PyBytes_Join(__pyx_mstate_global->__pyx_kp_b__12, __pyx_t_3); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 1259, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_7);
       __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
       if (unlikely(__pyx_t_7 == Py_None)) {
         PyErr_SetString(PyExc_TypeError, "\047NoneType\047 object is not subscriptable");
-        __PYX_ERR(0, 1255, __pyx_L1_error)
+        __PYX_ERR(0, 1259, __pyx_L1_error)
       }
       __Pyx_INCREF(__pyx_v_done);
       __pyx_t_3 = __pyx_v_done;
@@ -54762,12 +54973,12 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_60_writev_all(CYTHON_U
 
         __pyx_t_8 = 0;
       } else {
-        __pyx_t_9 = __Pyx_PyIndex_AsSsize_t(__pyx_t_3); if (unlikely((__pyx_t_9 == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 1255, __pyx_L1_error)
+        __pyx_t_9 = __Pyx_PyIndex_AsSsize_t(__pyx_t_3); if (unlikely((__pyx_t_9 == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 1259, __pyx_L1_error)
         __pyx_t_8 = __pyx_t_9;
       }
 
       __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
-      __pyx_t_3 = PySequence_GetSlice(__pyx_t_7, __pyx_t_8, PY_SSIZE_T_MAX); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 1255, __pyx_L1_error)
+      __pyx_t_3 = PySequence_GetSlice(__pyx_t_7, __pyx_t_8, PY_SSIZE_T_MAX); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 1259, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_3);
       __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
 
@@ -54789,12 +55000,12 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_60_writev_all(CYTHON_U
         __Pyx_XDECREF(__pyx_t_6); __pyx_t_6 = 0;
         __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
         __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
-        if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 1255, __pyx_L1_error)
+        if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 1259, __pyx_L1_error)
         __Pyx_GOTREF(__pyx_t_2);
       }
       __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
 
-      /* "ext/tagstream.pyx":1254
+      /* "ext/tagstream.pyx":1258
  *         want = sum(len(p) for p in batch)
  *         done = os.writev(fd, batch)
  *         if done < want:  # partial write: finish this batch the slow way             # <<<<<<<<<<<<<<
@@ -54803,20 +55014,20 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_60_writev_all(CYTHON_U
 */
     }
 
-    /* "ext/tagstream.pyx":1256
+    /* "ext/tagstream.pyx":1260
  *         if done < want:  # partial write: finish this batch the slow way
  *             _write_all(fd, b"".join(bytes(p) for p in batch)[done:])
  *         pieces = pieces[512:]             # <<<<<<<<<<<<<<
  * 
  * 
 */
-    __pyx_t_2 = __Pyx_PyObject_GetSlice(__pyx_v_pieces, 0x200, 0, NULL, NULL, &__pyx_mstate_global->__pyx_slice[3], 1, 0, 0); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 1256, __pyx_L1_error)
+    __pyx_t_2 = __Pyx_PyObject_GetSlice(__pyx_v_pieces, 0x200, 0, NULL, NULL, &__pyx_mstate_global->__pyx_slice[3], 1, 0, 0); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 1260, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_2);
     __Pyx_DECREF_SET(__pyx_v_pieces, __pyx_t_2);
     __pyx_t_2 = 0;
   }
 
-  /* "ext/tagstream.pyx":1248
+  /* "ext/tagstream.pyx":1252
  * 
  * 
  * def _writev_all(fd, pieces):             # <<<<<<<<<<<<<<
@@ -54847,7 +55058,7 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_60_writev_all(CYTHON_U
   return __pyx_r;
 }
 
-/* "ext/tagstream.pyx":1259
+/* "ext/tagstream.pyx":1263
  * 
  * 
  * def _copy_range(src_fd, dst_fd, start, count):             # <<<<<<<<<<<<<<
@@ -54897,44 +55108,44 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   {
     PyObject ** const __pyx_pyargnames[] = {&__pyx_mstate_global->__pyx_n_u_src_fd,&__pyx_mstate_global->__pyx_n_u_dst_fd,&__pyx_mstate_global->__pyx_n_u_start,&__pyx_mstate_global->__pyx_n_u_count,0};
     const Py_ssize_t __pyx_kwds_len = (__pyx_kwds) ? __Pyx_NumKwargs_FASTCALL(__pyx_kwds) : 0;
-    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 1259, __pyx_L3_error)
+    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 1263, __pyx_L3_error)
     if (__pyx_kwds_len > 0) {
       switch (__pyx_nargs) {
         case  4:
         values[3] = __Pyx_ArgRef_FASTCALL(__pyx_args, 3);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 1259, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 1263, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  3:
         values[2] = __Pyx_ArgRef_FASTCALL(__pyx_args, 2);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 1259, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 1263, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  2:
         values[1] = __Pyx_ArgRef_FASTCALL(__pyx_args, 1);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 1259, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 1263, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  1:
         values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 1259, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 1263, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  0: break;
         default: goto __pyx_L5_argtuple_error;
       }
       const Py_ssize_t kwd_pos_args = __pyx_nargs;
-      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "_copy_range", 0) < (0)) __PYX_ERR(0, 1259, __pyx_L3_error)
+      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "_copy_range", 0) < (0)) __PYX_ERR(0, 1263, __pyx_L3_error)
       for (Py_ssize_t i = __pyx_nargs; i < 4; i++) {
-        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("_copy_range", 1, 4, 4, i); __PYX_ERR(0, 1259, __pyx_L3_error) }
+        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("_copy_range", 1, 4, 4, i); __PYX_ERR(0, 1263, __pyx_L3_error) }
       }
     } else if (unlikely(__pyx_nargs != 4)) {
       goto __pyx_L5_argtuple_error;
     } else {
       values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 1259, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 1263, __pyx_L3_error)
       values[1] = __Pyx_ArgRef_FASTCALL(__pyx_args, 1);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 1259, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 1263, __pyx_L3_error)
       values[2] = __Pyx_ArgRef_FASTCALL(__pyx_args, 2);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 1259, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 1263, __pyx_L3_error)
       values[3] = __Pyx_ArgRef_FASTCALL(__pyx_args, 3);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 1259, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 1263, __pyx_L3_error)
     }
     __pyx_v_src_fd = values[0];
     __pyx_v_dst_fd = values[1];
@@ -54943,7 +55154,7 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   }
   goto __pyx_L6_skip;
   __pyx_L5_argtuple_error:;
-  __Pyx_RaiseArgtupleInvalid("_copy_range", 1, 4, 4, __pyx_nargs); __PYX_ERR(0, 1259, __pyx_L3_error)
+  __Pyx_RaiseArgtupleInvalid("_copy_range", 1, 4, 4, __pyx_nargs); __PYX_ERR(0, 1263, __pyx_L3_error)
   __pyx_L6_skip:;
   goto __pyx_L4_argument_unpacking_done;
   __pyx_L3_error:;
@@ -54991,7 +55202,7 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_62_copy_range(CYTHON_U
   __Pyx_INCREF(__pyx_v_start);
   __Pyx_INCREF(__pyx_v_count);
 
-  /* "ext/tagstream.pyx":1260
+  /* "ext/tagstream.pyx":1264
  * 
  * def _copy_range(src_fd, dst_fd, start, count):
  *     while count > 0:             # <<<<<<<<<<<<<<
@@ -54999,11 +55210,11 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_62_copy_range(CYTHON_U
  *             n = os.copy_file_range(src_fd, dst_fd, count, start)
 */
   while (1) {
-    __pyx_t_1 = __Pyx_PyObject_CompareBoolGt_object_int(__pyx_v_count, __pyx_mstate_global->__pyx_int_0, Py_GT); if (unlikely((__pyx_t_1 < 0))) __PYX_ERR(0, 1260, __pyx_L1_error)
+    __pyx_t_1 = __Pyx_PyObject_CompareBoolGt_object_int(__pyx_v_count, __pyx_mstate_global->__pyx_int_0, Py_GT); if (unlikely((__pyx_t_1 < 0))) __PYX_ERR(0, 1264, __pyx_L1_error)
 
     if (!__pyx_t_1) break;
 
-    /* "ext/tagstream.pyx":1261
+    /* "ext/tagstream.pyx":1265
  * def _copy_range(src_fd, dst_fd, start, count):
  *     while count > 0:
  *         try:             # <<<<<<<<<<<<<<
@@ -55019,7 +55230,7 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_62_copy_range(CYTHON_U
       __Pyx_XGOTREF(__pyx_t_4);
       /*try:*/ {
 
-        /* "ext/tagstream.pyx":1262
+        /* "ext/tagstream.pyx":1266
  *     while count > 0:
  *         try:
  *             n = os.copy_file_range(src_fd, dst_fd, count, start)             # <<<<<<<<<<<<<<
@@ -55027,9 +55238,9 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_62_copy_range(CYTHON_U
  *             n = 0
 */
         __pyx_t_6 = NULL;
-        __Pyx_GetModuleGlobalName(__pyx_t_7, __pyx_mstate_global->__pyx_n_u_os); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 1262, __pyx_L5_error)
+        __Pyx_GetModuleGlobalName(__pyx_t_7, __pyx_mstate_global->__pyx_n_u_os); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 1266, __pyx_L5_error)
         __Pyx_GOTREF(__pyx_t_7);
-        __pyx_t_8 = __Pyx_PyObject_GetAttrStr(__pyx_t_7, __pyx_mstate_global->__pyx_n_u_copy_file_range); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 1262, __pyx_L5_error)
+        __pyx_t_8 = __Pyx_PyObject_GetAttrStr(__pyx_t_7, __pyx_mstate_global->__pyx_n_u_copy_file_range); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 1266, __pyx_L5_error)
         __Pyx_GOTREF(__pyx_t_8);
         __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
         __pyx_t_9 = 1;
@@ -55049,13 +55260,13 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_62_copy_range(CYTHON_U
           __pyx_t_5 = __Pyx_PyObject_FastCall((PyObject*)__pyx_t_8, __pyx_callargs+__pyx_t_9, (5-__pyx_t_9) | (__pyx_t_9*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
           __Pyx_XDECREF(__pyx_t_6); __pyx_t_6 = 0;
           __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
-          if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 1262, __pyx_L5_error)
+          if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 1266, __pyx_L5_error)
           __Pyx_GOTREF(__pyx_t_5);
         }
         __Pyx_XDECREF_SET(__pyx_v_n, __pyx_t_5);
         __pyx_t_5 = 0;
 
-        /* "ext/tagstream.pyx":1261
+        /* "ext/tagstream.pyx":1265
  * def _copy_range(src_fd, dst_fd, start, count):
  *     while count > 0:
  *         try:             # <<<<<<<<<<<<<<
@@ -55073,7 +55284,7 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_62_copy_range(CYTHON_U
       __Pyx_XDECREF(__pyx_t_7); __pyx_t_7 = 0;
       __Pyx_XDECREF(__pyx_t_8); __pyx_t_8 = 0;
 
-      /* "ext/tagstream.pyx":1263
+      /* "ext/tagstream.pyx":1267
  *         try:
  *             n = os.copy_file_range(src_fd, dst_fd, count, start)
  *         except OSError:             # <<<<<<<<<<<<<<
@@ -55084,7 +55295,7 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_62_copy_range(CYTHON_U
       if (__pyx_t_10) {
         __Pyx_ErrRestore(0,0,0);
 
-        /* "ext/tagstream.pyx":1264
+        /* "ext/tagstream.pyx":1268
  *             n = os.copy_file_range(src_fd, dst_fd, count, start)
  *         except OSError:
  *             n = 0             # <<<<<<<<<<<<<<
@@ -55097,7 +55308,7 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_62_copy_range(CYTHON_U
       }
       goto __pyx_L7_except_error;
 
-      /* "ext/tagstream.pyx":1261
+      /* "ext/tagstream.pyx":1265
  * def _copy_range(src_fd, dst_fd, start, count):
  *     while count > 0:
  *         try:             # <<<<<<<<<<<<<<
@@ -55118,18 +55329,18 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_62_copy_range(CYTHON_U
       __pyx_L12_try_end:;
     }
 
-    /* "ext/tagstream.pyx":1265
+    /* "ext/tagstream.pyx":1269
  *         except OSError:
  *             n = 0
  *         if n <= 0:             # <<<<<<<<<<<<<<
  *             try:
  *                 n = os.sendfile(dst_fd, src_fd, start, count)
 */
-    __pyx_t_1 = __Pyx_PyObject_CompareBoolLe_object_int(__pyx_v_n, __pyx_mstate_global->__pyx_int_0, Py_LE); if (unlikely((__pyx_t_1 < 0))) __PYX_ERR(0, 1265, __pyx_L1_error)
+    __pyx_t_1 = __Pyx_PyObject_CompareBoolLe_object_int(__pyx_v_n, __pyx_mstate_global->__pyx_int_0, Py_LE); if (unlikely((__pyx_t_1 < 0))) __PYX_ERR(0, 1269, __pyx_L1_error)
     if (__pyx_t_1) {
 
 
-      /* "ext/tagstream.pyx":1266
+      /* "ext/tagstream.pyx":1270
  *             n = 0
  *         if n <= 0:
  *             try:             # <<<<<<<<<<<<<<
@@ -55145,7 +55356,7 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_62_copy_range(CYTHON_U
         __Pyx_XGOTREF(__pyx_t_2);
         /*try:*/ {
 
-          /* "ext/tagstream.pyx":1267
+          /* "ext/tagstream.pyx":1271
  *         if n <= 0:
  *             try:
  *                 n = os.sendfile(dst_fd, src_fd, start, count)             # <<<<<<<<<<<<<<
@@ -55153,9 +55364,9 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_62_copy_range(CYTHON_U
  *                 n = 0
 */
           __pyx_t_8 = NULL;
-          __Pyx_GetModuleGlobalName(__pyx_t_6, __pyx_mstate_global->__pyx_n_u_os); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 1267, __pyx_L16_error)
+          __Pyx_GetModuleGlobalName(__pyx_t_6, __pyx_mstate_global->__pyx_n_u_os); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 1271, __pyx_L16_error)
           __Pyx_GOTREF(__pyx_t_6);
-          __pyx_t_7 = __Pyx_PyObject_GetAttrStr(__pyx_t_6, __pyx_mstate_global->__pyx_n_u_sendfile); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 1267, __pyx_L16_error)
+          __pyx_t_7 = __Pyx_PyObject_GetAttrStr(__pyx_t_6, __pyx_mstate_global->__pyx_n_u_sendfile); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 1271, __pyx_L16_error)
           __Pyx_GOTREF(__pyx_t_7);
           __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
           __pyx_t_9 = 1;
@@ -55175,13 +55386,13 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_62_copy_range(CYTHON_U
             __pyx_t_5 = __Pyx_PyObject_FastCall((PyObject*)__pyx_t_7, __pyx_callargs+__pyx_t_9, (5-__pyx_t_9) | (__pyx_t_9*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
             __Pyx_XDECREF(__pyx_t_8); __pyx_t_8 = 0;
             __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
-            if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 1267, __pyx_L16_error)
+            if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 1271, __pyx_L16_error)
             __Pyx_GOTREF(__pyx_t_5);
           }
           __Pyx_DECREF_SET(__pyx_v_n, __pyx_t_5);
           __pyx_t_5 = 0;
 
-          /* "ext/tagstream.pyx":1266
+          /* "ext/tagstream.pyx":1270
  *             n = 0
  *         if n <= 0:
  *             try:             # <<<<<<<<<<<<<<
@@ -55199,7 +55410,7 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_62_copy_range(CYTHON_U
         __Pyx_XDECREF(__pyx_t_7); __pyx_t_7 = 0;
         __Pyx_XDECREF(__pyx_t_8); __pyx_t_8 = 0;
 
-        /* "ext/tagstream.pyx":1268
+        /* "ext/tagstream.pyx":1272
  *             try:
  *                 n = os.sendfile(dst_fd, src_fd, start, count)
  *             except OSError:             # <<<<<<<<<<<<<<
@@ -55210,7 +55421,7 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_62_copy_range(CYTHON_U
         if (__pyx_t_10) {
           __Pyx_ErrRestore(0,0,0);
 
-          /* "ext/tagstream.pyx":1269
+          /* "ext/tagstream.pyx":1273
  *                 n = os.sendfile(dst_fd, src_fd, start, count)
  *             except OSError:
  *                 n = 0             # <<<<<<<<<<<<<<
@@ -55223,7 +55434,7 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_62_copy_range(CYTHON_U
         }
         goto __pyx_L18_except_error;
 
-        /* "ext/tagstream.pyx":1266
+        /* "ext/tagstream.pyx":1270
  *             n = 0
  *         if n <= 0:
  *             try:             # <<<<<<<<<<<<<<
@@ -55244,7 +55455,7 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_62_copy_range(CYTHON_U
         __pyx_L23_try_end:;
       }
 
-      /* "ext/tagstream.pyx":1265
+      /* "ext/tagstream.pyx":1269
  *         except OSError:
  *             n = 0
  *         if n <= 0:             # <<<<<<<<<<<<<<
@@ -55253,18 +55464,18 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_62_copy_range(CYTHON_U
 */
     }
 
-    /* "ext/tagstream.pyx":1270
+    /* "ext/tagstream.pyx":1274
  *             except OSError:
  *                 n = 0
  *         if n <= 0:             # <<<<<<<<<<<<<<
  *             data = os.pread(src_fd, min(count, 1 << 20), start)
  *             if not data:
 */
-    __pyx_t_1 = __Pyx_PyObject_CompareBoolLe_object_int(__pyx_v_n, __pyx_mstate_global->__pyx_int_0, Py_LE); if (unlikely((__pyx_t_1 < 0))) __PYX_ERR(0, 1270, __pyx_L1_error)
+    __pyx_t_1 = __Pyx_PyObject_CompareBoolLe_object_int(__pyx_v_n, __pyx_mstate_global->__pyx_int_0, Py_LE); if (unlikely((__pyx_t_1 < 0))) __PYX_ERR(0, 1274, __pyx_L1_error)
     if (__pyx_t_1) {
 
 
-      /* "ext/tagstream.pyx":1271
+      /* "ext/tagstream.pyx":1275
  *                 n = 0
  *         if n <= 0:
  *             data = os.pread(src_fd, min(count, 1 << 20), start)             # <<<<<<<<<<<<<<
@@ -55272,21 +55483,21 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_62_copy_range(CYTHON_U
  *                 raise DicomTruncatedError("source shrank while copying")
 */
       __pyx_t_7 = NULL;
-      __Pyx_GetModuleGlobalName(__pyx_t_8, __pyx_mstate_global->__pyx_n_u_os); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 1271, __pyx_L1_error)
+      __Pyx_GetModuleGlobalName(__pyx_t_8, __pyx_mstate_global->__pyx_n_u_os); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 1275, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_8);
-      __pyx_t_6 = __Pyx_PyObject_GetAttrStr(__pyx_t_8, __pyx_mstate_global->__pyx_n_u_pread); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 1271, __pyx_L1_error)
+      __pyx_t_6 = __Pyx_PyObject_GetAttrStr(__pyx_t_8, __pyx_mstate_global->__pyx_n_u_pread); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 1275, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_6);
       __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
 
       __pyx_t_11 = 0x100000;
       __Pyx_INCREF(__pyx_v_count);
       __pyx_t_8 = __pyx_v_count;
-      __pyx_t_13 = __Pyx_PyLong_From_long(__pyx_t_11); if (unlikely(!__pyx_t_13)) __PYX_ERR(0, 1271, __pyx_L1_error)
+      __pyx_t_13 = __Pyx_PyLong_From_long(__pyx_t_11); if (unlikely(!__pyx_t_13)) __PYX_ERR(0, 1275, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_13);
-      __pyx_t_1 = __Pyx_PyObject_CompareBoolLt_int_object(__pyx_t_13, __pyx_t_8, Py_LT); if (unlikely((__pyx_t_1 < 0))) __PYX_ERR(0, 1271, __pyx_L1_error)
+      __pyx_t_1 = __Pyx_PyObject_CompareBoolLt_int_object(__pyx_t_13, __pyx_t_8, Py_LT); if (unlikely((__pyx_t_1 < 0))) __PYX_ERR(0, 1275, __pyx_L1_error)
       __Pyx_DECREF(__pyx_t_13); __pyx_t_13 = 0;
       if (__pyx_t_1) {
-        __pyx_t_13 = __Pyx_PyLong_From_long(__pyx_t_11); if (unlikely(!__pyx_t_13)) __PYX_ERR(0, 1271, __pyx_L1_error)
+        __pyx_t_13 = __Pyx_PyLong_From_long(__pyx_t_11); if (unlikely(!__pyx_t_13)) __PYX_ERR(0, 1275, __pyx_L1_error)
         __Pyx_GOTREF(__pyx_t_13);
         __pyx_t_12 = __pyx_t_13;
         __pyx_t_13 = 0;
@@ -55314,27 +55525,27 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_62_copy_range(CYTHON_U
         __Pyx_XDECREF(__pyx_t_7); __pyx_t_7 = 0;
         __Pyx_DECREF(__pyx_t_12); __pyx_t_12 = 0;
         __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
-        if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 1271, __pyx_L1_error)
+        if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 1275, __pyx_L1_error)
         __Pyx_GOTREF(__pyx_t_5);
       }
       __Pyx_XDECREF_SET(__pyx_v_data, __pyx_t_5);
       __pyx_t_5 = 0;
 
-      /* "ext/tagstream.pyx":1272
+      /* "ext/tagstream.pyx":1276
  *         if n <= 0:
  *             data = os.pread(src_fd, min(count, 1 << 20), start)
  *             if not data:             # <<<<<<<<<<<<<<
  *                 raise DicomTruncatedError("source shrank while copying")
  *             _write_all(dst_fd, data)
 */
-      __pyx_t_1 = __Pyx_PyObject_IsTrue(__pyx_v_data); if (unlikely((__pyx_t_1 < 0))) __PYX_ERR(0, 1272, __pyx_L1_error)
+      __pyx_t_1 = __Pyx_PyObject_IsTrue(__pyx_v_data); if (unlikely((__pyx_t_1 < 0))) __PYX_ERR(0, 1276, __pyx_L1_error)
       __pyx_t_14 = (!__pyx_t_1);
 
 
       if (unlikely(__pyx_t_14)) {
 
 
-        /* "ext/tagstream.pyx":1273
+        /* "ext/tagstream.pyx":1277
  *             data = os.pread(src_fd, min(count, 1 << 20), start)
  *             if not data:
  *                 raise DicomTruncatedError("source shrank while copying")             # <<<<<<<<<<<<<<
@@ -55342,7 +55553,7 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_62_copy_range(CYTHON_U
  *             n = len(data)
 */
         __pyx_t_6 = NULL;
-        __Pyx_GetModuleGlobalName(__pyx_t_12, __pyx_mstate_global->__pyx_n_u_DicomTruncatedError); if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 1273, __pyx_L1_error)
+        __Pyx_GetModuleGlobalName(__pyx_t_12, __pyx_mstate_global->__pyx_n_u_DicomTruncatedError); if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 1277, __pyx_L1_error)
         __Pyx_GOTREF(__pyx_t_12);
         __pyx_t_9 = 1;
         #if CYTHON_UNPACK_METHODS
@@ -55361,14 +55572,14 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_62_copy_range(CYTHON_U
           __pyx_t_5 = __Pyx_PyObject_FastCall((PyObject*)__pyx_t_12, __pyx_callargs+__pyx_t_9, (2-__pyx_t_9) | (__pyx_t_9*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
           __Pyx_XDECREF(__pyx_t_6); __pyx_t_6 = 0;
           __Pyx_DECREF(__pyx_t_12); __pyx_t_12 = 0;
-          if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 1273, __pyx_L1_error)
+          if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 1277, __pyx_L1_error)
           __Pyx_GOTREF(__pyx_t_5);
         }
         __Pyx_Raise(__pyx_t_5, 0, 0, 0);
         __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
-        __PYX_ERR(0, 1273, __pyx_L1_error)
+        __PYX_ERR(0, 1277, __pyx_L1_error)
 
-        /* "ext/tagstream.pyx":1272
+        /* "ext/tagstream.pyx":1276
  *         if n <= 0:
  *             data = os.pread(src_fd, min(count, 1 << 20), start)
  *             if not data:             # <<<<<<<<<<<<<<
@@ -55377,7 +55588,7 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_62_copy_range(CYTHON_U
 */
       }
 
-      /* "ext/tagstream.pyx":1274
+      /* "ext/tagstream.pyx":1278
  *             if not data:
  *                 raise DicomTruncatedError("source shrank while copying")
  *             _write_all(dst_fd, data)             # <<<<<<<<<<<<<<
@@ -55385,7 +55596,7 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_62_copy_range(CYTHON_U
  *         start += n
 */
       __pyx_t_12 = NULL;
-      __Pyx_GetModuleGlobalName(__pyx_t_6, __pyx_mstate_global->__pyx_n_u_write_all); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 1274, __pyx_L1_error)
+      __Pyx_GetModuleGlobalName(__pyx_t_6, __pyx_mstate_global->__pyx_n_u_write_all); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 1278, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_6);
       __pyx_t_9 = 1;
       #if CYTHON_UNPACK_METHODS
@@ -55404,26 +55615,26 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_62_copy_range(CYTHON_U
         __pyx_t_5 = __Pyx_PyObject_FastCall((PyObject*)__pyx_t_6, __pyx_callargs+__pyx_t_9, (3-__pyx_t_9) | (__pyx_t_9*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
         __Pyx_XDECREF(__pyx_t_12); __pyx_t_12 = 0;
         __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
-        if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 1274, __pyx_L1_error)
+        if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 1278, __pyx_L1_error)
         __Pyx_GOTREF(__pyx_t_5);
       }
       __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
 
-      /* "ext/tagstream.pyx":1275
+      /* "ext/tagstream.pyx":1279
  *                 raise DicomTruncatedError("source shrank while copying")
  *             _write_all(dst_fd, data)
  *             n = len(data)             # <<<<<<<<<<<<<<
  *         start += n
  *         count -= n
 */
-      __pyx_t_15 = PyObject_Length(__pyx_v_data); if (unlikely(__pyx_t_15 == ((Py_ssize_t)-1))) __PYX_ERR(0, 1275, __pyx_L1_error)
-      __pyx_t_5 = PyLong_FromSsize_t(__pyx_t_15); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 1275, __pyx_L1_error)
+      __pyx_t_15 = PyObject_Length(__pyx_v_data); if (unlikely(__pyx_t_15 == ((Py_ssize_t)-1))) __PYX_ERR(0, 1279, __pyx_L1_error)
+      __pyx_t_5 = PyLong_FromSsize_t(__pyx_t_15); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 1279, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_5);
 
       __Pyx_DECREF_SET(__pyx_v_n, __pyx_t_5);
       __pyx_t_5 = 0;
 
-      /* "ext/tagstream.pyx":1270
+      /* "ext/tagstream.pyx":1274
  *             except OSError:
  *                 n = 0
  *         if n <= 0:             # <<<<<<<<<<<<<<
@@ -55432,32 +55643,32 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_62_copy_range(CYTHON_U
 */
     }
 
-    /* "ext/tagstream.pyx":1276
+    /* "ext/tagstream.pyx":1280
  *             _write_all(dst_fd, data)
  *             n = len(data)
  *         start += n             # <<<<<<<<<<<<<<
  *         count -= n
  * 
 */
-    __pyx_t_5 = __Pyx_PyNumber_InPlaceAdd_object_object(__pyx_v_start, __pyx_v_n); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 1276, __pyx_L1_error)
+    __pyx_t_5 = __Pyx_PyNumber_InPlaceAdd_object_object(__pyx_v_start, __pyx_v_n); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 1280, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_5);
     __Pyx_DECREF_SET(__pyx_v_start, __pyx_t_5);
     __pyx_t_5 = 0;
 
-    /* "ext/tagstream.pyx":1277
+    /* "ext/tagstream.pyx":1281
  *             n = len(data)
  *         start += n
  *         count -= n             # <<<<<<<<<<<<<<
  * 
  * 
 */
-    __pyx_t_5 = __Pyx_PyNumber_InPlaceSubtract_object_object(__pyx_v_count, __pyx_v_n); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 1277, __pyx_L1_error)
+    __pyx_t_5 = __Pyx_PyNumber_InPlaceSubtract_object_object(__pyx_v_count, __pyx_v_n); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 1281, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_5);
     __Pyx_DECREF_SET(__pyx_v_count, __pyx_t_5);
     __pyx_t_5 = 0;
   }
 
-  /* "ext/tagstream.pyx":1259
+  /* "ext/tagstream.pyx":1263
  * 
  * 
  * def _copy_range(src_fd, dst_fd, start, count):             # <<<<<<<<<<<<<<
@@ -55487,7 +55698,7 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_62_copy_range(CYTHON_U
   return __pyx_r;
 }
 
-/* "ext/tagstream.pyx":1280
+/* "ext/tagstream.pyx":1284
  * 
  * 
  * def _write(out, buf, src_fd, destination, ts):             # <<<<<<<<<<<<<<
@@ -55538,50 +55749,50 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   {
     PyObject ** const __pyx_pyargnames[] = {&__pyx_mstate_global->__pyx_n_u_out,&__pyx_mstate_global->__pyx_n_u_buf,&__pyx_mstate_global->__pyx_n_u_src_fd,&__pyx_mstate_global->__pyx_n_u_destination,&__pyx_mstate_global->__pyx_n_u_ts,0};
     const Py_ssize_t __pyx_kwds_len = (__pyx_kwds) ? __Pyx_NumKwargs_FASTCALL(__pyx_kwds) : 0;
-    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 1280, __pyx_L3_error)
+    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 1284, __pyx_L3_error)
     if (__pyx_kwds_len > 0) {
       switch (__pyx_nargs) {
         case  5:
         values[4] = __Pyx_ArgRef_FASTCALL(__pyx_args, 4);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(0, 1280, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(0, 1284, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  4:
         values[3] = __Pyx_ArgRef_FASTCALL(__pyx_args, 3);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 1280, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 1284, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  3:
         values[2] = __Pyx_ArgRef_FASTCALL(__pyx_args, 2);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 1280, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 1284, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  2:
         values[1] = __Pyx_ArgRef_FASTCALL(__pyx_args, 1);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 1280, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 1284, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  1:
         values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 1280, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 1284, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  0: break;
         default: goto __pyx_L5_argtuple_error;
       }
       const Py_ssize_t kwd_pos_args = __pyx_nargs;
-      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "_write", 0) < (0)) __PYX_ERR(0, 1280, __pyx_L3_error)
+      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "_write", 0) < (0)) __PYX_ERR(0, 1284, __pyx_L3_error)
       for (Py_ssize_t i = __pyx_nargs; i < 5; i++) {
-        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("_write", 1, 5, 5, i); __PYX_ERR(0, 1280, __pyx_L3_error) }
+        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("_write", 1, 5, 5, i); __PYX_ERR(0, 1284, __pyx_L3_error) }
       }
     } else if (unlikely(__pyx_nargs != 5)) {
       goto __pyx_L5_argtuple_error;
     } else {
       values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 1280, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 1284, __pyx_L3_error)
       values[1] = __Pyx_ArgRef_FASTCALL(__pyx_args, 1);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 1280, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 1284, __pyx_L3_error)
       values[2] = __Pyx_ArgRef_FASTCALL(__pyx_args, 2);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 1280, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 1284, __pyx_L3_error)
       values[3] = __Pyx_ArgRef_FASTCALL(__pyx_args, 3);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 1280, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 1284, __pyx_L3_error)
       values[4] = __Pyx_ArgRef_FASTCALL(__pyx_args, 4);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(0, 1280, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(0, 1284, __pyx_L3_error)
     }
     __pyx_v_out = values[0];
     __pyx_v_buf = values[1];
@@ -55591,7 +55802,7 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   }
   goto __pyx_L6_skip;
   __pyx_L5_argtuple_error:;
-  __Pyx_RaiseArgtupleInvalid("_write", 1, 5, 5, __pyx_nargs); __PYX_ERR(0, 1280, __pyx_L3_error)
+  __Pyx_RaiseArgtupleInvalid("_write", 1, 5, 5, __pyx_nargs); __PYX_ERR(0, 1284, __pyx_L3_error)
   __pyx_L6_skip:;
   goto __pyx_L4_argument_unpacking_done;
   __pyx_L3_error:;
@@ -55654,7 +55865,7 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_64_write(CYTHON_UNUSED
   __Pyx_RefNannySetupContext("_write", 0);
   __Pyx_INCREF(__pyx_v_out);
 
-  /* "ext/tagstream.pyx":1281
+  /* "ext/tagstream.pyx":1285
  * 
  * def _write(out, buf, src_fd, destination, ts):
  *     out = _coalesce(out)             # <<<<<<<<<<<<<<
@@ -55662,7 +55873,7 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_64_write(CYTHON_UNUSED
  *         data = _join(buf, out)
 */
   __pyx_t_2 = NULL;
-  __Pyx_GetModuleGlobalName(__pyx_t_3, __pyx_mstate_global->__pyx_n_u_coalesce); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 1281, __pyx_L1_error)
+  __Pyx_GetModuleGlobalName(__pyx_t_3, __pyx_mstate_global->__pyx_n_u_coalesce); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 1285, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
   __pyx_t_4 = 1;
   #if CYTHON_UNPACK_METHODS
@@ -55681,13 +55892,13 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_64_write(CYTHON_UNUSED
     __pyx_t_1 = __Pyx_PyObject_FastCall((PyObject*)__pyx_t_3, __pyx_callargs+__pyx_t_4, (2-__pyx_t_4) | (__pyx_t_4*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
     __Pyx_XDECREF(__pyx_t_2); __pyx_t_2 = 0;
     __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
-    if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1281, __pyx_L1_error)
+    if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1285, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_1);
   }
   __Pyx_DECREF_SET(__pyx_v_out, __pyx_t_1);
   __pyx_t_1 = 0;
 
-  /* "ext/tagstream.pyx":1282
+  /* "ext/tagstream.pyx":1286
  * def _write(out, buf, src_fd, destination, ts):
  *     out = _coalesce(out)
  *     if destination is None:             # <<<<<<<<<<<<<<
@@ -55698,7 +55909,7 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_64_write(CYTHON_UNUSED
   if (__pyx_t_5) {
 
 
-    /* "ext/tagstream.pyx":1283
+    /* "ext/tagstream.pyx":1287
  *     out = _coalesce(out)
  *     if destination is None:
  *         data = _join(buf, out)             # <<<<<<<<<<<<<<
@@ -55706,7 +55917,7 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_64_write(CYTHON_UNUSED
  *     owned = isinstance(destination, (str, os.PathLike))
 */
     __pyx_t_3 = NULL;
-    __Pyx_GetModuleGlobalName(__pyx_t_2, __pyx_mstate_global->__pyx_n_u_join_2); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 1283, __pyx_L1_error)
+    __Pyx_GetModuleGlobalName(__pyx_t_2, __pyx_mstate_global->__pyx_n_u_join_2); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 1287, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_2);
     __pyx_t_4 = 1;
     #if CYTHON_UNPACK_METHODS
@@ -55725,13 +55936,13 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_64_write(CYTHON_UNUSED
       __pyx_t_1 = __Pyx_PyObject_FastCall((PyObject*)__pyx_t_2, __pyx_callargs+__pyx_t_4, (3-__pyx_t_4) | (__pyx_t_4*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_3); __pyx_t_3 = 0;
       __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
-      if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1283, __pyx_L1_error)
+      if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1287, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_1);
     }
     __pyx_v_data = __pyx_t_1;
     __pyx_t_1 = 0;
 
-    /* "ext/tagstream.pyx":1284
+    /* "ext/tagstream.pyx":1288
  *     if destination is None:
  *         data = _join(buf, out)
  *         return RewriteResult(len(data), ts, data)             # <<<<<<<<<<<<<<
@@ -55739,10 +55950,10 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_64_write(CYTHON_UNUSED
  *     if owned:
 */
     __pyx_t_2 = NULL;
-    __Pyx_GetModuleGlobalName(__pyx_t_3, __pyx_mstate_global->__pyx_n_u_RewriteResult); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 1284, __pyx_L1_error)
+    __Pyx_GetModuleGlobalName(__pyx_t_3, __pyx_mstate_global->__pyx_n_u_RewriteResult); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 1288, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_3);
-    __pyx_t_6 = PyObject_Length(__pyx_v_data); if (unlikely(__pyx_t_6 == ((Py_ssize_t)-1))) __PYX_ERR(0, 1284, __pyx_L1_error)
-    __pyx_t_7 = PyLong_FromSsize_t(__pyx_t_6); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 1284, __pyx_L1_error)
+    __pyx_t_6 = PyObject_Length(__pyx_v_data); if (unlikely(__pyx_t_6 == ((Py_ssize_t)-1))) __PYX_ERR(0, 1288, __pyx_L1_error)
+    __pyx_t_7 = PyLong_FromSsize_t(__pyx_t_6); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 1288, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_7);
 
     __pyx_t_4 = 1;
@@ -55763,7 +55974,7 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_64_write(CYTHON_UNUSED
       __Pyx_XDECREF(__pyx_t_2); __pyx_t_2 = 0;
       __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
       __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
-      if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1284, __pyx_L1_error)
+      if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1288, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_1);
     }
     {
@@ -55777,7 +55988,7 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_64_write(CYTHON_UNUSED
     __pyx_t_1 = 0;
     goto __pyx_L0;
 
-    /* "ext/tagstream.pyx":1282
+    /* "ext/tagstream.pyx":1286
  * def _write(out, buf, src_fd, destination, ts):
  *     out = _coalesce(out)
  *     if destination is None:             # <<<<<<<<<<<<<<
@@ -55786,16 +55997,16 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_64_write(CYTHON_UNUSED
 */
   }
 
-  /* "ext/tagstream.pyx":1285
+  /* "ext/tagstream.pyx":1289
  *         data = _join(buf, out)
  *         return RewriteResult(len(data), ts, data)
  *     owned = isinstance(destination, (str, os.PathLike))             # <<<<<<<<<<<<<<
  *     if owned:
  *         dst_fd = os.open(destination, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
 */
-  __Pyx_GetModuleGlobalName(__pyx_t_1, __pyx_mstate_global->__pyx_n_u_os); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1285, __pyx_L1_error)
+  __Pyx_GetModuleGlobalName(__pyx_t_1, __pyx_mstate_global->__pyx_n_u_os); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1289, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
-  __pyx_t_3 = __Pyx_PyObject_GetAttrStr(__pyx_t_1, __pyx_mstate_global->__pyx_n_u_PathLike); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 1285, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_PyObject_GetAttrStr(__pyx_t_1, __pyx_mstate_global->__pyx_n_u_PathLike); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 1289, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
   __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
   __pyx_t_8 = PyUnicode_Check(__pyx_v_destination); 
@@ -55816,7 +56027,7 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_64_write(CYTHON_UNUSED
   __pyx_v_owned = __pyx_t_5;
 
 
-  /* "ext/tagstream.pyx":1286
+  /* "ext/tagstream.pyx":1290
  *         return RewriteResult(len(data), ts, data)
  *     owned = isinstance(destination, (str, os.PathLike))
  *     if owned:             # <<<<<<<<<<<<<<
@@ -55825,7 +56036,7 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_64_write(CYTHON_UNUSED
 */
   if (__pyx_v_owned) {
 
-    /* "ext/tagstream.pyx":1287
+    /* "ext/tagstream.pyx":1291
  *     owned = isinstance(destination, (str, os.PathLike))
  *     if owned:
  *         dst_fd = os.open(destination, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)             # <<<<<<<<<<<<<<
@@ -55833,31 +56044,31 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_64_write(CYTHON_UNUSED
  *         try:
 */
     __pyx_t_1 = NULL;
-    __Pyx_GetModuleGlobalName(__pyx_t_7, __pyx_mstate_global->__pyx_n_u_os); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 1287, __pyx_L1_error)
+    __Pyx_GetModuleGlobalName(__pyx_t_7, __pyx_mstate_global->__pyx_n_u_os); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 1291, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_7);
-    __pyx_t_2 = __Pyx_PyObject_GetAttrStr(__pyx_t_7, __pyx_mstate_global->__pyx_n_u_open); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 1287, __pyx_L1_error)
+    __pyx_t_2 = __Pyx_PyObject_GetAttrStr(__pyx_t_7, __pyx_mstate_global->__pyx_n_u_open); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 1291, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_2);
     __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
-    __Pyx_GetModuleGlobalName(__pyx_t_7, __pyx_mstate_global->__pyx_n_u_os); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 1287, __pyx_L1_error)
+    __Pyx_GetModuleGlobalName(__pyx_t_7, __pyx_mstate_global->__pyx_n_u_os); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 1291, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_7);
-    __pyx_t_9 = __Pyx_PyObject_GetAttrStr(__pyx_t_7, __pyx_mstate_global->__pyx_n_u_O_WRONLY); if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 1287, __pyx_L1_error)
+    __pyx_t_9 = __Pyx_PyObject_GetAttrStr(__pyx_t_7, __pyx_mstate_global->__pyx_n_u_O_WRONLY); if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 1291, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_9);
     __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
-    __Pyx_GetModuleGlobalName(__pyx_t_7, __pyx_mstate_global->__pyx_n_u_os); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 1287, __pyx_L1_error)
+    __Pyx_GetModuleGlobalName(__pyx_t_7, __pyx_mstate_global->__pyx_n_u_os); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 1291, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_7);
-    __pyx_t_10 = __Pyx_PyObject_GetAttrStr(__pyx_t_7, __pyx_mstate_global->__pyx_n_u_O_CREAT); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 1287, __pyx_L1_error)
+    __pyx_t_10 = __Pyx_PyObject_GetAttrStr(__pyx_t_7, __pyx_mstate_global->__pyx_n_u_O_CREAT); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 1291, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_10);
     __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
-    __pyx_t_7 = __Pyx_PyNumber_Or_object_object(__pyx_t_9, __pyx_t_10); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 1287, __pyx_L1_error)
+    __pyx_t_7 = __Pyx_PyNumber_Or_object_object(__pyx_t_9, __pyx_t_10); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 1291, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_7);
     __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
     __Pyx_DECREF(__pyx_t_10); __pyx_t_10 = 0;
-    __Pyx_GetModuleGlobalName(__pyx_t_10, __pyx_mstate_global->__pyx_n_u_os); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 1287, __pyx_L1_error)
+    __Pyx_GetModuleGlobalName(__pyx_t_10, __pyx_mstate_global->__pyx_n_u_os); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 1291, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_10);
-    __pyx_t_9 = __Pyx_PyObject_GetAttrStr(__pyx_t_10, __pyx_mstate_global->__pyx_n_u_O_TRUNC); if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 1287, __pyx_L1_error)
+    __pyx_t_9 = __Pyx_PyObject_GetAttrStr(__pyx_t_10, __pyx_mstate_global->__pyx_n_u_O_TRUNC); if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 1291, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_9);
     __Pyx_DECREF(__pyx_t_10); __pyx_t_10 = 0;
-    __pyx_t_10 = __Pyx_PyNumber_Or_object_object(__pyx_t_7, __pyx_t_9); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 1287, __pyx_L1_error)
+    __pyx_t_10 = __Pyx_PyNumber_Or_object_object(__pyx_t_7, __pyx_t_9); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 1291, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_10);
     __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
     __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
@@ -55879,13 +56090,13 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_64_write(CYTHON_UNUSED
       __Pyx_XDECREF(__pyx_t_1); __pyx_t_1 = 0;
       __Pyx_DECREF(__pyx_t_10); __pyx_t_10 = 0;
       __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
-      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 1287, __pyx_L1_error)
+      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 1291, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_3);
     }
     __pyx_v_dst_fd = __pyx_t_3;
     __pyx_t_3 = 0;
 
-    /* "ext/tagstream.pyx":1286
+    /* "ext/tagstream.pyx":1290
  *         return RewriteResult(len(data), ts, data)
  *     owned = isinstance(destination, (str, os.PathLike))
  *     if owned:             # <<<<<<<<<<<<<<
@@ -55895,7 +56106,7 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_64_write(CYTHON_UNUSED
     goto __pyx_L6;
   }
 
-  /* "ext/tagstream.pyx":1289
+  /* "ext/tagstream.pyx":1293
  *         dst_fd = os.open(destination, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
  *     else:
  *         try:             # <<<<<<<<<<<<<<
@@ -55912,7 +56123,7 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_64_write(CYTHON_UNUSED
       __Pyx_XGOTREF(__pyx_t_13);
       /*try:*/ {
 
-        /* "ext/tagstream.pyx":1290
+        /* "ext/tagstream.pyx":1294
  *     else:
  *         try:
  *             destination.flush()             # <<<<<<<<<<<<<<
@@ -55926,12 +56137,12 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_64_write(CYTHON_UNUSED
           PyObject *__pyx_callargs[2] = {__pyx_t_2, NULL};
           __pyx_t_3 = __Pyx_PyObject_FastCallMethod((PyObject*)__pyx_mstate_global->__pyx_n_u_flush, __pyx_callargs+__pyx_t_4, (1-__pyx_t_4) | (1*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
           __Pyx_XDECREF(__pyx_t_2); __pyx_t_2 = 0;
-          if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 1290, __pyx_L7_error)
+          if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 1294, __pyx_L7_error)
           __Pyx_GOTREF(__pyx_t_3);
         }
         __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
 
-        /* "ext/tagstream.pyx":1291
+        /* "ext/tagstream.pyx":1295
  *         try:
  *             destination.flush()
  *             dst_fd = destination.fileno()             # <<<<<<<<<<<<<<
@@ -55945,13 +56156,13 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_64_write(CYTHON_UNUSED
           PyObject *__pyx_callargs[2] = {__pyx_t_2, NULL};
           __pyx_t_3 = __Pyx_PyObject_FastCallMethod((PyObject*)__pyx_mstate_global->__pyx_n_u_fileno, __pyx_callargs+__pyx_t_4, (1-__pyx_t_4) | (1*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
           __Pyx_XDECREF(__pyx_t_2); __pyx_t_2 = 0;
-          if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 1291, __pyx_L7_error)
+          if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 1295, __pyx_L7_error)
           __Pyx_GOTREF(__pyx_t_3);
         }
         __pyx_v_dst_fd = __pyx_t_3;
         __pyx_t_3 = 0;
 
-        /* "ext/tagstream.pyx":1289
+        /* "ext/tagstream.pyx":1293
  *         dst_fd = os.open(destination, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
  *     else:
  *         try:             # <<<<<<<<<<<<<<
@@ -55971,7 +56182,7 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_64_write(CYTHON_UNUSED
       __Pyx_XDECREF(__pyx_t_7); __pyx_t_7 = 0;
       __Pyx_XDECREF(__pyx_t_9); __pyx_t_9 = 0;
 
-      /* "ext/tagstream.pyx":1292
+      /* "ext/tagstream.pyx":1296
  *             destination.flush()
  *             dst_fd = destination.fileno()
  *         except (AttributeError, OSError, ValueError):             # <<<<<<<<<<<<<<
@@ -55981,12 +56192,12 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_64_write(CYTHON_UNUSED
       __pyx_t_14 = __Pyx_PyErr_ExceptionMatches(((PyObject *)(((PyTypeObject*)PyExc_AttributeError)))) || __Pyx_PyErr_ExceptionMatches(((PyObject *)(((PyTypeObject*)PyExc_OSError)))) || __Pyx_PyErr_ExceptionMatches(((PyObject *)(((PyTypeObject*)PyExc_ValueError))));
       if (__pyx_t_14) {
         __Pyx_AddTraceback("slicebox._speedups.tagstream._write", __pyx_clineno, __pyx_lineno, __pyx_filename);
-        if (__Pyx_GetException(&__pyx_t_3, &__pyx_t_2, &__pyx_t_10) < 0) __PYX_ERR(0, 1292, __pyx_L9_except_error)
+        if (__Pyx_GetException(&__pyx_t_3, &__pyx_t_2, &__pyx_t_10) < 0) __PYX_ERR(0, 1296, __pyx_L9_except_error)
         __Pyx_XGOTREF(__pyx_t_3);
         __Pyx_XGOTREF(__pyx_t_2);
         __Pyx_XGOTREF(__pyx_t_10);
 
-        /* "ext/tagstream.pyx":1293
+        /* "ext/tagstream.pyx":1297
  *             dst_fd = destination.fileno()
  *         except (AttributeError, OSError, ValueError):
  *             data = _join(buf, out)             # <<<<<<<<<<<<<<
@@ -55994,7 +56205,7 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_64_write(CYTHON_UNUSED
  *             return RewriteResult(len(data), ts, None)
 */
         __pyx_t_9 = NULL;
-        __Pyx_GetModuleGlobalName(__pyx_t_7, __pyx_mstate_global->__pyx_n_u_join_2); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 1293, __pyx_L9_except_error)
+        __Pyx_GetModuleGlobalName(__pyx_t_7, __pyx_mstate_global->__pyx_n_u_join_2); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 1297, __pyx_L9_except_error)
         __Pyx_GOTREF(__pyx_t_7);
         __pyx_t_4 = 1;
         #if CYTHON_UNPACK_METHODS
@@ -56013,13 +56224,13 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_64_write(CYTHON_UNUSED
           __pyx_t_1 = __Pyx_PyObject_FastCall((PyObject*)__pyx_t_7, __pyx_callargs+__pyx_t_4, (3-__pyx_t_4) | (__pyx_t_4*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
           __Pyx_XDECREF(__pyx_t_9); __pyx_t_9 = 0;
           __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
-          if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1293, __pyx_L9_except_error)
+          if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1297, __pyx_L9_except_error)
           __Pyx_GOTREF(__pyx_t_1);
         }
         __pyx_v_data = __pyx_t_1;
         __pyx_t_1 = 0;
 
-        /* "ext/tagstream.pyx":1294
+        /* "ext/tagstream.pyx":1298
  *         except (AttributeError, OSError, ValueError):
  *             data = _join(buf, out)
  *             destination.write(data)             # <<<<<<<<<<<<<<
@@ -56033,12 +56244,12 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_64_write(CYTHON_UNUSED
           PyObject *__pyx_callargs[2] = {__pyx_t_7, __pyx_v_data};
           __pyx_t_1 = __Pyx_PyObject_FastCallMethod((PyObject*)__pyx_mstate_global->__pyx_n_u_write_2, __pyx_callargs+__pyx_t_4, (2-__pyx_t_4) | (1*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
           __Pyx_XDECREF(__pyx_t_7); __pyx_t_7 = 0;
-          if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1294, __pyx_L9_except_error)
+          if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1298, __pyx_L9_except_error)
           __Pyx_GOTREF(__pyx_t_1);
         }
         __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
 
-        /* "ext/tagstream.pyx":1295
+        /* "ext/tagstream.pyx":1299
  *             data = _join(buf, out)
  *             destination.write(data)
  *             return RewriteResult(len(data), ts, None)             # <<<<<<<<<<<<<<
@@ -56046,10 +56257,10 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_64_write(CYTHON_UNUSED
  *         mv = memoryview(buf)
 */
         __pyx_t_7 = NULL;
-        __Pyx_GetModuleGlobalName(__pyx_t_9, __pyx_mstate_global->__pyx_n_u_RewriteResult); if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 1295, __pyx_L9_except_error)
+        __Pyx_GetModuleGlobalName(__pyx_t_9, __pyx_mstate_global->__pyx_n_u_RewriteResult); if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 1299, __pyx_L9_except_error)
         __Pyx_GOTREF(__pyx_t_9);
-        __pyx_t_6 = PyObject_Length(__pyx_v_data); if (unlikely(__pyx_t_6 == ((Py_ssize_t)-1))) __PYX_ERR(0, 1295, __pyx_L9_except_error)
-        __pyx_t_15 = PyLong_FromSsize_t(__pyx_t_6); if (unlikely(!__pyx_t_15)) __PYX_ERR(0, 1295, __pyx_L9_except_error)
+        __pyx_t_6 = PyObject_Length(__pyx_v_data); if (unlikely(__pyx_t_6 == ((Py_ssize_t)-1))) __PYX_ERR(0, 1299, __pyx_L9_except_error)
+        __pyx_t_15 = PyLong_FromSsize_t(__pyx_t_6); if (unlikely(!__pyx_t_15)) __PYX_ERR(0, 1299, __pyx_L9_except_error)
         __Pyx_GOTREF(__pyx_t_15);
 
         __pyx_t_4 = 1;
@@ -56070,7 +56281,7 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_64_write(CYTHON_UNUSED
           __Pyx_XDECREF(__pyx_t_7); __pyx_t_7 = 0;
           __Pyx_DECREF(__pyx_t_15); __pyx_t_15 = 0;
           __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
-          if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1295, __pyx_L9_except_error)
+          if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1299, __pyx_L9_except_error)
           __Pyx_GOTREF(__pyx_t_1);
         }
         {
@@ -56089,7 +56300,7 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_64_write(CYTHON_UNUSED
       }
       goto __pyx_L9_except_error;
 
-      /* "ext/tagstream.pyx":1289
+      /* "ext/tagstream.pyx":1293
  *         dst_fd = os.open(destination, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
  *     else:
  *         try:             # <<<<<<<<<<<<<<
@@ -56113,7 +56324,7 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_64_write(CYTHON_UNUSED
   }
   __pyx_L6:;
 
-  /* "ext/tagstream.pyx":1296
+  /* "ext/tagstream.pyx":1300
  *             destination.write(data)
  *             return RewriteResult(len(data), ts, None)
  *     try:             # <<<<<<<<<<<<<<
@@ -56122,19 +56333,19 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_64_write(CYTHON_UNUSED
 */
   /*try:*/ {
 
-    /* "ext/tagstream.pyx":1297
+    /* "ext/tagstream.pyx":1301
  *             return RewriteResult(len(data), ts, None)
  *     try:
  *         mv = memoryview(buf)             # <<<<<<<<<<<<<<
  *         total = 0
  *         pending = []
 */
-    __pyx_t_10 = PyMemoryView_FromObject(__pyx_v_buf); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 1297, __pyx_L16_error)
+    __pyx_t_10 = PyMemoryView_FromObject(__pyx_v_buf); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 1301, __pyx_L16_error)
     __Pyx_GOTREF(__pyx_t_10);
     __pyx_v_mv = ((PyObject*)__pyx_t_10);
     __pyx_t_10 = 0;
 
-    /* "ext/tagstream.pyx":1298
+    /* "ext/tagstream.pyx":1302
  *     try:
  *         mv = memoryview(buf)
  *         total = 0             # <<<<<<<<<<<<<<
@@ -56144,19 +56355,19 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_64_write(CYTHON_UNUSED
     __Pyx_INCREF(__pyx_mstate_global->__pyx_int_0);
     __pyx_v_total = __pyx_mstate_global->__pyx_int_0;
 
-    /* "ext/tagstream.pyx":1299
+    /* "ext/tagstream.pyx":1303
  *         mv = memoryview(buf)
  *         total = 0
  *         pending = []             # <<<<<<<<<<<<<<
  *         for piece in out:
  *             if type(piece) is tuple:
 */
-    __pyx_t_10 = PyList_New(0); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 1299, __pyx_L16_error)
+    __pyx_t_10 = PyList_New(0); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 1303, __pyx_L16_error)
     __Pyx_GOTREF(__pyx_t_10);
     __pyx_v_pending = ((PyObject*)__pyx_t_10);
     __pyx_t_10 = 0;
 
-    /* "ext/tagstream.pyx":1300
+    /* "ext/tagstream.pyx":1304
  *         total = 0
  *         pending = []
  *         for piece in out:             # <<<<<<<<<<<<<<
@@ -56168,9 +56379,9 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_64_write(CYTHON_UNUSED
       __pyx_t_6 = 0;
       __pyx_t_16 = NULL;
     } else {
-      __pyx_t_6 = -1; __pyx_t_10 = PyObject_GetIter(__pyx_v_out); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 1300, __pyx_L16_error)
+      __pyx_t_6 = -1; __pyx_t_10 = PyObject_GetIter(__pyx_v_out); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 1304, __pyx_L16_error)
       __Pyx_GOTREF(__pyx_t_10);
-      __pyx_t_16 = (CYTHON_COMPILING_IN_LIMITED_API) ? PyIter_Next : __Pyx_PyObject_GetIterNextFunc(__pyx_t_10); if (unlikely(!__pyx_t_16)) __PYX_ERR(0, 1300, __pyx_L16_error)
+      __pyx_t_16 = (CYTHON_COMPILING_IN_LIMITED_API) ? PyIter_Next : __Pyx_PyObject_GetIterNextFunc(__pyx_t_10); if (unlikely(!__pyx_t_16)) __PYX_ERR(0, 1304, __pyx_L16_error)
     }
     for (;;) {
       if (likely(!__pyx_t_16)) {
@@ -56178,7 +56389,7 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_64_write(CYTHON_UNUSED
           {
             Py_ssize_t __pyx_temp = __Pyx_PyList_GET_SIZE(__pyx_t_10);
             #if !CYTHON_ASSUME_SAFE_SIZE
-            if (unlikely((__pyx_temp < 0))) __PYX_ERR(0, 1300, __pyx_L16_error)
+            if (unlikely((__pyx_temp < 0))) __PYX_ERR(0, 1304, __pyx_L16_error)
             #endif
             if (__pyx_t_6 >= __pyx_temp) break;
           }
@@ -56188,7 +56399,7 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_64_write(CYTHON_UNUSED
           {
             Py_ssize_t __pyx_temp = __Pyx_PyTuple_GET_SIZE(__pyx_t_10);
             #if !CYTHON_ASSUME_SAFE_SIZE
-            if (unlikely((__pyx_temp < 0))) __PYX_ERR(0, 1300, __pyx_L16_error)
+            if (unlikely((__pyx_temp < 0))) __PYX_ERR(0, 1304, __pyx_L16_error)
             #endif
             if (__pyx_t_6 >= __pyx_temp) break;
           }
@@ -56199,13 +56410,13 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_64_write(CYTHON_UNUSED
           #endif
           ++__pyx_t_6;
         }
-        if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 1300, __pyx_L16_error)
+        if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 1304, __pyx_L16_error)
       } else {
         __pyx_t_2 = __pyx_t_16(__pyx_t_10);
         if (unlikely(!__pyx_t_2)) {
           PyObject* exc_type = PyErr_Occurred();
           if (exc_type) {
-            if (unlikely(!__Pyx_PyErr_GivenExceptionMatches(exc_type, PyExc_StopIteration))) __PYX_ERR(0, 1300, __pyx_L16_error)
+            if (unlikely(!__Pyx_PyErr_GivenExceptionMatches(exc_type, PyExc_StopIteration))) __PYX_ERR(0, 1304, __pyx_L16_error)
             PyErr_Clear();
           }
           break;
@@ -56215,7 +56426,7 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_64_write(CYTHON_UNUSED
       __Pyx_XDECREF_SET(__pyx_v_piece, __pyx_t_2);
       __pyx_t_2 = 0;
 
-      /* "ext/tagstream.pyx":1301
+      /* "ext/tagstream.pyx":1305
  *         pending = []
  *         for piece in out:
  *             if type(piece) is tuple:             # <<<<<<<<<<<<<<
@@ -56226,25 +56437,25 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_64_write(CYTHON_UNUSED
       if (__pyx_t_5) {
 
 
-        /* "ext/tagstream.pyx":1302
+        /* "ext/tagstream.pyx":1306
  *         for piece in out:
  *             if type(piece) is tuple:
  *                 size = piece[1] - piece[0]             # <<<<<<<<<<<<<<
  *                 if src_fd is not None and size >= BIG_RANGE:
  *                     if pending:
 */
-        __pyx_t_2 = __Pyx_GetItemInt(__pyx_v_piece, 1, long, 1, __Pyx_PyLong_From_long, 0, 0, 1, __Pyx_ReferenceSharing_OwnStrongReference); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 1302, __pyx_L16_error)
+        __pyx_t_2 = __Pyx_GetItemInt(__pyx_v_piece, 1, long, 1, __Pyx_PyLong_From_long, 0, 0, 1, __Pyx_ReferenceSharing_OwnStrongReference); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 1306, __pyx_L16_error)
         __Pyx_GOTREF(__pyx_t_2);
-        __pyx_t_3 = __Pyx_GetItemInt(__pyx_v_piece, 0, long, 1, __Pyx_PyLong_From_long, 0, 0, 1, __Pyx_ReferenceSharing_OwnStrongReference); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 1302, __pyx_L16_error)
+        __pyx_t_3 = __Pyx_GetItemInt(__pyx_v_piece, 0, long, 1, __Pyx_PyLong_From_long, 0, 0, 1, __Pyx_ReferenceSharing_OwnStrongReference); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 1306, __pyx_L16_error)
         __Pyx_GOTREF(__pyx_t_3);
-        __pyx_t_1 = __Pyx_PyNumber_Subtract_object_object(__pyx_t_2, __pyx_t_3); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1302, __pyx_L16_error)
+        __pyx_t_1 = __Pyx_PyNumber_Subtract_object_object(__pyx_t_2, __pyx_t_3); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1306, __pyx_L16_error)
         __Pyx_GOTREF(__pyx_t_1);
         __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
         __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
         __Pyx_XDECREF_SET(__pyx_v_size, __pyx_t_1);
         __pyx_t_1 = 0;
 
-        /* "ext/tagstream.pyx":1303
+        /* "ext/tagstream.pyx":1307
  *             if type(piece) is tuple:
  *                 size = piece[1] - piece[0]
  *                 if src_fd is not None and size >= BIG_RANGE:             # <<<<<<<<<<<<<<
@@ -56260,9 +56471,9 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_64_write(CYTHON_UNUSED
 
           goto __pyx_L22_bool_binop_done;
         }
-        __Pyx_GetModuleGlobalName(__pyx_t_1, __pyx_mstate_global->__pyx_n_u_BIG_RANGE); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1303, __pyx_L16_error)
+        __Pyx_GetModuleGlobalName(__pyx_t_1, __pyx_mstate_global->__pyx_n_u_BIG_RANGE); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1307, __pyx_L16_error)
         __Pyx_GOTREF(__pyx_t_1);
-        __pyx_t_8 = __Pyx_PyObject_CompareBoolGe_object_object(__pyx_v_size, __pyx_t_1, Py_GE); if (unlikely((__pyx_t_8 < 0))) __PYX_ERR(0, 1303, __pyx_L16_error)
+        __pyx_t_8 = __Pyx_PyObject_CompareBoolGe_object_object(__pyx_v_size, __pyx_t_1, Py_GE); if (unlikely((__pyx_t_8 < 0))) __PYX_ERR(0, 1307, __pyx_L16_error)
         __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
 
         __pyx_t_5 = __pyx_t_8;
@@ -56271,7 +56482,7 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_64_write(CYTHON_UNUSED
         if (__pyx_t_5) {
 
 
-          /* "ext/tagstream.pyx":1304
+          /* "ext/tagstream.pyx":1308
  *                 size = piece[1] - piece[0]
  *                 if src_fd is not None and size >= BIG_RANGE:
  *                     if pending:             # <<<<<<<<<<<<<<
@@ -56280,14 +56491,14 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_64_write(CYTHON_UNUSED
 */
           {
             Py_ssize_t __pyx_temp = __Pyx_PyList_GET_SIZE(__pyx_v_pending);
-            if (unlikely(((!CYTHON_ASSUME_SAFE_SIZE) && __pyx_temp < 0))) __PYX_ERR(0, 1304, __pyx_L16_error)
+            if (unlikely(((!CYTHON_ASSUME_SAFE_SIZE) && __pyx_temp < 0))) __PYX_ERR(0, 1308, __pyx_L16_error)
             __pyx_t_5 = (__pyx_temp != 0);
           }
 
           if (__pyx_t_5) {
 
 
-            /* "ext/tagstream.pyx":1305
+            /* "ext/tagstream.pyx":1309
  *                 if src_fd is not None and size >= BIG_RANGE:
  *                     if pending:
  *                         _writev_all(dst_fd, pending)             # <<<<<<<<<<<<<<
@@ -56295,7 +56506,7 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_64_write(CYTHON_UNUSED
  *                     _copy_range(src_fd, dst_fd, piece[0], size)
 */
             __pyx_t_3 = NULL;
-            __Pyx_GetModuleGlobalName(__pyx_t_2, __pyx_mstate_global->__pyx_n_u_writev_all); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 1305, __pyx_L16_error)
+            __Pyx_GetModuleGlobalName(__pyx_t_2, __pyx_mstate_global->__pyx_n_u_writev_all); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 1309, __pyx_L16_error)
             __Pyx_GOTREF(__pyx_t_2);
             __pyx_t_4 = 1;
             #if CYTHON_UNPACK_METHODS
@@ -56314,24 +56525,24 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_64_write(CYTHON_UNUSED
               __pyx_t_1 = __Pyx_PyObject_FastCall((PyObject*)__pyx_t_2, __pyx_callargs+__pyx_t_4, (3-__pyx_t_4) | (__pyx_t_4*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
               __Pyx_XDECREF(__pyx_t_3); __pyx_t_3 = 0;
               __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
-              if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1305, __pyx_L16_error)
+              if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1309, __pyx_L16_error)
               __Pyx_GOTREF(__pyx_t_1);
             }
             __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
 
-            /* "ext/tagstream.pyx":1306
+            /* "ext/tagstream.pyx":1310
  *                     if pending:
  *                         _writev_all(dst_fd, pending)
  *                         pending = []             # <<<<<<<<<<<<<<
  *                     _copy_range(src_fd, dst_fd, piece[0], size)
  *                 else:
 */
-            __pyx_t_1 = PyList_New(0); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1306, __pyx_L16_error)
+            __pyx_t_1 = PyList_New(0); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1310, __pyx_L16_error)
             __Pyx_GOTREF(__pyx_t_1);
             __Pyx_DECREF_SET(__pyx_v_pending, ((PyObject*)__pyx_t_1));
             __pyx_t_1 = 0;
 
-            /* "ext/tagstream.pyx":1304
+            /* "ext/tagstream.pyx":1308
  *                 size = piece[1] - piece[0]
  *                 if src_fd is not None and size >= BIG_RANGE:
  *                     if pending:             # <<<<<<<<<<<<<<
@@ -56340,7 +56551,7 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_64_write(CYTHON_UNUSED
 */
           }
 
-          /* "ext/tagstream.pyx":1307
+          /* "ext/tagstream.pyx":1311
  *                         _writev_all(dst_fd, pending)
  *                         pending = []
  *                     _copy_range(src_fd, dst_fd, piece[0], size)             # <<<<<<<<<<<<<<
@@ -56348,9 +56559,9 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_64_write(CYTHON_UNUSED
  *                     pending.append(mv[piece[0]:piece[1]])
 */
           __pyx_t_2 = NULL;
-          __Pyx_GetModuleGlobalName(__pyx_t_3, __pyx_mstate_global->__pyx_n_u_copy_range); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 1307, __pyx_L16_error)
+          __Pyx_GetModuleGlobalName(__pyx_t_3, __pyx_mstate_global->__pyx_n_u_copy_range); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 1311, __pyx_L16_error)
           __Pyx_GOTREF(__pyx_t_3);
-          __pyx_t_9 = __Pyx_GetItemInt(__pyx_v_piece, 0, long, 1, __Pyx_PyLong_From_long, 0, 0, 1, __Pyx_ReferenceSharing_OwnStrongReference); if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 1307, __pyx_L16_error)
+          __pyx_t_9 = __Pyx_GetItemInt(__pyx_v_piece, 0, long, 1, __Pyx_PyLong_From_long, 0, 0, 1, __Pyx_ReferenceSharing_OwnStrongReference); if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 1311, __pyx_L16_error)
           __Pyx_GOTREF(__pyx_t_9);
           __pyx_t_4 = 1;
           #if CYTHON_UNPACK_METHODS
@@ -56370,12 +56581,12 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_64_write(CYTHON_UNUSED
             __Pyx_XDECREF(__pyx_t_2); __pyx_t_2 = 0;
             __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
             __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
-            if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1307, __pyx_L16_error)
+            if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1311, __pyx_L16_error)
             __Pyx_GOTREF(__pyx_t_1);
           }
           __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
 
-          /* "ext/tagstream.pyx":1303
+          /* "ext/tagstream.pyx":1307
  *             if type(piece) is tuple:
  *                 size = piece[1] - piece[0]
  *                 if src_fd is not None and size >= BIG_RANGE:             # <<<<<<<<<<<<<<
@@ -56385,7 +56596,7 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_64_write(CYTHON_UNUSED
           goto __pyx_L21;
         }
 
-        /* "ext/tagstream.pyx":1309
+        /* "ext/tagstream.pyx":1313
  *                     _copy_range(src_fd, dst_fd, piece[0], size)
  *                 else:
  *                     pending.append(mv[piece[0]:piece[1]])             # <<<<<<<<<<<<<<
@@ -56393,41 +56604,41 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_64_write(CYTHON_UNUSED
  *                 size = len(piece)
 */
         /*else*/ {
-          __pyx_t_1 = __Pyx_GetItemInt(__pyx_v_piece, 0, long, 1, __Pyx_PyLong_From_long, 0, 0, 1, __Pyx_ReferenceSharing_OwnStrongReference); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1309, __pyx_L16_error)
+          __pyx_t_1 = __Pyx_GetItemInt(__pyx_v_piece, 0, long, 1, __Pyx_PyLong_From_long, 0, 0, 1, __Pyx_ReferenceSharing_OwnStrongReference); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1313, __pyx_L16_error)
           __Pyx_GOTREF(__pyx_t_1);
           __pyx_t_5 = (__pyx_t_1 == Py_None);
           if (__pyx_t_5) {
 
             __pyx_t_17 = 0;
           } else {
-            __pyx_t_18 = __Pyx_PyIndex_AsSsize_t(__pyx_t_1); if (unlikely((__pyx_t_18 == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 1309, __pyx_L16_error)
+            __pyx_t_18 = __Pyx_PyIndex_AsSsize_t(__pyx_t_1); if (unlikely((__pyx_t_18 == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 1313, __pyx_L16_error)
             __pyx_t_17 = __pyx_t_18;
           }
 
           __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
-          __pyx_t_1 = __Pyx_GetItemInt(__pyx_v_piece, 1, long, 1, __Pyx_PyLong_From_long, 0, 0, 1, __Pyx_ReferenceSharing_OwnStrongReference); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1309, __pyx_L16_error)
+          __pyx_t_1 = __Pyx_GetItemInt(__pyx_v_piece, 1, long, 1, __Pyx_PyLong_From_long, 0, 0, 1, __Pyx_ReferenceSharing_OwnStrongReference); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1313, __pyx_L16_error)
           __Pyx_GOTREF(__pyx_t_1);
           __pyx_t_5 = (__pyx_t_1 == Py_None);
           if (__pyx_t_5) {
 
             __pyx_t_18 = PY_SSIZE_T_MAX;
           } else {
-            __pyx_t_19 = __Pyx_PyIndex_AsSsize_t(__pyx_t_1); if (unlikely((__pyx_t_19 == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 1309, __pyx_L16_error)
+            __pyx_t_19 = __Pyx_PyIndex_AsSsize_t(__pyx_t_1); if (unlikely((__pyx_t_19 == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 1313, __pyx_L16_error)
             __pyx_t_18 = __pyx_t_19;
           }
 
           __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
-          __pyx_t_1 = PySequence_GetSlice(__pyx_v_mv, __pyx_t_17, __pyx_t_18); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1309, __pyx_L16_error)
+          __pyx_t_1 = PySequence_GetSlice(__pyx_v_mv, __pyx_t_17, __pyx_t_18); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1313, __pyx_L16_error)
           __Pyx_GOTREF(__pyx_t_1);
 
 
-          __pyx_t_20 = __Pyx_PyList_Append(__pyx_v_pending, __pyx_t_1); if (unlikely(__pyx_t_20 == ((int)-1))) __PYX_ERR(0, 1309, __pyx_L16_error)
+          __pyx_t_20 = __Pyx_PyList_Append(__pyx_v_pending, __pyx_t_1); if (unlikely(__pyx_t_20 == ((int)-1))) __PYX_ERR(0, 1313, __pyx_L16_error)
           __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
 
         }
         __pyx_L21:;
 
-        /* "ext/tagstream.pyx":1301
+        /* "ext/tagstream.pyx":1305
  *         pending = []
  *         for piece in out:
  *             if type(piece) is tuple:             # <<<<<<<<<<<<<<
@@ -56437,7 +56648,7 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_64_write(CYTHON_UNUSED
         goto __pyx_L20;
       }
 
-      /* "ext/tagstream.pyx":1311
+      /* "ext/tagstream.pyx":1315
  *                     pending.append(mv[piece[0]:piece[1]])
  *             else:
  *                 size = len(piece)             # <<<<<<<<<<<<<<
@@ -56445,38 +56656,38 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_64_write(CYTHON_UNUSED
  *             total += size
 */
       /*else*/ {
-        __pyx_t_18 = PyObject_Length(__pyx_v_piece); if (unlikely(__pyx_t_18 == ((Py_ssize_t)-1))) __PYX_ERR(0, 1311, __pyx_L16_error)
-        __pyx_t_1 = PyLong_FromSsize_t(__pyx_t_18); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1311, __pyx_L16_error)
+        __pyx_t_18 = PyObject_Length(__pyx_v_piece); if (unlikely(__pyx_t_18 == ((Py_ssize_t)-1))) __PYX_ERR(0, 1315, __pyx_L16_error)
+        __pyx_t_1 = PyLong_FromSsize_t(__pyx_t_18); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1315, __pyx_L16_error)
         __Pyx_GOTREF(__pyx_t_1);
 
         __Pyx_XDECREF_SET(__pyx_v_size, __pyx_t_1);
         __pyx_t_1 = 0;
 
-        /* "ext/tagstream.pyx":1312
+        /* "ext/tagstream.pyx":1316
  *             else:
  *                 size = len(piece)
  *                 pending.append(piece)             # <<<<<<<<<<<<<<
  *             total += size
  *         if pending:
 */
-        __pyx_t_20 = __Pyx_PyList_Append(__pyx_v_pending, __pyx_v_piece); if (unlikely(__pyx_t_20 == ((int)-1))) __PYX_ERR(0, 1312, __pyx_L16_error)
+        __pyx_t_20 = __Pyx_PyList_Append(__pyx_v_pending, __pyx_v_piece); if (unlikely(__pyx_t_20 == ((int)-1))) __PYX_ERR(0, 1316, __pyx_L16_error)
 
       }
       __pyx_L20:;
 
-      /* "ext/tagstream.pyx":1313
+      /* "ext/tagstream.pyx":1317
  *                 size = len(piece)
  *                 pending.append(piece)
  *             total += size             # <<<<<<<<<<<<<<
  *         if pending:
  *             _writev_all(dst_fd, pending)
 */
-      __pyx_t_1 = __Pyx_PyNumber_InPlaceAdd_object_object(__pyx_v_total, __pyx_v_size); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1313, __pyx_L16_error)
+      __pyx_t_1 = __Pyx_PyNumber_InPlaceAdd_object_object(__pyx_v_total, __pyx_v_size); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1317, __pyx_L16_error)
       __Pyx_GOTREF(__pyx_t_1);
       __Pyx_DECREF_SET(__pyx_v_total, __pyx_t_1);
       __pyx_t_1 = 0;
 
-      /* "ext/tagstream.pyx":1300
+      /* "ext/tagstream.pyx":1304
  *         total = 0
  *         pending = []
  *         for piece in out:             # <<<<<<<<<<<<<<
@@ -56486,7 +56697,7 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_64_write(CYTHON_UNUSED
     }
     __Pyx_DECREF(__pyx_t_10); __pyx_t_10 = 0;
 
-    /* "ext/tagstream.pyx":1314
+    /* "ext/tagstream.pyx":1318
  *                 pending.append(piece)
  *             total += size
  *         if pending:             # <<<<<<<<<<<<<<
@@ -56495,14 +56706,14 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_64_write(CYTHON_UNUSED
 */
     {
       Py_ssize_t __pyx_temp = __Pyx_PyList_GET_SIZE(__pyx_v_pending);
-      if (unlikely(((!CYTHON_ASSUME_SAFE_SIZE) && __pyx_temp < 0))) __PYX_ERR(0, 1314, __pyx_L16_error)
+      if (unlikely(((!CYTHON_ASSUME_SAFE_SIZE) && __pyx_temp < 0))) __PYX_ERR(0, 1318, __pyx_L16_error)
       __pyx_t_5 = (__pyx_temp != 0);
     }
 
     if (__pyx_t_5) {
 
 
-      /* "ext/tagstream.pyx":1315
+      /* "ext/tagstream.pyx":1319
  *             total += size
  *         if pending:
  *             _writev_all(dst_fd, pending)             # <<<<<<<<<<<<<<
@@ -56510,7 +56721,7 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_64_write(CYTHON_UNUSED
  *         mv.release()
 */
       __pyx_t_1 = NULL;
-      __Pyx_GetModuleGlobalName(__pyx_t_3, __pyx_mstate_global->__pyx_n_u_writev_all); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 1315, __pyx_L16_error)
+      __Pyx_GetModuleGlobalName(__pyx_t_3, __pyx_mstate_global->__pyx_n_u_writev_all); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 1319, __pyx_L16_error)
       __Pyx_GOTREF(__pyx_t_3);
       __pyx_t_4 = 1;
       #if CYTHON_UNPACK_METHODS
@@ -56529,12 +56740,12 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_64_write(CYTHON_UNUSED
         __pyx_t_10 = __Pyx_PyObject_FastCall((PyObject*)__pyx_t_3, __pyx_callargs+__pyx_t_4, (3-__pyx_t_4) | (__pyx_t_4*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
         __Pyx_XDECREF(__pyx_t_1); __pyx_t_1 = 0;
         __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
-        if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 1315, __pyx_L16_error)
+        if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 1319, __pyx_L16_error)
         __Pyx_GOTREF(__pyx_t_10);
       }
       __Pyx_DECREF(__pyx_t_10); __pyx_t_10 = 0;
 
-      /* "ext/tagstream.pyx":1314
+      /* "ext/tagstream.pyx":1318
  *                 pending.append(piece)
  *             total += size
  *         if pending:             # <<<<<<<<<<<<<<
@@ -56543,7 +56754,7 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_64_write(CYTHON_UNUSED
 */
     }
 
-    /* "ext/tagstream.pyx":1316
+    /* "ext/tagstream.pyx":1320
  *         if pending:
  *             _writev_all(dst_fd, pending)
  *         del pending             # <<<<<<<<<<<<<<
@@ -56552,19 +56763,19 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_64_write(CYTHON_UNUSED
 */
     __Pyx_DECREF(__pyx_v_pending); __pyx_v_pending = 0;
 
-    /* "ext/tagstream.pyx":1317
+    /* "ext/tagstream.pyx":1321
  *             _writev_all(dst_fd, pending)
  *         del pending
  *         mv.release()             # <<<<<<<<<<<<<<
  *     finally:
  *         if owned:
 */
-    __pyx_t_10 = __Pyx_CallUnboundCMethod0(&__pyx_mstate_global->__pyx_umethod_PyMemoryView_Type__release, __pyx_v_mv); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 1317, __pyx_L16_error)
+    __pyx_t_10 = __Pyx_CallUnboundCMethod0(&__pyx_mstate_global->__pyx_umethod_PyMemoryView_Type__release, __pyx_v_mv); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 1321, __pyx_L16_error)
     __Pyx_GOTREF(__pyx_t_10);
     __Pyx_DECREF(__pyx_t_10); __pyx_t_10 = 0;
   }
 
-  /* "ext/tagstream.pyx":1319
+  /* "ext/tagstream.pyx":1323
  *         mv.release()
  *     finally:
  *         if owned:             # <<<<<<<<<<<<<<
@@ -56575,7 +56786,7 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_64_write(CYTHON_UNUSED
     /*normal exit:*/{
       if (__pyx_v_owned) {
 
-        /* "ext/tagstream.pyx":1320
+        /* "ext/tagstream.pyx":1324
  *     finally:
  *         if owned:
  *             os.close(dst_fd)             # <<<<<<<<<<<<<<
@@ -56583,9 +56794,9 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_64_write(CYTHON_UNUSED
  *             destination.seek(0, os.SEEK_END)
 */
         __pyx_t_3 = NULL;
-        __Pyx_GetModuleGlobalName(__pyx_t_1, __pyx_mstate_global->__pyx_n_u_os); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1320, __pyx_L1_error)
+        __Pyx_GetModuleGlobalName(__pyx_t_1, __pyx_mstate_global->__pyx_n_u_os); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1324, __pyx_L1_error)
         __Pyx_GOTREF(__pyx_t_1);
-        __pyx_t_9 = __Pyx_PyObject_GetAttrStr(__pyx_t_1, __pyx_mstate_global->__pyx_n_u_close); if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 1320, __pyx_L1_error)
+        __pyx_t_9 = __Pyx_PyObject_GetAttrStr(__pyx_t_1, __pyx_mstate_global->__pyx_n_u_close); if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 1324, __pyx_L1_error)
         __Pyx_GOTREF(__pyx_t_9);
         __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
         __pyx_t_4 = 1;
@@ -56605,12 +56816,12 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_64_write(CYTHON_UNUSED
           __pyx_t_10 = __Pyx_PyObject_FastCall((PyObject*)__pyx_t_9, __pyx_callargs+__pyx_t_4, (2-__pyx_t_4) | (__pyx_t_4*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
           __Pyx_XDECREF(__pyx_t_3); __pyx_t_3 = 0;
           __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
-          if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 1320, __pyx_L1_error)
+          if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 1324, __pyx_L1_error)
           __Pyx_GOTREF(__pyx_t_10);
         }
         __Pyx_DECREF(__pyx_t_10); __pyx_t_10 = 0;
 
-        /* "ext/tagstream.pyx":1319
+        /* "ext/tagstream.pyx":1323
  *         mv.release()
  *     finally:
  *         if owned:             # <<<<<<<<<<<<<<
@@ -56620,7 +56831,7 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_64_write(CYTHON_UNUSED
         goto __pyx_L27;
       }
 
-      /* "ext/tagstream.pyx":1322
+      /* "ext/tagstream.pyx":1326
  *             os.close(dst_fd)
  *         else:
  *             destination.seek(0, os.SEEK_END)             # <<<<<<<<<<<<<<
@@ -56629,9 +56840,9 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_64_write(CYTHON_UNUSED
       /*else*/ {
         __pyx_t_9 = __pyx_v_destination;
         __Pyx_INCREF(__pyx_t_9);
-        __Pyx_GetModuleGlobalName(__pyx_t_3, __pyx_mstate_global->__pyx_n_u_os); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 1322, __pyx_L1_error)
+        __Pyx_GetModuleGlobalName(__pyx_t_3, __pyx_mstate_global->__pyx_n_u_os); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 1326, __pyx_L1_error)
         __Pyx_GOTREF(__pyx_t_3);
-        __pyx_t_1 = __Pyx_PyObject_GetAttrStr(__pyx_t_3, __pyx_mstate_global->__pyx_n_u_SEEK_END); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1322, __pyx_L1_error)
+        __pyx_t_1 = __Pyx_PyObject_GetAttrStr(__pyx_t_3, __pyx_mstate_global->__pyx_n_u_SEEK_END); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1326, __pyx_L1_error)
         __Pyx_GOTREF(__pyx_t_1);
         __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
         __pyx_t_4 = 0;
@@ -56640,7 +56851,7 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_64_write(CYTHON_UNUSED
           __pyx_t_10 = __Pyx_PyObject_FastCallMethod((PyObject*)__pyx_mstate_global->__pyx_n_u_seek, __pyx_callargs+__pyx_t_4, (3-__pyx_t_4) | (1*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
           __Pyx_XDECREF(__pyx_t_9); __pyx_t_9 = 0;
           __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
-          if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 1322, __pyx_L1_error)
+          if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 1326, __pyx_L1_error)
           __Pyx_GOTREF(__pyx_t_10);
         }
         __Pyx_DECREF(__pyx_t_10); __pyx_t_10 = 0;
@@ -56671,7 +56882,7 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_64_write(CYTHON_UNUSED
       __pyx_t_14 = __pyx_lineno; __pyx_t_21 = __pyx_clineno; __pyx_t_22 = __pyx_filename;
       {
 
-        /* "ext/tagstream.pyx":1319
+        /* "ext/tagstream.pyx":1323
  *         mv.release()
  *     finally:
  *         if owned:             # <<<<<<<<<<<<<<
@@ -56680,7 +56891,7 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_64_write(CYTHON_UNUSED
 */
         if (__pyx_v_owned) {
 
-          /* "ext/tagstream.pyx":1320
+          /* "ext/tagstream.pyx":1324
  *     finally:
  *         if owned:
  *             os.close(dst_fd)             # <<<<<<<<<<<<<<
@@ -56688,9 +56899,9 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_64_write(CYTHON_UNUSED
  *             destination.seek(0, os.SEEK_END)
 */
           __pyx_t_1 = NULL;
-          __Pyx_GetModuleGlobalName(__pyx_t_9, __pyx_mstate_global->__pyx_n_u_os); if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 1320, __pyx_L29_error)
+          __Pyx_GetModuleGlobalName(__pyx_t_9, __pyx_mstate_global->__pyx_n_u_os); if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 1324, __pyx_L29_error)
           __Pyx_GOTREF(__pyx_t_9);
-          __pyx_t_3 = __Pyx_PyObject_GetAttrStr(__pyx_t_9, __pyx_mstate_global->__pyx_n_u_close); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 1320, __pyx_L29_error)
+          __pyx_t_3 = __Pyx_PyObject_GetAttrStr(__pyx_t_9, __pyx_mstate_global->__pyx_n_u_close); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 1324, __pyx_L29_error)
           __Pyx_GOTREF(__pyx_t_3);
           __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
           __pyx_t_4 = 1;
@@ -56710,12 +56921,12 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_64_write(CYTHON_UNUSED
             __pyx_t_10 = __Pyx_PyObject_FastCall((PyObject*)__pyx_t_3, __pyx_callargs+__pyx_t_4, (2-__pyx_t_4) | (__pyx_t_4*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
             __Pyx_XDECREF(__pyx_t_1); __pyx_t_1 = 0;
             __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
-            if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 1320, __pyx_L29_error)
+            if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 1324, __pyx_L29_error)
             __Pyx_GOTREF(__pyx_t_10);
           }
           __Pyx_DECREF(__pyx_t_10); __pyx_t_10 = 0;
 
-          /* "ext/tagstream.pyx":1319
+          /* "ext/tagstream.pyx":1323
  *         mv.release()
  *     finally:
  *         if owned:             # <<<<<<<<<<<<<<
@@ -56725,7 +56936,7 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_64_write(CYTHON_UNUSED
           goto __pyx_L30;
         }
 
-        /* "ext/tagstream.pyx":1322
+        /* "ext/tagstream.pyx":1326
  *             os.close(dst_fd)
  *         else:
  *             destination.seek(0, os.SEEK_END)             # <<<<<<<<<<<<<<
@@ -56734,9 +56945,9 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_64_write(CYTHON_UNUSED
         /*else*/ {
           __pyx_t_3 = __pyx_v_destination;
           __Pyx_INCREF(__pyx_t_3);
-          __Pyx_GetModuleGlobalName(__pyx_t_1, __pyx_mstate_global->__pyx_n_u_os); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1322, __pyx_L29_error)
+          __Pyx_GetModuleGlobalName(__pyx_t_1, __pyx_mstate_global->__pyx_n_u_os); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1326, __pyx_L29_error)
           __Pyx_GOTREF(__pyx_t_1);
-          __pyx_t_9 = __Pyx_PyObject_GetAttrStr(__pyx_t_1, __pyx_mstate_global->__pyx_n_u_SEEK_END); if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 1322, __pyx_L29_error)
+          __pyx_t_9 = __Pyx_PyObject_GetAttrStr(__pyx_t_1, __pyx_mstate_global->__pyx_n_u_SEEK_END); if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 1326, __pyx_L29_error)
           __Pyx_GOTREF(__pyx_t_9);
           __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
           __pyx_t_4 = 0;
@@ -56745,7 +56956,7 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_64_write(CYTHON_UNUSED
             __pyx_t_10 = __Pyx_PyObject_FastCallMethod((PyObject*)__pyx_mstate_global->__pyx_n_u_seek, __pyx_callargs+__pyx_t_4, (3-__pyx_t_4) | (1*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
             __Pyx_XDECREF(__pyx_t_3); __pyx_t_3 = 0;
             __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
-            if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 1322, __pyx_L29_error)
+            if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 1326, __pyx_L29_error)
             __Pyx_GOTREF(__pyx_t_10);
           }
           __Pyx_DECREF(__pyx_t_10); __pyx_t_10 = 0;
@@ -56777,13 +56988,13 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_64_write(CYTHON_UNUSED
     __pyx_L17:;
   }
 
-  /* "ext/tagstream.pyx":1323
+  /* "ext/tagstream.pyx":1327
  *         else:
  *             destination.seek(0, os.SEEK_END)
  *     return RewriteResult(total, ts, None)             # <<<<<<<<<<<<<<
 */
   __pyx_t_9 = NULL;
-  __Pyx_GetModuleGlobalName(__pyx_t_3, __pyx_mstate_global->__pyx_n_u_RewriteResult); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 1323, __pyx_L1_error)
+  __Pyx_GetModuleGlobalName(__pyx_t_3, __pyx_mstate_global->__pyx_n_u_RewriteResult); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 1327, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
   __pyx_t_4 = 1;
   #if CYTHON_UNPACK_METHODS
@@ -56802,7 +57013,7 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_64_write(CYTHON_UNUSED
     __pyx_t_10 = __Pyx_PyObject_FastCall((PyObject*)__pyx_t_3, __pyx_callargs+__pyx_t_4, (4-__pyx_t_4) | (__pyx_t_4*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
     __Pyx_XDECREF(__pyx_t_9); __pyx_t_9 = 0;
     __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
-    if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 1323, __pyx_L1_error)
+    if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 1327, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_10);
   }
   {
@@ -56816,7 +57027,7 @@ static PyObject *__pyx_pf_8slicebox_9_speedups_9tagstream_64_write(CYTHON_UNUSED
   __pyx_t_10 = 0;
   goto __pyx_L0;
 
-  /* "ext/tagstream.pyx":1280
+  /* "ext/tagstream.pyx":1284
  * 
  * 
  * def _write(out, buf, src_fd, destination, ts):             # <<<<<<<<<<<<<<
@@ -62511,14 +62722,14 @@ static int __Pyx_modinit_Exttype___pyx_obj_8slicebox_9_speedups_9tagstream___pyx
   __Pyx_RefNannySetupContext("__Pyx_modinit_Exttype___pyx_obj_8slicebox_9_speedups_9tagstream___pyx_scope_struct_8_read_attributes", 0);
   /*--- Exttype __pyx_obj_8slicebox_9_speedups_9tagstream___pyx_scope_struct_8_read_attributes ---*/
   #if CYTHON_USE_TYPE_SPECS
-  __pyx_mstate->__pyx_ptype_8slicebox_9_speedups_9tagstream___pyx_scope_struct_8_read_attributes = (PyTypeObject *) __Pyx_PyType_FromModuleAndSpec(__pyx_m, &__pyx_type_8slicebox_9_speedups_9tagstream___pyx_scope_struct_8_read_attributes_spec, NULL); if (unlikely(!__pyx_mstate->__pyx_ptype_8slicebox_9_speedups_9tagstream___pyx_scope_struct_8_read_attributes)) __PYX_ERR(0, 1036, __pyx_L1_error)
+  __pyx_mstate->__pyx_ptype_8slicebox_9_speedups_9tagstream___pyx_scope_struct_8_read_attributes = (PyTypeObject *) __Pyx_PyType_FromModuleAndSpec(__pyx_m, &__pyx_type_8slicebox_9_speedups_9tagstream___pyx_scope_struct_8_read_attributes_spec, NULL); if (unlikely(!__pyx_mstate->__pyx_ptype_8slicebox_9_speedups_9tagstream___pyx_scope_struct_8_read_attributes)) __PYX_ERR(0, 1040, __pyx_L1_error)
   #else
   __pyx_mstate->__pyx_ptype_8slicebox_9_speedups_9tagstream___pyx_scope_struct_8_read_attributes = &__pyx_type_8slicebox_9_speedups_9tagstream___pyx_scope_struct_8_read_attributes;
   #endif
   #if !CYTHON_COMPILING_IN_LIMITED_API
   #endif
   #if !CYTHON_USE_TYPE_SPECS
-  if (__Pyx_PyType_Ready(__pyx_mstate->__pyx_ptype_8slicebox_9_speedups_9tagstream___pyx_scope_struct_8_read_attributes) < (0)) __PYX_ERR(0, 1036, __pyx_L1_error)
+  if (__Pyx_PyType_Ready(__pyx_mstate->__pyx_ptype_8slicebox_9_speedups_9tagstream___pyx_scope_struct_8_read_attributes) < (0)) __PYX_ERR(0, 1040, __pyx_L1_error)
   #endif
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount((PyObject*)__pyx_mstate->__pyx_ptype_8slicebox_9_speedups_9tagstream___pyx_scope_struct_8_read_attributes);
@@ -62544,14 +62755,14 @@ static int __Pyx_modinit_Exttype___pyx_obj_8slicebox_9_speedups_9tagstream___pyx
   __Pyx_RefNannySetupContext("__Pyx_modinit_Exttype___pyx_obj_8slicebox_9_speedups_9tagstream___pyx_scope_struct_9_genexpr", 0);
   /*--- Exttype __pyx_obj_8slicebox_9_speedups_9tagstream___pyx_scope_struct_9_genexpr ---*/
   #if CYTHON_USE_TYPE_SPECS
-  __pyx_mstate->__pyx_ptype_8slicebox_9_speedups_9tagstream___pyx_scope_struct_9_genexpr = (PyTypeObject *) __Pyx_PyType_FromModuleAndSpec(__pyx_m, &__pyx_type_8slicebox_9_speedups_9tagstream___pyx_scope_struct_9_genexpr_spec, NULL); if (unlikely(!__pyx_mstate->__pyx_ptype_8slicebox_9_speedups_9tagstream___pyx_scope_struct_9_genexpr)) __PYX_ERR(0, 1065, __pyx_L1_error)
+  __pyx_mstate->__pyx_ptype_8slicebox_9_speedups_9tagstream___pyx_scope_struct_9_genexpr = (PyTypeObject *) __Pyx_PyType_FromModuleAndSpec(__pyx_m, &__pyx_type_8slicebox_9_speedups_9tagstream___pyx_scope_struct_9_genexpr_spec, NULL); if (unlikely(!__pyx_mstate->__pyx_ptype_8slicebox_9_speedups_9tagstream___pyx_scope_struct_9_genexpr)) __PYX_ERR(0, 1069, __pyx_L1_error)
   #else
   __pyx_mstate->__pyx_ptype_8slicebox_9_speedups_9tagstream___pyx_scope_struct_9_genexpr = &__pyx_type_8slicebox_9_speedups_9tagstream___pyx_scope_struct_9_genexpr;
   #endif
   #if !CYTHON_COMPILING_IN_LIMITED_API
   #endif
   #if !CYTHON_USE_TYPE_SPECS
-  if (__Pyx_PyType_Ready(__pyx_mstate->__pyx_ptype_8slicebox_9_speedups_9tagstream___pyx_scope_struct_9_genexpr) < (0)) __PYX_ERR(0, 1065, __pyx_L1_error)
+  if (__Pyx_PyType_Ready(__pyx_mstate->__pyx_ptype_8slicebox_9_speedups_9tagstream___pyx_scope_struct_9_genexpr) < (0)) __PYX_ERR(0, 1069, __pyx_L1_error)
   #endif
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount((PyObject*)__pyx_mstate->__pyx_ptype_8slicebox_9_speedups_9tagstream___pyx_scope_struct_9_genexpr);
@@ -62577,14 +62788,14 @@ static int __Pyx_modinit_Exttype___pyx_obj_8slicebox_9_speedups_9tagstream___pyx
   __Pyx_RefNannySetupContext("__Pyx_modinit_Exttype___pyx_obj_8slicebox_9_speedups_9tagstream___pyx_scope_struct_10__rewrite_meta", 0);
   /*--- Exttype __pyx_obj_8slicebox_9_speedups_9tagstream___pyx_scope_struct_10__rewrite_meta ---*/
   #if CYTHON_USE_TYPE_SPECS
-  __pyx_mstate->__pyx_ptype_8slicebox_9_speedups_9tagstream___pyx_scope_struct_10__rewrite_meta = (PyTypeObject *) __Pyx_PyType_FromModuleAndSpec(__pyx_m, &__pyx_type_8slicebox_9_speedups_9tagstream___pyx_scope_struct_10__rewrite_meta_spec, NULL); if (unlikely(!__pyx_mstate->__pyx_ptype_8slicebox_9_speedups_9tagstream___pyx_scope_struct_10__rewrite_meta)) __PYX_ERR(0, 1138, __pyx_L1_error)
+  __pyx_mstate->__pyx_ptype_8slicebox_9_speedups_9tagstream___pyx_scope_struct_10__rewrite_meta = (PyTypeObject *) __Pyx_PyType_FromModuleAndSpec(__pyx_m, &__pyx_type_8slicebox_9_speedups_9tagstream___pyx_scope_struct_10__rewrite_meta_spec, NULL); if (unlikely(!__pyx_mstate->__pyx_ptype_8slicebox_9_speedups_9tagstream___pyx_scope_struct_10__rewrite_meta)) __PYX_ERR(0, 1142, __pyx_L1_error)
   #else
   __pyx_mstate->__pyx_ptype_8slicebox_9_speedups_9tagstream___pyx_scope_struct_10__rewrite_meta = &__pyx_type_8slicebox_9_speedups_9tagstream___pyx_scope_struct_10__rewrite_meta;
   #endif
   #if !CYTHON_COMPILING_IN_LIMITED_API
   #endif
   #if !CYTHON_USE_TYPE_SPECS
-  if (__Pyx_PyType_Ready(__pyx_mstate->__pyx_ptype_8slicebox_9_speedups_9tagstream___pyx_scope_struct_10__rewrite_meta) < (0)) __PYX_ERR(0, 1138, __pyx_L1_error)
+  if (__Pyx_PyType_Ready(__pyx_mstate->__pyx_ptype_8slicebox_9_speedups_9tagstream___pyx_scope_struct_10__rewrite_meta) < (0)) __PYX_ERR(0, 1142, __pyx_L1_error)
   #endif
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount((PyObject*)__pyx_mstate->__pyx_ptype_8slicebox_9_speedups_9tagstream___pyx_scope_struct_10__rewrite_meta);
@@ -62610,14 +62821,14 @@ static int __Pyx_modinit_Exttype___pyx_obj_8slicebox_9_speedups_9tagstream___pyx
   __Pyx_RefNannySetupContext("__Pyx_modinit_Exttype___pyx_obj_8slicebox_9_speedups_9tagstream___pyx_scope_struct_11_genexpr", 0);
   /*--- Exttype __pyx_obj_8slicebox_9_speedups_9tagstream___pyx_scope_struct_11_genexpr ---*/
   #if CYTHON_USE_TYPE_SPECS
-  __pyx_mstate->__pyx_ptype_8slicebox_9_speedups_9tagstream___pyx_scope_struct_11_genexpr = (PyTypeObject *) __Pyx_PyType_FromModuleAndSpec(__pyx_m, &__pyx_type_8slicebox_9_speedups_9tagstream___pyx_scope_struct_11_genexpr_spec, NULL); if (unlikely(!__pyx_mstate->__pyx_ptype_8slicebox_9_speedups_9tagstream___pyx_scope_struct_11_genexpr)) __PYX_ERR(0, 1160, __pyx_L1_error)
+  __pyx_mstate->__pyx_ptype_8slicebox_9_speedups_9tagstream___pyx_scope_struct_11_genexpr = (PyTypeObject *) __Pyx_PyType_FromModuleAndSpec(__pyx_m, &__pyx_type_8slicebox_9_speedups_9tagstream___pyx_scope_struct_11_genexpr_spec, NULL); if (unlikely(!__pyx_mstate->__pyx_ptype_8slicebox_9_speedups_9tagstream___pyx_scope_struct_11_genexpr)) __PYX_ERR(0, 1164, __pyx_L1_error)
   #else
   __pyx_mstate->__pyx_ptype_8slicebox_9_speedups_9tagstream___pyx_scope_struct_11_genexpr = &__pyx_type_8slicebox_9_speedups_9tagstream___pyx_scope_struct_11_genexpr;
   #endif
   #if !CYTHON_COMPILING_IN_LIMITED_API
   #endif
   #if !CYTHON_USE_TYPE_SPECS
-  if (__Pyx_PyType_Ready(__pyx_mstate->__pyx_ptype_8slicebox_9_speedups_9tagstream___pyx_scope_struct_11_genexpr) < (0)) __PYX_ERR(0, 1160, __pyx_L1_error)
+  if (__Pyx_PyType_Ready(__pyx_mstate->__pyx_ptype_8slicebox_9_speedups_9tagstream___pyx_scope_struct_11_genexpr) < (0)) __PYX_ERR(0, 1164, __pyx_L1_error)
   #endif
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount((PyObject*)__pyx_mstate->__pyx_ptype_8slicebox_9_speedups_9tagstream___pyx_scope_struct_11_genexpr);
@@ -62643,14 +62854,14 @@ static int __Pyx_modinit_Exttype___pyx_obj_8slicebox_9_speedups_9tagstream___pyx
   __Pyx_RefNannySetupContext("__Pyx_modinit_Exttype___pyx_obj_8slicebox_9_speedups_9tagstream___pyx_scope_struct_12__join", 0);
   /*--- Exttype __pyx_obj_8slicebox_9_speedups_9tagstream___pyx_scope_struct_12__join ---*/
   #if CYTHON_USE_TYPE_SPECS
-  __pyx_mstate->__pyx_ptype_8slicebox_9_speedups_9tagstream___pyx_scope_struct_12__join = (PyTypeObject *) __Pyx_PyType_FromModuleAndSpec(__pyx_m, &__pyx_type_8slicebox_9_speedups_9tagstream___pyx_scope_struct_12__join_spec, NULL); if (unlikely(!__pyx_mstate->__pyx_ptype_8slicebox_9_speedups_9tagstream___pyx_scope_struct_12__join)) __PYX_ERR(0, 1233, __pyx_L1_error)
+  __pyx_mstate->__pyx_ptype_8slicebox_9_speedups_9tagstream___pyx_scope_struct_12__join = (PyTypeObject *) __Pyx_PyType_FromModuleAndSpec(__pyx_m, &__pyx_type_8slicebox_9_speedups_9tagstream___pyx_scope_struct_12__join_spec, NULL); if (unlikely(!__pyx_mstate->__pyx_ptype_8slicebox_9_speedups_9tagstream___pyx_scope_struct_12__join)) __PYX_ERR(0, 1237, __pyx_L1_error)
   #else
   __pyx_mstate->__pyx_ptype_8slicebox_9_speedups_9tagstream___pyx_scope_struct_12__join = &__pyx_type_8slicebox_9_speedups_9tagstream___pyx_scope_struct_12__join;
   #endif
   #if !CYTHON_COMPILING_IN_LIMITED_API
   #endif
   #if !CYTHON_USE_TYPE_SPECS
-  if (__Pyx_PyType_Ready(__pyx_mstate->__pyx_ptype_8slicebox_9_speedups_9tagstream___pyx_scope_struct_12__join) < (0)) __PYX_ERR(0, 1233, __pyx_L1_error)
+  if (__Pyx_PyType_Ready(__pyx_mstate->__pyx_ptype_8slicebox_9_speedups_9tagstream___pyx_scope_struct_12__join) < (0)) __PYX_ERR(0, 1237, __pyx_L1_error)
   #endif
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount((PyObject*)__pyx_mstate->__pyx_ptype_8slicebox_9_speedups_9tagstream___pyx_scope_struct_12__join);
@@ -62676,14 +62887,14 @@ static int __Pyx_modinit_Exttype___pyx_obj_8slicebox_9_speedups_9tagstream___pyx
   __Pyx_RefNannySetupContext("__Pyx_modinit_Exttype___pyx_obj_8slicebox_9_speedups_9tagstream___pyx_scope_struct_13_genexpr", 0);
   /*--- Exttype __pyx_obj_8slicebox_9_speedups_9tagstream___pyx_scope_struct_13_genexpr ---*/
   #if CYTHON_USE_TYPE_SPECS
-  __pyx_mstate->__pyx_ptype_8slicebox_9_speedups_9tagstream___pyx_scope_struct_13_genexpr = (PyTypeObject *) __Pyx_PyType_FromModuleAndSpec(__pyx_m, &__pyx_type_8slicebox_9_speedups_9tagstream___pyx_scope_struct_13_genexpr_spec, NULL); if (unlikely(!__pyx_mstate->__pyx_ptype_8slicebox_9_speedups_9tagstream___pyx_scope_struct_13_genexpr)) __PYX_ERR(0, 1236, __pyx_L1_error)
+  __pyx_mstate->__pyx_ptype_8slicebox_9_speedups_9tagstream___pyx_scope_struct_13_genexpr = (PyTypeObject *) __Pyx_PyType_FromModuleAndSpec(__pyx_m, &__pyx_type_8slicebox_9_speedups_9tagstream___pyx_scope_struct_13_genexpr_spec, NULL); if (unlikely(!__pyx_mstate->__pyx_ptype_8slicebox_9_speedups_9tagstream___pyx_scope_struct_13_genexpr)) __PYX_ERR(0, 1240, __pyx_L1_error)
   #else
   __pyx_mstate->__pyx_ptype_8slicebox_9_speedups_9tagstream___pyx_scope_struct_13_genexpr = &__pyx_type_8slicebox_9_speedups_9tagstream___pyx_scope_struct_13_genexpr;
   #endif
   #if !CYTHON_COMPILING_IN_LIMITED_API
   #endif
   #if !CYTHON_USE_TYPE_SPECS
-  if (__Pyx_PyType_Ready(__pyx_mstate->__pyx_ptype_8slicebox_9_speedups_9tagstream___pyx_scope_struct_13_genexpr) < (0)) __PYX_ERR(0, 1236, __pyx_L1_error)
+  if (__Pyx_PyType_Ready(__pyx_mstate->__pyx_ptype_8slicebox_9_speedups_9tagstream___pyx_scope_struct_13_genexpr) < (0)) __PYX_ERR(0, 1240, __pyx_L1_error)
   #endif
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount((PyObject*)__pyx_mstate->__pyx_ptype_8slicebox_9_speedups_9tagstream___pyx_scope_struct_13_genexpr);
@@ -62709,14 +62920,14 @@ static int __Pyx_modinit_Exttype___pyx_obj_8slicebox_9_speedups_9tagstream___pyx
   __Pyx_RefNannySetupContext("__Pyx_modinit_Exttype___pyx_obj_8slicebox_9_speedups_9tagstream___pyx_scope_struct_14_genexpr", 0);
   /*--- Exttype __pyx_obj_8slicebox_9_speedups_9tagstream___pyx_scope_struct_14_genexpr ---*/
   #if CYTHON_USE_TYPE_SPECS
-  __pyx_mstate->__pyx_ptype_8slicebox_9_speedups_9tagstream___pyx_scope_struct_14_genexpr = (PyTypeObject *) __Pyx_PyType_FromModuleAndSpec(__pyx_m, &__pyx_type_8slicebox_9_speedups_9tagstream___pyx_scope_struct_14_genexpr_spec, NULL); if (unlikely(!__pyx_mstate->__pyx_ptype_8slicebox_9_speedups_9tagstream___pyx_scope_struct_14_genexpr)) __PYX_ERR(0, 1252, __pyx_L1_error)
+  __pyx_mstate->__pyx_ptype_8slicebox_9_speedups_9tagstream___pyx_scope_struct_14_genexpr = (PyTypeObject *) __Pyx_PyType_FromModuleAndSpec(__pyx_m, &__pyx_type_8slicebox_9_speedups_9tagstream___pyx_scope_struct_14_genexpr_spec, NULL); if (unlikely(!__pyx_mstate->__pyx_ptype_8slicebox_9_speedups_9tagstream___pyx_scope_struct_14_genexpr)) __PYX_ERR(0, 1256, __pyx_L1_error)
   #else
   __pyx_mstate->__pyx_ptype_8slicebox_9_speedups_9tagstream___pyx_scope_struct_14_genexpr = &__pyx_type_8slicebox_9_speedups_9tagstream___pyx_scope_struct_14_genexpr;
   #endif
   #if !CYTHON_COMPILING_IN_LIMITED_API
   #endif
   #if !CYTHON_USE_TYPE_SPECS
-  if (__Pyx_PyType_Ready(__pyx_mstate->__pyx_ptype_8slicebox_9_speedups_9tagstream___pyx_scope_struct_14_genexpr) < (0)) __PYX_ERR(0, 1252, __pyx_L1_error)
+  if (__Pyx_PyType_Ready(__pyx_mstate->__pyx_ptype_8slicebox_9_speedups_9tagstream___pyx_scope_struct_14_genexpr) < (0)) __PYX_ERR(0, 1256, __pyx_L1_error)
   #endif
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount((PyObject*)__pyx_mstate->__pyx_ptype_8slicebox_9_speedups_9tagstream___pyx_scope_struct_14_genexpr);
@@ -62742,14 +62953,14 @@ static int __Pyx_modinit_Exttype___pyx_obj_8slicebox_9_speedups_9tagstream___pyx
   __Pyx_RefNannySetupContext("__Pyx_modinit_Exttype___pyx_obj_8slicebox_9_speedups_9tagstream___pyx_scope_struct_15_genexpr", 0);
   /*--- Exttype __pyx_obj_8slicebox_9_speedups_9tagstream___pyx_scope_struct_15_genexpr ---*/
   #if CYTHON_USE_TYPE_SPECS
-  __pyx_mstate->__pyx_ptype_8slicebox_9_speedups_9tagstream___pyx_scope_struct_15_genexpr = (PyTypeObject *) __Pyx_PyType_FromModuleAndSpec(__pyx_m, &__pyx_type_8slicebox_9_speedups_9tagstream___pyx_scope_struct_15_genexpr_spec, NULL); if (unlikely(!__pyx_mstate->__pyx_ptype_8slicebox_9_speedups_9tagstream___pyx_scope_struct_15_genexpr)) __PYX_ERR(0, 1255, __pyx_L1_error)
+  __pyx_mstate->__pyx_ptype_8slicebox_9_speedups_9tagstream___pyx_scope_struct_15_genexpr = (PyTypeObject *) __Pyx_PyType_FromModuleAndSpec(__pyx_m, &__pyx_type_8slicebox_9_speedups_9tagstream___pyx_scope_struct_15_genexpr_spec, NULL); if (unlikely(!__pyx_mstate->__pyx_ptype_8slicebox_9_speedups_9tagstream___pyx_scope_struct_15_genexpr)) __PYX_ERR(0, 1259, __pyx_L1_error)
   #else
   __pyx_mstate->__pyx_ptype_8slicebox_9_speedups_9tagstream___pyx_scope_struct_15_genexpr = &__pyx_type_8slicebox_9_speedups_9tagstream___pyx_scope_struct_15_genexpr;
   #endif
   #if !CYTHON_COMPILING_IN_LIMITED_API
   #endif
   #if !CYTHON_USE_TYPE_SPECS
-  if (__Pyx_PyType_Ready(__pyx_mstate->__pyx_ptype_8slicebox_9_speedups_9tagstream___pyx_scope_struct_15_genexpr) < (0)) __PYX_ERR(0, 1255, __pyx_L1_error)
+  if (__Pyx_PyType_Ready(__pyx_mstate->__pyx_ptype_8slicebox_9_speedups_9tagstream___pyx_scope_struct_15_genexpr) < (0)) __PYX_ERR(0, 1259, __pyx_L1_error)
   #endif
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount((PyObject*)__pyx_mstate->__pyx_ptype_8slicebox_9_speedups_9tagstream___pyx_scope_struct_15_genexpr);
@@ -64722,7 +64933,7 @@ __Pyx_RefNannySetupContext("PyInit_tagstream", 0);
  * 
  * def _header(buf, pos, end, enc):             # <<<<<<<<<<<<<<
  *     """Decode the element header at ``pos``: ``(tag, vr bytes|None, length, value pos)``."""
- *     if pos + 8 > end:
+ *     if pos + 8 > end or pos + 8 > len(buf):
 */
   __pyx_t_4 = __Pyx_CyFunction_New(&__pyx_mdef_8slicebox_9_speedups_9tagstream_27_header, 0, __pyx_mstate_global->__pyx_n_u_header, NULL, __pyx_mstate_global->__pyx_n_u_slicebox__speedups_tagstream, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[28])); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 307, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_4);
@@ -64972,34 +65183,34 @@ __Pyx_RefNannySetupContext("PyInit_tagstream", 0);
   if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_ptype_8slicebox_9_speedups_9tagstream__Walker, __pyx_mstate_global->__pyx_n_u_read_items, __pyx_t_4) < (0)) __PYX_ERR(0, 920, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
 
-  /* "ext/tagstream.pyx":938
+  /* "ext/tagstream.pyx":940
  *         return items
  * 
  *     def list_dataset(self, Py_ssize_t pos, Py_ssize_t end, int enc, tuple trunk, int depth, list rows):             # <<<<<<<<<<<<<<
  *         cdef Py_ssize_t limit = self.n if end < 0 else end
  *         cdef Py_ssize_t epos
 */
-  __pyx_t_4 = __Pyx_CyFunction_New(&__pyx_mdef_8slicebox_9_speedups_9tagstream_7_Walker_15list_dataset, __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_Walker_list_dataset, NULL, __pyx_mstate_global->__pyx_n_u_slicebox__speedups_tagstream, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[42])); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 938, __pyx_L1_error)
+  __pyx_t_4 = __Pyx_CyFunction_New(&__pyx_mdef_8slicebox_9_speedups_9tagstream_7_Walker_15list_dataset, __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_Walker_list_dataset, NULL, __pyx_mstate_global->__pyx_n_u_slicebox__speedups_tagstream, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[42])); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 940, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_4);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_4);
   #endif
-  if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_ptype_8slicebox_9_speedups_9tagstream__Walker, __pyx_mstate_global->__pyx_n_u_list_dataset, __pyx_t_4) < (0)) __PYX_ERR(0, 938, __pyx_L1_error)
+  if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_ptype_8slicebox_9_speedups_9tagstream__Walker, __pyx_mstate_global->__pyx_n_u_list_dataset, __pyx_t_4) < (0)) __PYX_ERR(0, 940, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
 
-  /* "ext/tagstream.pyx":976
+  /* "ext/tagstream.pyx":978
  *         return pos
  * 
  *     def list_items(self, unsigned int tag, Py_ssize_t vpos, Py_ssize_t epos, int enc, int kind, tuple trunk, int depth, list rows):             # <<<<<<<<<<<<<<
  *         cdef int inner = C_ENC_IMPLICIT_LE if kind == 2 else enc
  *         cdef Py_ssize_t pos = vpos
 */
-  __pyx_t_4 = __Pyx_CyFunction_New(&__pyx_mdef_8slicebox_9_speedups_9tagstream_7_Walker_17list_items, __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_Walker_list_items, NULL, __pyx_mstate_global->__pyx_n_u_slicebox__speedups_tagstream, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[43])); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 976, __pyx_L1_error)
+  __pyx_t_4 = __Pyx_CyFunction_New(&__pyx_mdef_8slicebox_9_speedups_9tagstream_7_Walker_17list_items, __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_Walker_list_items, NULL, __pyx_mstate_global->__pyx_n_u_slicebox__speedups_tagstream, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[43])); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 978, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_4);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_4);
   #endif
-  if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_ptype_8slicebox_9_speedups_9tagstream__Walker, __pyx_mstate_global->__pyx_n_u_list_items, __pyx_t_4) < (0)) __PYX_ERR(0, 976, __pyx_L1_error)
+  if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_ptype_8slicebox_9_speedups_9tagstream__Walker, __pyx_mstate_global->__pyx_n_u_list_items, __pyx_t_4) < (0)) __PYX_ERR(0, 978, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
 
   /* "(tree fragment)":1
@@ -65029,214 +65240,214 @@ __Pyx_RefNannySetupContext("PyInit_tagstream", 0);
   if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_ptype_8slicebox_9_speedups_9tagstream__Walker, __pyx_mstate_global->__pyx_n_u_setstate_cython, __pyx_t_4) < (0)) __PYX_ERR(1, 17, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
 
-  /* "ext/tagstream.pyx":994
+  /* "ext/tagstream.pyx":998
  * 
  * 
  * _REMOVE_T = (REMOVE, None)             # <<<<<<<<<<<<<<
  * _KEEP_T = (0, None)
  * 
 */
-  __Pyx_GetModuleGlobalName(__pyx_t_4, __pyx_mstate_global->__pyx_n_u_REMOVE); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 994, __pyx_L1_error)
+  __Pyx_GetModuleGlobalName(__pyx_t_4, __pyx_mstate_global->__pyx_n_u_REMOVE); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 998, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_4);
   {
     PyObject* __pyx_temp[2] = {__pyx_t_4, Py_None};
-    __pyx_t_10 = __Pyx_PyTuple_FromArray(__pyx_temp, 2); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 994, __pyx_L1_error)
+    __pyx_t_10 = __Pyx_PyTuple_FromArray(__pyx_temp, 2); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 998, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_10);
   }
   __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
-  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_REMOVE_T, __pyx_t_10) < (0)) __PYX_ERR(0, 994, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_REMOVE_T, __pyx_t_10) < (0)) __PYX_ERR(0, 998, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_10); __pyx_t_10 = 0;
 
-  /* "ext/tagstream.pyx":995
+  /* "ext/tagstream.pyx":999
  * 
  * _REMOVE_T = (REMOVE, None)
  * _KEEP_T = (0, None)             # <<<<<<<<<<<<<<
  * 
  * 
 */
-  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_KEEP_T, __pyx_mstate_global->__pyx_tuple[14]) < (0)) __PYX_ERR(0, 995, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_KEEP_T, __pyx_mstate_global->__pyx_tuple[14]) < (0)) __PYX_ERR(0, 999, __pyx_L1_error)
 
-  /* "ext/tagstream.pyx":1004
+  /* "ext/tagstream.pyx":1008
  * 
  * 
  * def _inflate(data):             # <<<<<<<<<<<<<<
  *     d = zlib.decompressobj(-zlib.MAX_WBITS)
  *     try:
 */
-  __pyx_t_10 = __Pyx_CyFunction_New(&__pyx_mdef_8slicebox_9_speedups_9tagstream_43_inflate, 0, __pyx_mstate_global->__pyx_n_u_inflate, NULL, __pyx_mstate_global->__pyx_n_u_slicebox__speedups_tagstream, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[46])); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 1004, __pyx_L1_error)
+  __pyx_t_10 = __Pyx_CyFunction_New(&__pyx_mdef_8slicebox_9_speedups_9tagstream_43_inflate, 0, __pyx_mstate_global->__pyx_n_u_inflate, NULL, __pyx_mstate_global->__pyx_n_u_slicebox__speedups_tagstream, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[46])); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 1008, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_10);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_10);
   #endif
-  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_inflate, __pyx_t_10) < (0)) __PYX_ERR(0, 1004, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_inflate, __pyx_t_10) < (0)) __PYX_ERR(0, 1008, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_10); __pyx_t_10 = 0;
 
-  /* "ext/tagstream.pyx":1015
+  /* "ext/tagstream.pyx":1019
  * 
  * 
  * def _stream_prefix_read(source, fn):             # <<<<<<<<<<<<<<
  *     """Run ``fn(buf, complete)`` on growing prefixes of a non-seekable stream."""
  *     data = b""
 */
-  __pyx_t_10 = __Pyx_CyFunction_New(&__pyx_mdef_8slicebox_9_speedups_9tagstream_45_stream_prefix_read, 0, __pyx_mstate_global->__pyx_n_u_stream_prefix_read, NULL, __pyx_mstate_global->__pyx_n_u_slicebox__speedups_tagstream, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[47])); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 1015, __pyx_L1_error)
+  __pyx_t_10 = __Pyx_CyFunction_New(&__pyx_mdef_8slicebox_9_speedups_9tagstream_45_stream_prefix_read, 0, __pyx_mstate_global->__pyx_n_u_stream_prefix_read, NULL, __pyx_mstate_global->__pyx_n_u_slicebox__speedups_tagstream, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[47])); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 1019, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_10);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_10);
   #endif
-  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_stream_prefix_read, __pyx_t_10) < (0)) __PYX_ERR(0, 1015, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_stream_prefix_read, __pyx_t_10) < (0)) __PYX_ERR(0, 1019, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_10); __pyx_t_10 = 0;
 
-  /* "ext/tagstream.pyx":1036
+  /* "ext/tagstream.pyx":1040
  * 
  * 
  * def read_attributes(source, tags=None, stop_tag=None, transfer_syntax=None):             # <<<<<<<<<<<<<<
  *     """Decode root-level attributes, stopping as early as possible.
  * 
 */
-  __pyx_t_10 = __Pyx_CyFunction_New(&__pyx_mdef_8slicebox_9_speedups_9tagstream_47read_attributes, 0, __pyx_mstate_global->__pyx_n_u_read_attributes, NULL, __pyx_mstate_global->__pyx_n_u_slicebox__speedups_tagstream, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[48])); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 1036, __pyx_L1_error)
+  __pyx_t_10 = __Pyx_CyFunction_New(&__pyx_mdef_8slicebox_9_speedups_9tagstream_47read_attributes, 0, __pyx_mstate_global->__pyx_n_u_read_attributes, NULL, __pyx_mstate_global->__pyx_n_u_slicebox__speedups_tagstream, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[48])); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 1040, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_10);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_10);
   #endif
   __Pyx_CyFunction_SetDefaultsTuple(__pyx_t_10, __pyx_mstate_global->__pyx_tuple[6]);
-  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_read_attributes, __pyx_t_10) < (0)) __PYX_ERR(0, 1036, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_read_attributes, __pyx_t_10) < (0)) __PYX_ERR(0, 1040, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_10); __pyx_t_10 = 0;
 
-  /* "ext/tagstream.pyx":1100
+  /* "ext/tagstream.pyx":1104
  * 
  * 
  * def list_elements(source, transfer_syntax=None):             # <<<<<<<<<<<<<<
  *     """List every element before Pixel Data, nested content included.
  * 
 */
-  __pyx_t_10 = __Pyx_CyFunction_New(&__pyx_mdef_8slicebox_9_speedups_9tagstream_49list_elements, 0, __pyx_mstate_global->__pyx_n_u_list_elements, NULL, __pyx_mstate_global->__pyx_n_u_slicebox__speedups_tagstream, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[49])); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 1100, __pyx_L1_error)
+  __pyx_t_10 = __Pyx_CyFunction_New(&__pyx_mdef_8slicebox_9_speedups_9tagstream_49list_elements, 0, __pyx_mstate_global->__pyx_n_u_list_elements, NULL, __pyx_mstate_global->__pyx_n_u_slicebox__speedups_tagstream, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[49])); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 1104, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_10);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_10);
   #endif
   __Pyx_CyFunction_SetDefaultsTuple(__pyx_t_10, __pyx_mstate_global->__pyx_tuple[15]);
-  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_list_elements, __pyx_t_10) < (0)) __PYX_ERR(0, 1100, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_list_elements, __pyx_t_10) < (0)) __PYX_ERR(0, 1104, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_10); __pyx_t_10 = 0;
 
-  /* "ext/tagstream.pyx":1138
+  /* "ext/tagstream.pyx":1142
  * 
  * 
  * def _rewrite_meta(buf, lay, walker, plan_inserts):             # <<<<<<<<<<<<<<
  *     """Encode the file meta group with edits, Media Storage SOP UID and group length."""
  *     elems = {}
 */
-  __pyx_t_10 = __Pyx_CyFunction_New(&__pyx_mdef_8slicebox_9_speedups_9tagstream_51_rewrite_meta, 0, __pyx_mstate_global->__pyx_n_u_rewrite_meta, NULL, __pyx_mstate_global->__pyx_n_u_slicebox__speedups_tagstream, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[50])); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 1138, __pyx_L1_error)
+  __pyx_t_10 = __Pyx_CyFunction_New(&__pyx_mdef_8slicebox_9_speedups_9tagstream_51_rewrite_meta, 0, __pyx_mstate_global->__pyx_n_u_rewrite_meta, NULL, __pyx_mstate_global->__pyx_n_u_slicebox__speedups_tagstream, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[50])); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 1142, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_10);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_10);
   #endif
-  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_rewrite_meta, __pyx_t_10) < (0)) __PYX_ERR(0, 1138, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_rewrite_meta, __pyx_t_10) < (0)) __PYX_ERR(0, 1142, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_10); __pyx_t_10 = 0;
 
-  /* "ext/tagstream.pyx":1164
+  /* "ext/tagstream.pyx":1168
  * 
  * 
  * def rewrite(source, destination=None, plan=None, transfer_syntax=None):             # <<<<<<<<<<<<<<
  *     """Apply ``plan`` to ``source`` in one pass and write the result.
  * 
 */
-  __pyx_t_10 = __Pyx_CyFunction_New(&__pyx_mdef_8slicebox_9_speedups_9tagstream_53rewrite, 0, __pyx_mstate_global->__pyx_n_u_rewrite, NULL, __pyx_mstate_global->__pyx_n_u_slicebox__speedups_tagstream, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[51])); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 1164, __pyx_L1_error)
+  __pyx_t_10 = __Pyx_CyFunction_New(&__pyx_mdef_8slicebox_9_speedups_9tagstream_53rewrite, 0, __pyx_mstate_global->__pyx_n_u_rewrite, NULL, __pyx_mstate_global->__pyx_n_u_slicebox__speedups_tagstream, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[51])); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 1168, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_10);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_10);
   #endif
   __Pyx_CyFunction_SetDefaultsTuple(__pyx_t_10, __pyx_mstate_global->__pyx_tuple[6]);
-  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_rewrite, __pyx_t_10) < (0)) __PYX_ERR(0, 1164, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_rewrite, __pyx_t_10) < (0)) __PYX_ERR(0, 1168, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_10); __pyx_t_10 = 0;
 
-  /* "ext/tagstream.pyx":1219
+  /* "ext/tagstream.pyx":1223
  * 
  * 
  * def _coalesce(out):             # <<<<<<<<<<<<<<
  *     merged = []
  *     for piece in out:
 */
-  __pyx_t_10 = __Pyx_CyFunction_New(&__pyx_mdef_8slicebox_9_speedups_9tagstream_55_coalesce, 0, __pyx_mstate_global->__pyx_n_u_coalesce, NULL, __pyx_mstate_global->__pyx_n_u_slicebox__speedups_tagstream, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[52])); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 1219, __pyx_L1_error)
+  __pyx_t_10 = __Pyx_CyFunction_New(&__pyx_mdef_8slicebox_9_speedups_9tagstream_55_coalesce, 0, __pyx_mstate_global->__pyx_n_u_coalesce, NULL, __pyx_mstate_global->__pyx_n_u_slicebox__speedups_tagstream, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[52])); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 1223, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_10);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_10);
   #endif
-  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_coalesce, __pyx_t_10) < (0)) __PYX_ERR(0, 1219, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_coalesce, __pyx_t_10) < (0)) __PYX_ERR(0, 1223, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_10); __pyx_t_10 = 0;
 
-  /* "ext/tagstream.pyx":1233
+  /* "ext/tagstream.pyx":1237
  * 
  * 
  * def _join(buf, out):             # <<<<<<<<<<<<<<
  *     mv = memoryview(buf)
  *     try:
 */
-  __pyx_t_10 = __Pyx_CyFunction_New(&__pyx_mdef_8slicebox_9_speedups_9tagstream_57_join, 0, __pyx_mstate_global->__pyx_n_u_join_2, NULL, __pyx_mstate_global->__pyx_n_u_slicebox__speedups_tagstream, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[53])); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 1233, __pyx_L1_error)
+  __pyx_t_10 = __Pyx_CyFunction_New(&__pyx_mdef_8slicebox_9_speedups_9tagstream_57_join, 0, __pyx_mstate_global->__pyx_n_u_join_2, NULL, __pyx_mstate_global->__pyx_n_u_slicebox__speedups_tagstream, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[53])); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 1237, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_10);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_10);
   #endif
-  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_join_2, __pyx_t_10) < (0)) __PYX_ERR(0, 1233, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_join_2, __pyx_t_10) < (0)) __PYX_ERR(0, 1237, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_10); __pyx_t_10 = 0;
 
-  /* "ext/tagstream.pyx":1241
+  /* "ext/tagstream.pyx":1245
  * 
  * 
  * def _write_all(fd, data):             # <<<<<<<<<<<<<<
  *     mv = memoryview(data)
  *     while mv:
 */
-  __pyx_t_10 = __Pyx_CyFunction_New(&__pyx_mdef_8slicebox_9_speedups_9tagstream_59_write_all, 0, __pyx_mstate_global->__pyx_n_u_write_all, NULL, __pyx_mstate_global->__pyx_n_u_slicebox__speedups_tagstream, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[54])); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 1241, __pyx_L1_error)
+  __pyx_t_10 = __Pyx_CyFunction_New(&__pyx_mdef_8slicebox_9_speedups_9tagstream_59_write_all, 0, __pyx_mstate_global->__pyx_n_u_write_all, NULL, __pyx_mstate_global->__pyx_n_u_slicebox__speedups_tagstream, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[54])); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 1245, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_10);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_10);
   #endif
-  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_write_all, __pyx_t_10) < (0)) __PYX_ERR(0, 1241, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_write_all, __pyx_t_10) < (0)) __PYX_ERR(0, 1245, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_10); __pyx_t_10 = 0;
 
-  /* "ext/tagstream.pyx":1248
+  /* "ext/tagstream.pyx":1252
  * 
  * 
  * def _writev_all(fd, pieces):             # <<<<<<<<<<<<<<
  *     """Write ``pieces`` in order with writev (no joined copy of large pieces)."""
  *     while pieces:
 */
-  __pyx_t_10 = __Pyx_CyFunction_New(&__pyx_mdef_8slicebox_9_speedups_9tagstream_61_writev_all, 0, __pyx_mstate_global->__pyx_n_u_writev_all, NULL, __pyx_mstate_global->__pyx_n_u_slicebox__speedups_tagstream, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[55])); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 1248, __pyx_L1_error)
+  __pyx_t_10 = __Pyx_CyFunction_New(&__pyx_mdef_8slicebox_9_speedups_9tagstream_61_writev_all, 0, __pyx_mstate_global->__pyx_n_u_writev_all, NULL, __pyx_mstate_global->__pyx_n_u_slicebox__speedups_tagstream, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[55])); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 1252, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_10);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_10);
   #endif
-  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_writev_all, __pyx_t_10) < (0)) __PYX_ERR(0, 1248, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_writev_all, __pyx_t_10) < (0)) __PYX_ERR(0, 1252, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_10); __pyx_t_10 = 0;
 
-  /* "ext/tagstream.pyx":1259
+  /* "ext/tagstream.pyx":1263
  * 
  * 
  * def _copy_range(src_fd, dst_fd, start, count):             # <<<<<<<<<<<<<<
  *     while count > 0:
  *         try:
 */
-  __pyx_t_10 = __Pyx_CyFunction_New(&__pyx_mdef_8slicebox_9_speedups_9tagstream_63_copy_range, 0, __pyx_mstate_global->__pyx_n_u_copy_range, NULL, __pyx_mstate_global->__pyx_n_u_slicebox__speedups_tagstream, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[56])); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 1259, __pyx_L1_error)
+  __pyx_t_10 = __Pyx_CyFunction_New(&__pyx_mdef_8slicebox_9_speedups_9tagstream_63_copy_range, 0, __pyx_mstate_global->__pyx_n_u_copy_range, NULL, __pyx_mstate_global->__pyx_n_u_slicebox__speedups_tagstream, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[56])); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 1263, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_10);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_10);
   #endif
-  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_copy_range, __pyx_t_10) < (0)) __PYX_ERR(0, 1259, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_copy_range, __pyx_t_10) < (0)) __PYX_ERR(0, 1263, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_10); __pyx_t_10 = 0;
 
-  /* "ext/tagstream.pyx":1280
+  /* "ext/tagstream.pyx":1284
  * 
  * 
  * def _write(out, buf, src_fd, destination, ts):             # <<<<<<<<<<<<<<
  *     out = _coalesce(out)
  *     if destination is None:
 */
-  __pyx_t_10 = __Pyx_CyFunction_New(&__pyx_mdef_8slicebox_9_speedups_9tagstream_65_write, 0, __pyx_mstate_global->__pyx_n_u_write, NULL, __pyx_mstate_global->__pyx_n_u_slicebox__speedups_tagstream, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[57])); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 1280, __pyx_L1_error)
+  __pyx_t_10 = __Pyx_CyFunction_New(&__pyx_mdef_8slicebox_9_speedups_9tagstream_65_write, 0, __pyx_mstate_global->__pyx_n_u_write, NULL, __pyx_mstate_global->__pyx_n_u_slicebox__speedups_tagstream, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[57])); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 1284, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_10);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_10);
   #endif
-  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_write, __pyx_t_10) < (0)) __PYX_ERR(0, 1280, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_write, __pyx_t_10) < (0)) __PYX_ERR(0, 1284, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_10); __pyx_t_10 = 0;
 
   /* "(tree fragment)":4
@@ -65308,9 +65519,9 @@ static int __Pyx_InitCachedBuiltins(__pyx_mstatetype *__pyx_mstate) {
   int __pyx_clineno = 0;
   CYTHON_UNUSED_VAR(__pyx_mstate);
   __pyx_builtin_zip = __Pyx_GetBuiltinName(__pyx_mstate->__pyx_n_u_zip); if (!__pyx_builtin_zip) __PYX_ERR(0, 358, __pyx_L1_error)
-  __pyx_builtin_max = __Pyx_GetBuiltinName(__pyx_mstate->__pyx_n_u_max); if (!__pyx_builtin_max) __PYX_ERR(0, 1070, __pyx_L1_error)
-  __pyx_builtin_open = __Pyx_GetBuiltinName(__pyx_mstate->__pyx_n_u_open); if (!__pyx_builtin_open) __PYX_ERR(0, 1093, __pyx_L1_error)
-  __pyx_builtin_sum = __Pyx_GetBuiltinName(__pyx_mstate->__pyx_n_u_sum); if (!__pyx_builtin_sum) __PYX_ERR(0, 1252, __pyx_L1_error)
+  __pyx_builtin_max = __Pyx_GetBuiltinName(__pyx_mstate->__pyx_n_u_max); if (!__pyx_builtin_max) __PYX_ERR(0, 1074, __pyx_L1_error)
+  __pyx_builtin_open = __Pyx_GetBuiltinName(__pyx_mstate->__pyx_n_u_open); if (!__pyx_builtin_open) __PYX_ERR(0, 1097, __pyx_L1_error)
+  __pyx_builtin_sum = __Pyx_GetBuiltinName(__pyx_mstate->__pyx_n_u_sum); if (!__pyx_builtin_sum) __PYX_ERR(0, 1256, __pyx_L1_error)
   __pyx_builtin_enumerate = __Pyx_GetBuiltinName(__pyx_mstate->__pyx_n_u_enumerate); if (!__pyx_builtin_enumerate) __PYX_ERR(1, 105, __pyx_L1_error)
   __pyx_builtin___import__ = __Pyx_GetBuiltinName(__pyx_mstate->__pyx_n_u_import); if (!__pyx_builtin___import__) __PYX_ERR(1, 119, __pyx_L1_error)
   __pyx_builtin_Ellipsis = __Pyx_GetBuiltinName(__pyx_mstate->__pyx_n_u_Ellipsis); if (!__pyx_builtin_Ellipsis) __PYX_ERR(1, 436, __pyx_L1_error)
@@ -65433,7 +65644,7 @@ static int __Pyx_InitCachedConstants(__pyx_mstatetype *__pyx_mstate) {
   }
   __Pyx_GIVEREF(__pyx_mstate_global->__pyx_tuple[4]);
 
-  /* "ext/tagstream.pyx":1093
+  /* "ext/tagstream.pyx":1097
  *     if isinstance(source, (str, os.PathLike)):
  *         try:
  *             with open(source, "rb", buffering=0) as fh:             # <<<<<<<<<<<<<<
@@ -65442,18 +65653,18 @@ static int __Pyx_InitCachedConstants(__pyx_mstatetype *__pyx_mstate) {
 */
   {
     PyObject* __pyx_temp[1] = {__pyx_mstate_global->__pyx_n_u_buffering};
-    __pyx_mstate_global->__pyx_tuple[5] = __Pyx_PyTuple_FromArray(__pyx_temp, 1); if (unlikely(!__pyx_mstate_global->__pyx_tuple[5])) __PYX_ERR(0, 1093, __pyx_L1_error)
+    __pyx_mstate_global->__pyx_tuple[5] = __Pyx_PyTuple_FromArray(__pyx_temp, 1); if (unlikely(!__pyx_mstate_global->__pyx_tuple[5])) __PYX_ERR(0, 1097, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_mstate_global->__pyx_tuple[5]);
   }
   __Pyx_GIVEREF(__pyx_mstate_global->__pyx_tuple[5]);
   {
     PyObject* __pyx_temp[3] = {Py_None, Py_None, Py_None};
-    __pyx_mstate_global->__pyx_tuple[6] = __Pyx_PyTuple_FromArray(__pyx_temp, 3); if (unlikely(!__pyx_mstate_global->__pyx_tuple[6])) __PYX_ERR(0, 1093, __pyx_L1_error)
+    __pyx_mstate_global->__pyx_tuple[6] = __Pyx_PyTuple_FromArray(__pyx_temp, 3); if (unlikely(!__pyx_mstate_global->__pyx_tuple[6])) __PYX_ERR(0, 1097, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_mstate_global->__pyx_tuple[6]);
   }
   __Pyx_GIVEREF(__pyx_mstate_global->__pyx_tuple[6]);
 
-  /* "ext/tagstream.pyx":1161
+  /* "ext/tagstream.pyx":1165
  *         elems[MEDIA_SOP_INSTANCE_UID] = _make_header(MEDIA_SOP_INSTANCE_UID, b"UI", len(walker.new_sop), 0) + walker.new_sop
  *     body = b"".join(elems[t] for t in sorted(elems))
  *     return _make_header(0x00020000, b"UL", 4, 0) + struct.pack("<I", len(body)) + body             # <<<<<<<<<<<<<<
@@ -65462,30 +65673,30 @@ static int __Pyx_InitCachedConstants(__pyx_mstatetype *__pyx_mstate) {
 */
   {
     PyObject* __pyx_temp[4] = {__pyx_mstate_global->__pyx_int_131072, __pyx_mstate_global->__pyx_n_b_UL, __pyx_mstate_global->__pyx_int_4, __pyx_mstate_global->__pyx_int_0};
-    __pyx_mstate_global->__pyx_tuple[7] = __Pyx_PyTuple_FromArray(__pyx_temp, 4); if (unlikely(!__pyx_mstate_global->__pyx_tuple[7])) __PYX_ERR(0, 1161, __pyx_L1_error)
+    __pyx_mstate_global->__pyx_tuple[7] = __Pyx_PyTuple_FromArray(__pyx_temp, 4); if (unlikely(!__pyx_mstate_global->__pyx_tuple[7])) __PYX_ERR(0, 1165, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_mstate_global->__pyx_tuple[7]);
   }
   __Pyx_GIVEREF(__pyx_mstate_global->__pyx_tuple[7]);
 
-  /* "ext/tagstream.pyx":1251
+  /* "ext/tagstream.pyx":1255
  *     """Write ``pieces`` in order with writev (no joined copy of large pieces)."""
  *     while pieces:
  *         batch = pieces[:512]             # <<<<<<<<<<<<<<
  *         want = sum(len(p) for p in batch)
  *         done = os.writev(fd, batch)
 */
-  __pyx_mstate_global->__pyx_slice[2] = PySlice_New(Py_None, __pyx_mstate_global->__pyx_int_512, Py_None); if (unlikely(!__pyx_mstate_global->__pyx_slice[2])) __PYX_ERR(0, 1251, __pyx_L1_error)
+  __pyx_mstate_global->__pyx_slice[2] = PySlice_New(Py_None, __pyx_mstate_global->__pyx_int_512, Py_None); if (unlikely(!__pyx_mstate_global->__pyx_slice[2])) __PYX_ERR(0, 1255, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_mstate_global->__pyx_slice[2]);
   __Pyx_GIVEREF(__pyx_mstate_global->__pyx_slice[2]);
 
-  /* "ext/tagstream.pyx":1256
+  /* "ext/tagstream.pyx":1260
  *         if done < want:  # partial write: finish this batch the slow way
  *             _write_all(fd, b"".join(bytes(p) for p in batch)[done:])
  *         pieces = pieces[512:]             # <<<<<<<<<<<<<<
  * 
  * 
 */
-  __pyx_mstate_global->__pyx_slice[3] = PySlice_New(__pyx_mstate_global->__pyx_int_512, Py_None, Py_None); if (unlikely(!__pyx_mstate_global->__pyx_slice[3])) __PYX_ERR(0, 1256, __pyx_L1_error)
+  __pyx_mstate_global->__pyx_slice[3] = PySlice_New(__pyx_mstate_global->__pyx_int_512, Py_None, Py_None); if (unlikely(!__pyx_mstate_global->__pyx_slice[3])) __PYX_ERR(0, 1260, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_mstate_global->__pyx_slice[3]);
   __Pyx_GIVEREF(__pyx_mstate_global->__pyx_slice[3]);
 
@@ -65621,7 +65832,7 @@ static int __Pyx_InitCachedConstants(__pyx_mstatetype *__pyx_mstate) {
   }
   __Pyx_GIVEREF(__pyx_mstate_global->__pyx_tuple[13]);
 
-  /* "ext/tagstream.pyx":995
+  /* "ext/tagstream.pyx":999
  * 
  * _REMOVE_T = (REMOVE, None)
  * _KEEP_T = (0, None)             # <<<<<<<<<<<<<<
@@ -65630,12 +65841,12 @@ static int __Pyx_InitCachedConstants(__pyx_mstatetype *__pyx_mstate) {
 */
   {
     PyObject* __pyx_temp[2] = {__pyx_mstate_global->__pyx_int_0, Py_None};
-    __pyx_mstate_global->__pyx_tuple[14] = __Pyx_PyTuple_FromArray(__pyx_temp, 2); if (unlikely(!__pyx_mstate_global->__pyx_tuple[14])) __PYX_ERR(0, 995, __pyx_L1_error)
+    __pyx_mstate_global->__pyx_tuple[14] = __Pyx_PyTuple_FromArray(__pyx_temp, 2); if (unlikely(!__pyx_mstate_global->__pyx_tuple[14])) __PYX_ERR(0, 999, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_mstate_global->__pyx_tuple[14]);
   }
   __Pyx_GIVEREF(__pyx_mstate_global->__pyx_tuple[14]);
 
-  /* "ext/tagstream.pyx":1100
+  /* "ext/tagstream.pyx":1104
  * 
  * 
  * def list_elements(source, transfer_syntax=None):             # <<<<<<<<<<<<<<
@@ -65644,7 +65855,7 @@ static int __Pyx_InitCachedConstants(__pyx_mstatetype *__pyx_mstate) {
 */
   {
     PyObject* __pyx_temp[1] = {Py_None};
-    __pyx_mstate_global->__pyx_tuple[15] = __Pyx_PyTuple_FromArray(__pyx_temp, 1); if (unlikely(!__pyx_mstate_global->__pyx_tuple[15])) __PYX_ERR(0, 1100, __pyx_L1_error)
+    __pyx_mstate_global->__pyx_tuple[15] = __Pyx_PyTuple_FromArray(__pyx_temp, 1); if (unlikely(!__pyx_mstate_global->__pyx_tuple[15])) __PYX_ERR(0, 1104, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_mstate_global->__pyx_tuple[15]);
   }
   __Pyx_GIVEREF(__pyx_mstate_global->__pyx_tuple[15]);
@@ -65731,50 +65942,50 @@ static int __Pyx_InitConstants(__pyx_mstatetype *__pyx_mstate) {
   int __pyx_clineno = 0;
   CYTHON_UNUSED_VAR(__pyx_mstate);
   {
-    const struct { const unsigned int length: 9; } str_length_index[] = {{0},{2},{4},{4},{6},{23},{5},{8},{4},{4},{20},{26},{1},{2},{15},{1},{1},{1},{8},{1},{3},{17},{19},{22},{19},{2},{1},{15},{13},{2},{3},{2},{15},{23},{25},{32},{20},{22},{1},{2},{3},{2},{1},{73},{268},{101},{37},{59},{45},{22},{63},{179},{375},{144},{1},{1},{1},{8},{20},{21},{20},{14},{25},{12},{12},{15},{26},{7},{6},{20},{17},{38},{26},{2},{11},{9},{41},{22},{28},{27},{40},{10},{20},{14},{30},{50},{53},{22},{43},{51},{31},{27},{37},{30},{29},{30},{37},{23},{9},{8},{11},{2},{2},{5},{2},{9},{9},{8},{11},{2},{2},{8},{11},{2},{2},{15},{16},{19},{15},{15},{15},{11},{11},{13},{8},{2},{2},{1},{2},{1},{11},{2},{4},{10},{9},{1},{2},{8},{2},{13},{9},{12},{9},{22},{15},{2},{2},{2},{2},{2},{2},{7},{8},{7},{8},{10},{2},{8},{1},{6},{7},{13},{8},{9},{2},{2},{16},{16},{2},{2},{2},{2},{8},{6},{8},{2},{15},{2},{2},{2},{2},{9},{2},{2},{2},{2},{15},{8},{1},{7},{7},{9},{8},{7},{16},{13},{5},{4},{4},{7},{25},{27},{14},{19},{20},{18},{20},{18},{15},{18},{20},{12},{9},{17},{8},{7},{9},{8},{8},{12},{10},{8},{25},{8},{13},{10},{15},{8},{7},{11},{14},{12},{11},{10},{19},{22},{14},{12},{10},{17},{13},{12},{12},{19},{9},{8},{9},{13},{9},{11},{13},{30},{5},{14},{8},{25},{13},{30},{9},{15},{7},{8},{13},{6},{5},{22},{8},{5},{7},{12},{7},{3},{12},{13},{30},{8},{25},{19},{14},{6},{10},{11},{28},{3},{6},{6},{15},{5},{18},{1},{2},{2},{4},{5},{4},{3},{9},{1},{8},{11},{5},{2},{18},{5},{11},{7},{8},{8},{8},{11},{17},{15},{5},{2},{1},{4},{6},{6},{12},{10},{13},{8},{6},{5},{11},{13},{4},{6},{6},{15},{1},{5},{3},{6},{13},{9},{3},{9},{3},{4},{5},{3},{8},{1},{2},{8},{2},{6},{5},{5},{3},{2},{6},{10},{15},{7},{5},{1},{7},{3},{1},{4},{4},{1},{2},{2},{5},{5},{11},{4},{5},{8},{4},{15},{4},{4},{3},{6},{5},{12},{13},{10},{6},{3},{7},{6},{4},{8},{10},{2},{4},{4},{4},{2},{1},{4},{10},{4},{7},{4},{3},{3},{4},{2},{3},{5},{1},{4},{9},{4},{4},{7},{7},{2},{5},{6},{4},{12},{3},{3},{5},{2},{19},{15},{16},{1},{1},{3},{2},{4},{15},{32},{28},{12},{10},{8},{7},{6},{7},{4},{6},{3},{10},{1},{4},{4},{4},{8},{17},{10},{5},{4},{4},{28},{6},{5},{3},{6},{7},{5},{5},{4},{5},{4},{8},{5},{6},{3},{3},{3},{1},{3},{15},{4},{4},{5},{5},{15},{9},{5},{2},{15},{6},{11},{6},{12},{1},{4},{5},{6},{2},{4},{2},{3},{6},{4},{6},{5},{6},{1},{3},{4}};
-    const struct { const unsigned int length: 10; } bytes_length_index[] = {{0},{1},{2},{2},{1},{4},{1},{2},{2},{2},{2},{2},{2},{2},{2},{2},{2},{2},{2},{2},{2},{2},{36},{150},{20},{99},{80},{428},{386},{120},{127},{174},{558},{81},{32},{38},{98},{45},{23},{148},{384},{23},{20},{58},{147},{167},{11},{37},{297},{139},{76},{115},{405},{55},{490},{67},{74},{16},{208},{171},{177},{257},{434},{563},{37},{2},{2},{2},{2},{2},{2},{2},{2},{2},{2},{2},{337},{263},{175},{45}};
+    const struct { const unsigned int length: 9; } str_length_index[] = {{0},{2},{4},{4},{6},{23},{5},{8},{4},{4},{20},{26},{1},{2},{15},{1},{1},{1},{8},{1},{3},{17},{19},{22},{19},{2},{1},{15},{13},{2},{3},{2},{15},{23},{25},{32},{20},{22},{1},{2},{3},{2},{1},{73},{268},{101},{37},{59},{45},{22},{63},{179},{375},{144},{1},{1},{1},{8},{20},{21},{20},{14},{25},{12},{12},{15},{26},{7},{6},{20},{17},{38},{26},{2},{11},{9},{41},{22},{28},{38},{27},{40},{10},{20},{14},{30},{50},{53},{22},{43},{51},{31},{27},{37},{30},{29},{30},{37},{23},{9},{8},{11},{2},{2},{5},{2},{9},{9},{8},{11},{2},{2},{8},{11},{2},{2},{15},{16},{19},{15},{15},{15},{11},{11},{13},{8},{2},{2},{1},{2},{1},{11},{2},{4},{10},{9},{1},{2},{8},{2},{13},{9},{12},{9},{22},{15},{2},{2},{2},{2},{2},{2},{7},{8},{7},{8},{10},{2},{8},{1},{6},{7},{13},{8},{9},{2},{2},{16},{16},{2},{2},{2},{2},{8},{6},{8},{2},{15},{2},{2},{2},{2},{9},{2},{2},{2},{2},{15},{8},{1},{7},{7},{9},{8},{7},{16},{13},{5},{4},{4},{7},{25},{27},{14},{19},{20},{18},{20},{18},{15},{18},{20},{12},{9},{17},{8},{7},{9},{8},{8},{12},{10},{8},{25},{8},{13},{10},{15},{8},{7},{11},{14},{12},{11},{10},{19},{22},{14},{12},{10},{17},{13},{12},{12},{19},{9},{8},{9},{13},{9},{11},{13},{30},{5},{14},{8},{25},{13},{30},{9},{15},{7},{8},{13},{6},{5},{22},{8},{5},{7},{12},{7},{3},{12},{13},{30},{8},{25},{19},{14},{6},{10},{11},{28},{3},{6},{6},{15},{5},{18},{1},{2},{2},{4},{5},{4},{3},{9},{1},{8},{11},{5},{2},{18},{5},{11},{7},{8},{8},{8},{11},{17},{15},{5},{2},{1},{4},{6},{6},{12},{10},{13},{8},{6},{5},{11},{13},{4},{6},{6},{15},{1},{5},{3},{6},{13},{9},{3},{9},{3},{4},{5},{3},{8},{1},{2},{8},{2},{6},{5},{5},{3},{2},{6},{10},{15},{7},{5},{1},{7},{3},{1},{4},{4},{1},{2},{2},{5},{5},{11},{4},{5},{8},{4},{15},{4},{4},{3},{6},{5},{12},{13},{10},{6},{3},{7},{6},{4},{8},{10},{2},{4},{4},{4},{2},{1},{4},{10},{4},{7},{4},{3},{3},{4},{2},{3},{5},{1},{4},{9},{4},{4},{7},{7},{2},{5},{6},{4},{12},{3},{3},{5},{2},{19},{15},{16},{1},{1},{3},{2},{4},{15},{32},{28},{12},{10},{8},{7},{6},{7},{4},{6},{3},{10},{1},{4},{4},{4},{8},{17},{10},{5},{4},{4},{28},{6},{5},{3},{6},{7},{5},{5},{4},{5},{4},{8},{5},{6},{3},{3},{3},{1},{3},{15},{4},{4},{5},{5},{15},{9},{5},{2},{15},{6},{11},{6},{12},{1},{4},{5},{6},{2},{4},{2},{3},{6},{4},{6},{5},{6},{1},{3},{4}};
+    const struct { const unsigned int length: 10; } bytes_length_index[] = {{0},{1},{2},{2},{1},{4},{1},{2},{2},{2},{2},{2},{2},{2},{2},{2},{2},{2},{2},{2},{2},{2},{36},{150},{20},{99},{80},{428},{386},{120},{127},{174},{558},{81},{32},{38},{98},{45},{23},{148},{384},{23},{20},{58},{147},{167},{11},{37},{329},{139},{76},{115},{405},{55},{490},{67},{74},{16},{208},{208},{214},{257},{434},{563},{37},{2},{2},{2},{2},{2},{2},{2},{2},{2},{2},{2},{337},{263},{175},{45}};
     #ifndef CYTHON_COMPRESS_STRINGS
       #define CYTHON_COMPRESS_STRINGS 90
     #endif
-    #if (CYTHON_COMPRESS_STRINGS) == 2 /* compression: bz2 (6934 bytes) */
-static const char cstring[] = "BZh91AY&SY{\202\256\214\000\004*\377\377\377\377\377\377\377\377\377\377\377\377\377\377\377\377\377\377\300@@@@@@@@@@@@\000@\000`\033\277;\346\017@\371\215>\201\367\255\351\343\275\357\036\336\343\2407\263\275\201\317N;n\367\271\342\267\266\326\355O]\331\243V\021\213\025m+zw\030\233v\310\003\024\002\200zR\000\372\300>\275\360\323H\210\004&\247\212{\"lBe<S\324\366\251\266hOH\322cC\"\236b\247\350\247\210\364\230)\265\032z\203\324\364\236\223j4=FG\250\320\022\210@\323L\200A\033Q\243&\221\221O\t\212&\312y\023\324{I6G\251\250i\240h\365\006\200\032\007\250m#j4\000\rO@\"\221)\246dG\352\215\250\310=G\250\3325\006\200\311\243\017G\240&4i\212D\014\237\252z\217\024\003j1\007\251\352h\331@JdD\020\204\323\023)\223\325\033\324\332\232\236\247\246\223\323I\351\224\365<\211\352\r\246&P\032i\352x\241\240\017I\220\032\006j\007\250\007\250\r)A\240\003@\317\321Pz\201\372\246\200\00044\000\000\032\000\017D\000\365\001\223\324\003F\200\032\001\"S\021\244\304\231Fj\237\243\025\033(\364\365S\302\237\251=OQ\247\224\3652\033Q\247\352\200h\000\000\003@\r\0324\321\240h\036\247\251\367\032\361\211#\313\346\360w\260\311x\225\324i\013\3643\356\203i\2664\323HcC\003\370{?\343\332=\250\024\002\377)\037\350?\332_\363\376\213\305\342\225!\024\224+\232J\346\201\310\271k\022a\022\212\205\273^T\302^m{9\002\235Y\033\303\305\305\342\31651\2668\231\346\016`\3655\335\013\327\345x\211 \202$\021 \204\351&x64\03030f`\315\311\231\27034\244L\357\314q\363\315AhvW7\205\r\275;\240\271(\210(\202\210(\022\202\204l7\032\265j\342\325\253Q\253W\026\255Z\265y\036?\032m&\322\0066\300Ci\260lCh\006\320\330\216\210\217\323\373}m\333\204kF\344\267\001\270\334tO^l\331\275\300a\202V\230`\260X\036Q\217\201\013\274\352TU\013\221m\272mI#5\302\2643\005\312\344R\365\241\032X\330\330\t\264\306\201\261\003\030\r\2416\201&\301\261!\264\332\033\017}$\252\261/W\253\314\244eTI\024\220=\tWBVV\371\303\322\211\362\225\353\372\307\344\374\215\361\261~\212\202\245QR\020\303\017\017T\352\256\033\222*\20656\210l`\233i\215\266\014\032j\265\251b""\271$.&\010\033\001\261&\320\306\003h\205@\2654\020p\360\225\251\360\213\221\201qs\030\302\322\221\360\3214\213\361\222\024\223\020zUT\n\022Ji\202i\264\3066\312\301\010bi\260mC\200i\261\241\266\r\251\240\305\210cHM\215\266\330\335\326I\203I\266\232i\364\251,\214\317\202\205\002\260C\301\220\333\t\200b\006\270F0F\300r3\213\226\262k\216\251akC\224\014m\243\216\254\247\262\235\254\n\261\2619:\230\305\225Q\204RU`v\342\304\032cH\243R\210\310*B\232R\224\256\270R\004\210\021\033\023\001\200\214\024\005T[mhI\t\t!$I$D\240\242 `\250\242\310YFtU.\030\003\024\241\022\301,\013\020,K.9\276\"\310\221\3737\311T\222\211$$\201$\"\204cAZ#\276\260\332\207\014*\212\325T*Ui\264]L\2142\302b\3719\340vBc>\313\231 $\022\014$I\047\224B-\200\361\357\264}^\302\242\247H\373\227\014\313\331y\030\221\"\370uP$\303w4\27384zd\375\215g\333\251Q-\025\225\202R\375\323\361\231\033\027\272op\366\263!\213\267\242r2C\256\373t\247\210q}\321s!-\3642\261Le\350\325\206\016\317o\244~\365\236\357\222>\306\317\370\377\342\242\337_\267]>\345\257\307\354C\354?\362\355\371?\327\375&\374\261\2046?\355|\037v\252\371=\357\333,\271\3703>\316\037\326P\246\013W\n\016-\203^\336\222\207\267\360\265\223\255\354g\370Fg2=\322\207\030\255\004\374{`v\375\334l(\231\031x\305Y\232\312W\005nu\271\242\367\347:~\033\376\363X\245\225e\215`\252\215k\233\216\314\233\342\2151\371\237\n\025\237J\304u4\317\005\217\\\365\323&t\261\273X1\362\257\032\240\325t\t\250n\272\006\315:2\333[\377u\224,+l0Z>B\212\366\2564\303\231\337F\334\333\215\003\354\223\004t\315\302W}\025J\246--k\347e\n\202\344\266\262\024\324S7L*r,s\245\022\211\233\047\225\254>-fd\300\013\316\303a\2321q\322}\212|C\315:rG:\233\356p\375\333e\332\353\372\373=\240\230\203\326 \372\031E\240\213\301\331\203\256\037G\270;D\330\315e6\316\351RLxu\n\314T\227\001\001\"\020\273\023\016\257@\3049\207\206\366=[\315\200d\376 \222\326RT\372\341ZV%h\225\242V\360{\320x\364}U!P\207\303PU*\332\254\355\243\264\3664UT\316\035.\321^c>\003\"\344X\217P\371\317\202\245R\322\342\277\007\247|K\222R\020\220""\220 \217\277\346\244\360|,D\367++\255>>\223H\304\354\263\272\270\222V\242\335\376_\025\266\205\273N\013\317\272\343\237\246\333>I\261\201\324\323\243\225(\252\270\343\340\360z5\313w\325\243\373H\0227\007N\004\233q\"\230\002\350w\255cF\003\364\271\000\351\200\n\003R\371\343\025\370\225\010\226\342\340i\226\020rE9\316\253|J\346\222\000QJ)r!\351\030\361mY\217\211\207\327*8\250\002\310\003\035pQ;((Nic\326\324\203\017\267\353j$G\007\323\335\016\3534\243\3074\251\014 \200\007\324\000\006\265\266\005\273\320\023\354\017Q)fW\355\335\326\026\t\205P\315d\247Er\035\2056\254eaU{\303$w\327\210\332\333g\364x\205\340\304\320\030\221\345fh\322h\252AT\252\"\252\250.W+\221\225\335\036\253\ryI\013\004\214\022\301`\021H@\313}B\025\010T%BT\030Z\367\333\360M\n\304\255\n\321+\n\312\321\0312$\310L\r&\262p\201Y\0244\310\036<x\364\244\346\236\005\005r\343\341\323\177\234\367\314\207\347\221\370\313F\237/gz\322\317\276}\266\267\021\005J\361\327\346\235\316GG\374\365a\364\204\020B\240\206#\006\010\267W\021\243E\273\246#\047o\007\253\233\331\033\007\217a\306\236 7\201\341\344\276\027\320r\371\031]X*V\366\245\033\367{mvq\220\t\310\002B\220\265\013\233dR\331\273\031c\264\262\261\226\367\\\273$\231g\200\326\004\0040\340\202\003\206w\036r\215\215\203\357s\036\263\237\363Zc\250\272\002[\002Iy$\217\317\352\331\373\346\237\300a\272\3459\200s\257uD\323\n\277\202c\0040\003i\210\030\201\363\363\343D\3417\361\353|\260\273\247\013\235\224\311T\324\2243\007\235s9\3636\267\023t\374~\265\370o5\"`\032\203\020\320447\232\376\254\230\277\357\354\273\222\307\277[\352\315\364\0258Hc\250\253\002(2\034\022c9\001\2611.%x \027\004(\004\304\202\340c\356a3CD4D\323M4\363\361\342o\337\307\207\247>\314\\\275K\317A\234\311\210b\030\230\206\030OrC\201\026=\036\003\301\350d<=O\273\363<\276\245\347\032\336.:\047U\262\020\206\335\275\370Yc6DE:\272\250.\344\245\376:y\336\312\232\234\332e\306\272\304\201\331G\332\366\231\241\264\320\342\336~~o\226\373o\306\272\372\323J\264_.\276;5jrm\232\324\032\341$OFv\322\215j\270\340OW\340""\276\374\377v\353\270Ew\365u-\266\313.\226\014JY\207\016\233\322\364O\277\256\263\264Z\221V\261\267\047\222v\270\371\256\244\345\267\336\227\036\243o\016\234\315\227\263\264X\213\315?Q\316\311\267qy=-\047\031\355\360\362\231o\327f]\047nG!xj\337\205\265\267\316\230*\273\247\326\223)\3145\270\364\017\372\224#\005I\231o\233\307\026\035!kt\354\000o0}X\371\317(\246]\241\234\251\202`\312\264$\264\254\254\362\257k3\034U\260\030\260*K\244\330\353\2355;\273\273\374\244l\357\255\265\277\356\275\2579oo\250\244T\326\003\353\030\024;\353\033Z\323Y\202e\231\211\221\257f\275\231\245\372\271xy\362\233\265E\236|\225\246\235\031\364\326\331\267/1\247\047\316\355&m\327A\266\017v\210^\263>\226\225*O@a@q\014\371Q%$\240\202P\002R\tA%$\251PS\311v\025$\307\221y\357\373\301C\227\345\326\266\033\274\253u_[|\231\335f\331\340l\t\212\204\374\311rq\207\0328\3160\343G\032\326j\306\335j\034x\334j\273F4\353\031\337\231\271\275\321o8\355\032\307,X\316\263jl\330\006\3016&\315\211\261;!\311t`X\231\210\243\207X\237WZ\266I$%\024\262\311\316n\351\022\3640b\304\030\010\247\212\313\021,L\022(`r\266\334\260\\UY}\377\017?\0048\340\202\242\337}\351\267\207s\024\201\300\227IUUe\253\036\004J\0475\232\353\325\357\355\262\311\377\344\270\330Y\354S\316\251*\263#p\265e\363\374U\014\253;[\256d\321\265\376\271\275\020H^\303Q\335\327\273\307\342\177\252s\314\243z\207\370\253C\313\367\235\355G\232nTn\262\231\344\330T\275\263{\030\\\377,Y\344\275\377\235\022\306]\365\325On\301\020\353mLJ\210!\367\211\277J\273\2317f^\362\227A\004\3571\325\2749\364\271\332-\245d9\265\216\036\277\220\303)\206=K\035*\232\r\027\326m\311\235\355\247jT:R\366\006\244~\334/\221U\332\327N\337\216\212\330\027\361\272\013l\220J\275\220;-\340;;\307]3)\2424a\206\315\013b\245V\316\255\235:\330\231<Q\210\237\220\331\327\315`\321`\325\234\313\366\316\207[\311\322\013\240\213\242\027oZ\222z\353G\267\364\275^\206\022\260\367\376,\035u\r\215\233\262G\353ch\331\347y\325-\033c\033\030\0326\353,}W\233\227]\2546}\266]+\264\314h;\324\245\200\331\206|\322\002""\250j\366.S\330\273\036~\366\365\340\005\327\305du=Z\210\364\356\311\244\030*\"\302\016R\345n\215\026$R\300\360L!\3734L\2210\036\234\324\262\274\330Sc\234\344\260b\304G=I\253\243Z\320\211\007\243\324LY\017rc!\030\\\334\345\200g:\306\200H\315\250BHZI\272\262\322w\332\317c\225\232WAqC*E\231\203\317}\047\242\273b\010\022\364Q\323\341]+\344\003\332\316>\367\232\227\275\321v\222\225.P\034J\2318\243\003\246\356Ai.\r\202\303\\k\t\200]XMw\277&\256\016\364\234\221YW8d&P\300\211;\300\201\320\230\320\273\360\236\225\207\206\261\001?\231\250n\237i\2706!\314\233\220\34647z\014t\363\\r\357Sb\343\323\334\341\014\272\025],M\036\367\013|\251\026T!\354*\324K\006\023\332\307,;\365\227w\223\262\337D\374\024YS\203\014\226C\035\036\223G\r\216\013\251\226k\n\325\266\333m\205b\211f\2175\215[\331<U\2167y\272\371\033s\021\271\2466\2468\222\2248P\253 \340\010\340\010\340\200\340\216\0108\003\200\340\346\357z\034\227\255\033\313a\216\003\210\2018p\3348\2241\266!.+\031UD\223\003lu\312\343\242\326\336\202\267\234m\221\350\336\373\255\343\3110b\254\247qX\344-X\\\241\314\276J<\267\265\254\251>\275g\202\276\016\3053\343\n\235\210\327\363U\"\2612\255Z\232(bK%\200\346\021\217g\202s\025\222\374<]m\311\261b\241\013\030/P\235H\035H\235[\303\240\333\207v\261\253\263v\034.\325\212\265h\001\227\320\325auR<\224[\260\245@\276\214\210-\205\013\222l\263\322*\345\340\242\260>~\021\322\243J0\241\245\227-Nz\255\203fV\321\222AF%\326\202\r \200\327Q=U.\207\376\326A\354Bzii\244\241\324\250T2\201\254\225\225\\\243\321\244\343@\244\270o!\201\014\327me\2544\006\310\305\226\212F,\031Q\200\275\332\256\205 \304(T;\230\253\047\342\322\364\336:\262\224\362A0T,DQ\337P\271\356&Pn\215;\031E\236\2158dnE!\326\260\366\231\265-E\304j\311\326\345\256Ap.\257K]\260\0323p<!r\347&\260>34\312O}\014\254\237\"D7Bk\013n\201\273g\010\315\203\330\217\233\0319\212\321\2260u\230\344\350c3YF\272GT\314\n\324t\325EH\343\231u\240iHy\265\021\302\302\030^\25183\205\343\276\360\227R0\325\216\253\236!K\275mnHu\235hu\247Z!\343D\361|\037_\264C?e\311""\2573%\336\2643j)|\351>\334\375\245*\3375a\331\rmC\307\031\250\261\347\245P\254:\\\362\377M4\021R\013\216\346\r\021/\206H\022d\201$II\217K\270\213\036+\367(\322P\202I\273#\030\031\300\rj\332\251\243[\3664N\215l\257\231\203\005\021@\252c4\314\314\31529DD\334\236\352\223\032\335+J\202\t\322o\325t\304\370q\222\265\366fT\024\267\2330\330\215\177Nx\336\232\344w1\3466\007\003\200\356\025\316\275$\333\047\020\211\247)&\355\241\007\313*\334\364h)k}\354\254A\342\235\375\032\211\017\330`\326%\235\324.\337\322=S\036iR\214\251\324\305\031T\371\r\262\325h\251\355\312\205\305\376G\235\265Q\344\240\200\204\025&\"\247\323\212%u\206\272\321\315\372c\214@\363\353\343\230\2432&.=\nr2\315\216\240\325\3037\323ec\0355\265\230x{<!\313\303\337\355v\364\003p.cj\245<gq\245Z\361Q|\0345 \226\023E3\240\342.W2u\266\333s\341wuV\226\247J\024)t\0204w%Bd\335\215\\3UM\204\354\354*sb,Ej=\311\361\252S \325\307\225M\213\047\236\207/b\31729\033\232\343\032NQ\261\305\367\273\3004\231\341lo\207\320\021\202\303\025ZZ#&uV\226\241\215 c\370\350O\307\217E\005\033{::*D\311,UQ\221\031;\2640U\264b\224Q25\214\233|L\346Lc\047\275\321\\\351\017\227\027\047o\001\205\257l\245u\273+\023\007\235Q0\232D\240\272\321\263\201\277\213\261\314\343G\047\313\316\313\005\263\246\245\324\314\266\270\263UL\224$K\225:\211\036\266;5\345a\027\204N\020\224\010\2175@3 \032\205\024\246\023Qd8IG\260\311A\246\036\336\034C;\263U\262 \332\266\322\305\031(\030\202\321\n\007\244j\216,\324F9\230k\267\267\252\"\2637Q\216]\025 `B\222\255\215+4\251\316S\033a\033\271q\223\272\245\276I\305\235gR!S.\265:\305\372-\3334*u\030\206\323\347\264F||\364s\332\001\215,\312\204\004\013\277\206\024\3733*\233\310\275\317=\334\034\223\265rZ\333\032ae\3046m&\327P\224\204qB0k\222\304qj\265u\3648L\353az\323\317\\%\356\n\252n&0\264u\344\224ns\021i\263\250\217gA\205\371/\273\272}R\002\3566\333v112\354-}\305\313m\024\270\334\356bk\233J\213:\204\360\242\266\216\251\354\231)\262\035zUK\300\252\356\025\203\212b\360.\214lQ}\271\032Gi\t\337\230]\213\261);\321\315\332\344""\367\214;\354E\210\212\017>\010\351\205\301\325\"\336\225\323\224L\324\234\325\025,,T\324\254Z\241\340\"\254\332\207qP\313T\230\034\374\252\351\2528\201\241$!\033\251\211%\t\255i bKy4\351\r\271\226!\315R\343r\243\326$\3426B\252\263\234\354_\253jO\024\2609\213-\335\263k\307\r\035z\311\033\222\314Ssd\255\323\206ZuZ\274\341\206[(\341\317\r6\275\003Pn(i(\345\355\22182+\t\202\\\266\341\212&D\365|{\260\227@\325\201\245\334\254\202\010Q\257\022Mz\ruk\200\247\357v\307\274\036(\275\206\360N\2248\247\016\303\257\207bv\357\363/\242)\357j8\267\223\016\323\036rn\327\315\244\260G\030\211*\327\261K%\222\324\243\036C\347\020c\3113+AR\305eU2i\225\223y \345\026\310MK\206>\263\232\211pcI\354\205\225W\036;\375\336\306B\027%\210\347\005\331\3333\230\252\255\360\252\320\226R\\\245\352U^Wx\0265\331\233l\204\361\254\247\013\031mY\316\321\241B\316\324j\232\303\227\254D\245\024\341\244k\343\221\261b-!\251\013@\332F(d\332\226{\330\224\272\336\356\351\337{\027\324\212\215\\\335Ok\222-\202m\327\342\233\236mY\351\3133\336\013x-\3507\206\361o\\\344\316\214\331\215\033\243\221\222\363t\302\235&m\213\033a\350/\230az\004X\244\006\221\206\221b\230P\3220J\221WH@\3044\341R\010\275U\253\001\215\035\247\007\010l\342\027[\247\267g#\323Z\230&\225\220\003\301X<\363\312D\343E\200\3300\262S\223j\326\225\266AD\225fK\231\335\332\312\334\370\314B\345dXH\342]\357\321\262\010\226\322\363/\tG-\020\023)\253A\260\242&\250\021\026r\320U\025\310\366\272\233\035\251l\023Z\223\220\345\n\024k\351Y\314\247.\252\312\047\363\252v\272@\324.Q=\023\263\027s_\0264\204\215\221\264\233\0311\255r\014Y\373\032\354\340\317\270\324\207k\363\234\224\322g!\016\241\023\222\007#\220r\362\371P\355\313\217_v\003:8\2161C\002Hk\221\235\224Rz\240\363\023\207x\330\353\277z\204Y\206\251\271t=\330\353,\002\334\346<\331\344\203\255t\366\242KH4n\330#b[\003b\330\033;Av|\215k\265\250\\#g\267Po\247\047,;\312\307g\212\214\270x\375\263\ry\326\231 d\031!\222du\344W\336yq\202\016\027n\266\337\326\250M8d\203\233z\212\242\213\244\363\230\030 `\211\202`\027""\227\227\371\276\t\037\034.\265v\251\r+$\240\004\274\275\215\210\330\215\203~<\315\325\3063b\223t\251]\225\017\200u\275!-\241\307\004\302\344x{a](\315x\032\026\215\0334\034!\333\266\324\026\233M\233\031\200\300A\345ua\335!U\372!\334\374\336w\342\353\365\017\240}\342\247\345\021\360\376F\206\204|\310\314\334\253\327Bp\306\246qWG\217\305\020A\372\320)D~\357\210]\207\010s\301D1\260\376-\201\324\032\347i\260i\206\014D0\006\3242\031\r\003\202\027{\330\301\231\330\277\013\365\230\254p\303\357z\353\310\177\220O\273\334d/g\327\263\324\224\351<\027\355\3756\005\tB\365\333\023c!\037\000\234(\366\2205\004\221\334\364Y\321\021\371\021\003\021\025 \300\341P\351\300\304\021\360\2409*Q\tD\026P\306\306\215\357{\363\250\3701\203\253\314\274\262\367\t:\316\322\027\252\373TZ\004E&\202y|\323\334\371\207\200$\024\02299\250\364$C\213\332h\366\2076\241\257\260]\336\361\367e\340T\312\013\014__\375\367\276O\205JH^.\252,\212\227w\225v\203\005y\221\026\226\236\016Qr]\324\370\320C:>\357\261\375\375\345\324\350\307R:\315\240\225\212\312]E:@\327\376\243:\241!\254\024\027\021h\316\344\245l\0316i\260\371}^\302\352#\324\231\n\2331t\30702]\2076\020O\357\225RR\253\307\205\022\212\204\360q%\224\036\247W\277\013\325\352\333\334\353I\326I\3769\035\226\351((\002\031M\251\241\333\270@\201\026{\003&T\327\365\370\007\254=U&\024 S\377\262m\370^SeSr\204@K\310\224\nUQ\025\215\236\322B\177EZ\204\035h\317\336\355\256Q\227g/mD-\234+\241\260;h\031\366\334\302:8\240\257-dI\222G\032\020ZG-\324$\306\375o\250\347\327]\201/\037a\230v\216\333^7\334\024\002!a\254\213\220\251k\330\227\206\241-h\024\036Z\335|\275\335\335\276\373mn\356V\3504\351c@4B\333\\%\0100\025bJHm\345\014X\217u\"\313\373\267;\307\200\177m\336\r\375\376\005\217\362\220)\317`p\204\241vU\274Y\341\235e\345\2123\310Nd\027\314\310\365\206\0348\341\327\033\334\034C\203\270\026\255\337~9d\010\224R\367\205!\210PAVC\025<\202\032\002\033\244\010H\023M\215\376\001\361\363\177\305\266a\331\314\200H\317\236\3103\207\001<\004\251F8\357\342\345\255\026$\033@\356qi""\340\036!\247\2263\247\305\003B\221t\322\310h\243\267\205\240\214\206\360;+`\365\313\243\371\370\265(mV\354\224.\000\322{(\305\304\026r\020D<\005XP\244\252\"#:\250\251g!\226_\207\301\305\376\375\222\226\344V\032\034\317u\314\035\325o\007|\237\002U\357\373=\377\037w\277\335\257\002\334\357w\355l\317\003\310ldBd\303\332\004{2\360G\303Sq\204\357\325qr\215_\352\307\227F\204\353i\324E\177za2&\330\366\214\002\336\321\n\261l du\263\250w\323\313\250\035\032\006\215\336\316\255\276q\266,\340\266\242\254mM\205\207h\303<\263\330\255\223\0208\264\363\363\221\253\323M\\\251\250j\270\235R\270\360\n\nB\206A\047?\031\0324\346\3705gR\2204Yl\333h\212]\305\327\313\030\230\177H\r\373f\321\230\354wR8U8\247\214\243\223<y\310|3\307*B\212~A\233\233\265\353\216Q\226\310\017(\323\321\265\330\0066\265\331\030*iI\256\1770<\276\001\230q\350\317\310\231\303\332\372\007k$\272&Az\247B\251\001\347Vm\3623g6#\326\341v\267>!\332\004#r\251^I\225\242\030i\207\323\212\313\271\352\003\3108\315\270[\323(\311\330\223\301\302sK\214\3140*#\273Vv\377\253=Ns\356@\275t.\353a1\260\001\rb\356\224t\022\013:\253\201a\266;\314\263\200?g\032\260\240\234d\226b\032%9\010>\333)\\w\367\367\370\370xx\306b\375\252\346\312\034M\235.\250\322\231\3033\371\272\3318\263os\306n \334<Hl\030\211l\305\002\242\002\032=\314\326\2006\253\261@(G\2601:[\271X\n\342\277I\025\333a\214\333kMuS\264+|\373I\261\275\273\266%\267w\254C\250\246{3\206\216c\376:\303l\035\317sh/\236\215\277\272B\246\375Xv\032\273\273\333#\2562\3657\367\227|>\364\206\331\312wv\362\234\243\333\010\341\215\231\006\320\222\221\2716\3666uB\325c<)\253-\312\272\314c]\330u\2555a\353U\325&\241\022G\026\270c\274e\334\310!\302\355\277(\324\251W\334\332\314WF\272\250X\001\272\203\306u\023-\236@+\r\235Z\207SL0_\026j\003G\202\230ZKM\252\306\2504\374Mn\373\371\327\237\026\202\215\364%\301\346\235\237\276\277\353\343@\3601Hv\227\023\364n\236\240>\3465\264\237\237\345z~\360V\266\225\034\334\327\277\265c\307\233\223\225\036W\267\265\037p\371\313\252\224(\317\335\003\376\316q\365\336""\037l}\341\017B\220~\226\341\320\246\240n?\350\275\035z:!\266\234w?\345\320\243l\347\226\264\250\247h2\315,\372\023^\345U\277\257=\224\005\207\333\347\236\371\034\204aW}\272\243n\205\001DGe\026\361\330R0\316yw\343\243\232\364\364\242\367X\341\240,\223\211?\242h\266,\"\314\267np\331\345\315\371\003\014\3237k\3236l\336\206e\017\036Y\333\230\254`\360\343\344d\336\307\033\031Z\300n%\337\017`\002)z\047bk\341\246)@d\245\047\305\342$\313\272\242\244\270\324\nPDv\270\217!0\257\035\026\334\265\013K\234]D\243\273;\315aic0\265\256X\303%\330\035\270,,W8\221C5\345\360\014\211H\344\262\330\022:\026X\262\203@\265\004B\351\037X\302\300\301J\303Xr\334\362\014A\366\047W\344,\313\301\332\2630\211\302b\225^z-p\206\317#\025\350\014\351\374\226\304\232\273\357\027\250\005\232\352\r#\252E,;\222\311\016:\217ax\245\0232\n7D\205R\361\316\254Cq\264\262Q5,\230zY%\327#\004\253A\010!\223\316\362\3617\234\002\315pU\013\323]\245\244\277\337X\247\242Q\031 \255\005\326\370\326\3014.T#\332K\007\022\354\227\207w\356\312@y$\253\260\206\024a\033\3533;\244\334\315\325\030\253*\210D\310\316)ifi\003\257\244\363\263qJ\325U\014\214\n;\305\230a\002\313\006\364PT\305*\200\335V\036\374\017BF*\206\321L\214\251va\204\226.\342\033\024\232\3002O\2314\375\\]\365\342\373\030S#\345\343\254j\332\370B*)A\204\310U# \227\266%\330;M\304\244\006vX\006HWjZ\214t\362\275\356\034\311\351X\322M\344\207\276\362\312_N\372\206(\264\311\375\364EER\250\224\2310\244\"k<\027\361\213\223T\210\342<\227\327\304M\022\253*\361In\201RI\202\303a\341\216D\340\307WJ\255+\016c\364\244\321&\030\256\271\303\307cM1\262\023\030\306\306\306\330\323\364\334\037\271\221<\013cvY\377\370\273\222)\302\204\203\334\025t`";
-    PyObject *data = __Pyx_DecompressString(cstring, 6934, 2);
+    #if (CYTHON_COMPRESS_STRINGS) == 2 /* compression: bz2 (6933 bytes) */
+static const char cstring[] = "BZh91AY&SYyuY\320\000\0046\377\377\377\377\377\377\377\377\377\377\377\377\377\377\377\377\377\377\300@@@@@@@@@@@@\000@\000`\033\377;\346\000\037/\203\345\243\356\273\207<\356\245\354\000m\203E\307`=\274\343\311\273n\233m*\250&\244b\306\313K:\323\221\016\334\000\006\001\350$\020\003\352\260\017^\r\010)\210\246\247\250zj?Ji\352l\210\365<\243\324\362\231\350\364\032M\006\3216\211\264Bz\236#\324CF\211\352z\215\001\351\006C\321\244h\320\022\210A\223F\200\2013D0\221\2420\230\250\362\047\224=C\332\223mSh\324\000h\320h\320\030G\251\352=M\036\240\000\rOF\204)&\222z\233MFi\244\003\324hi\265\000\r4\000\361O\032\247\354F\246\305S h\006\324\323C@\007\251\352d\315@Jd$$\310\232b\247\211\224\320<\211\247\251\352<\024yC\3116\246\215\204\305\036\240dd\000\017)\345\000d\364 z\200\032\014\251A\24042ho\324Hh\037\252\000h\006\203@\r\000\000\000\r\000\320\r4\0324\000\032\001\"\2014\004\215&\312z\rI\355)\217P\321\244L\236\024\365\032h\323ji\240\310\006\200y@\000\014\200h\320h\036\246\2366\275\341$y|\276\016\366\031/\"\255\032B\374\354\373`\332m\2154\322\030\320\300\375\377\323\374{\247\273\001@\027\371H\377A\376\322\377\237\364^O$\251\004RPUi*\266\020F\n\261&Y\256\\>\026)\314\266*\330\264\020/\016\231{Z\265xv\r\332\357\207\013\376P\336\007T\030P\375~\\\304`\205\311\\\000\271.\010bl2E\320\" D@\210\335\021&\221\021\206\004\276\363^.f\320 \216\307M!\3714\245\244\016J\211\n!@\250\025\005\010\337sN\235:ti\323\244\323\247F\235:t\364}\357y6\223i\003\033`!\264\3306!\264\003hlG<!\372=\257\333\257X\215B\326\226\2605\232\316y\352\276\373\374\300\303\004\2540\301`\260<\243\037\002\027y\332Z+B\250\262\314\366$\221}E`^\025UE.[\250\316\306\306\300M\2464\r\210\030\300m\t\264\t6\r\211\r\246\320\330|\031%j\304\271\\\2562\221\225\250\314\231\230.Fk\354W\227\335@\367\351x\313\372>\211\356{\221\355A\377[B\326\306\260\303{{\322\350\035\005\277T\213P\306\246\321\006\306\t\266\230\333`\301\246\255\266\322*\250\022\320\301\003`6$\332\030\300m\020T\013\023A\003\177|\266\323\343\025F\005J\261\214,)\017M\023H\273""\031!I1\007\206\325@\241$\246\230&\233L`\333-\201\00414\3306\240\340\r646\301\2654\030\261\014hI\261\266\333\033\254d\301\244\333M4\375E%\221{\334\241@\266\004\036\014\203l&\001\260\r\300\214\342#\204\034\215Q\202\3555\307T\262\273\207(\030\334q\325\252\355\047v\n\263\262tu1\233*\243(\244\252\301\336\364A\2565\2126(\215\002\324T\252\252\276\374*\006c\003\"9\033\304\001@`6\236\346\344C2$\004\204\221$\221aAE\200`\250\242\310YY:*\227\014\001\212P\005bV\025\240V\225\334u|ev\026}{\344\252ID\222\022@\222\026!e\224\025 ,\036\305Tb\261A\350=\350\360x\364\276\2000\260\215\221\230Od\230+X\212)\365\334\311\001 \220a\"I<\254\013\033\022\001\010ZA\377 \361\356\221\366n\031\227\311ye\205\205\220\217e\002L7sK\264E\244\023(kk>\303\325\022\321YP\t\307\275\366\374:=.\277\252w\250zU\232\244\217T\363s\203[\351\327|=3\3273A\324\307x\322a\364\223\226\263\300\355s\371\007\236\047\227\271\211uM\363\177N\214]\230%\271O\025\354h\246D\367FF\347\243\316\316\214I\223&\275\035~\333\262\363\036\2046K-\274Y\243\237\037\302P\246\n\3764\034\233\026\301\274\n \337\276\326N\267\261\237=\2239\226w\312=<\235\205:{p6\375.\206%\223P\316A\271\306\025{\316:/\224G\315\242\213\364\347\366#\006b\374\261\251\005Tk\\\334u\344\337\035\224\331\363B4+=\272\321\324\323<V\316\331\352\246L\340\306\354`\254\204\252\305\361j\272$\3247U\003f\235\031m\255\377\272\212\026\272\233\034\026\217\264QSv3\032c\324\357\247f\206\343AUrb#\246n\026]\364\276C\330\264\265\255\204\355\241P\\\226\326E\364\224\315\3028V<>5\300\025\013GK\200{<\t6@~\034\254\2459\300\352\307\217x\314\305^\033\226q\034]\r\312%\025\233\020\327\262\002\210\205`B\027I\204\t\244\"!\\\010\355\204a)\201\343\303\306d\224K\010\230p\351\027&\002\0048$K\027D\314<\\\031\244\335\047Iz\177\026\333\020I~\020\314\357*Z\256\277\013\325\342\275+\300\276\344]r A \367\240\361\017[\301\350\217\241\033\343C\304\273U\007\243\311\007\255h\022\005sZXR\203P\373\307\312\266\274z\026\227\025x==v\027$\244!!\"E!\177\315I\340\365\261\023\352\324UR{8\031\331a\316\276\372\254$\255E\273""\361\374v\332\026\354\016+\267u\306\336\026\327\366\246\306\047cM\375)EU\307\037\007\203\321\253\256\177\237\340\377-\206\317\323>\377V\377\333\252+Aiw\313\316\260\374r\003\330\000\031\003\207\037L\346R\227\t\214\246\047\275\260j0y\302\246\223Qz\310\315r\000\311\014\220\331,\376\321\2313wno[/\233\2534B\002d\001\230\235B/\322z\002\357\345\0172\311\307\271\376\245\221K`\372?\326\256\027AG\311]\004\321(@\034\260\n\210\362\242=\234\017\242z\0179\313)\351\351s\211\302X\231*\241\347nm\016\3057Y\312\312\253\030\206H\361\271\021\277\300\317\350\352\024EK\302\242\340\270\277\003v\324\202\324\255\021hZ\202\252\252\250\312\274\377\211C]\216A\"\210E\022)\020\261#\023.\267\210<A\342<G\206\026\302\033\236\031\341x\257E\351^\027\227\245\t\2454L\"O\032\006\005\346H\327\276\027\020 A):\247\211AT\271xs\353\363\237\t\221\r\031\037\340Z4\373\234\374KK>\331\366\032\334D\025*\307W\232w9\035g\370\351\303\333\020\244b\020+\032F\333+\2567\373\345i\364\376\307\317\374\037\353^\337\027\2539?\264\037L\177c\307\240\321^\317\2166\351\301R\333\232\2246\353\353j\217\001\000N@\022,\205\272B\336\367\246\323P\\\2074S\243K\326\203\t\250\322\211\n\300\200\300\314\302\212\023\016\232c\306\323f\305\376\377\343>#o\3454\307ItD\225\265\226\245\341jK\350\365k\376\023?\3421\335z\235@9\3309\344\323\n\277vc\0241\003\023\0201\003\350\333\215\023\204\337{T%\205\3340\271\331L\217\232\222\206a\003\266gBf\324\342n\036\317\211}w\232Q0\r\"b\031\206fgY\253\336\223\027\375\376K\272.\275L\321\365\235\370\225\213\232.\266\036\272\".\311\215\365\315C\252\355\263\207*\026a\364*\325L\303}\351\263ffhf\211\236y\347\347\345\310\353\353\345\307\323\243\236.^\305\333A\242d\3041\014LC\014\047\271#\304\261\220H\001\000\202\031\020\017T.\367|\276\245\3325\274\234o\235V\272\312\353\300\263f\317\0262\2235\332\"\235\235\224\030tS\037j\235\260c\332\233s\323\312\252\204\211\316\217\322\367\031\274\332m97v\356\257\271}\267\343UY\246o\315|\272\271k\323\245\311\262kPk\204\221=\032-\245\032\325q\304\235\377v\373\364~\375\327q\261z\373;\026""\333e\227\006\014JY\207\036\027\245\350\237oUGp\257EZ\206\334\236I\332\343\346\272\223\246\317\202\\\273\r\234xh5\336\316\341l\027\252~\303k&\335\312\004\364\264\234g\324\343\3452\353\325^\\\016\354\216\202\361\323\327\205\2657\316\230+\227\225\361\324\331\302F=\016\221wz\305\001\251\303s\315\316#\252%\327\020K\220\346\247,\354\204MB\225\005\314\223&\235KR\247\247\256\254\3040\275\314P`h\047\022K\0301\336F\271\272\265g\321K\363\\\227?\347f<\327_[\312EM@B\241\201C\277,\330\326\232\214\023-\006&F\255z\265\350K\364\364\360\355\312n\345\026y\362V\231\357\321\302\246\315\271z\214\372Bwg3n\272-\254\203\263B\365\232\024\264z\244\377\220gD\310\276\256\025pN\010\207\0008!\300N\t\303\205)\373W\214M\372\366c\247\001\204\332\226uM\246|(\323\007\321\276j[\272h\233Ba\047&\344\356\255\201\261\r\211\2606!\2615\232q\267R\207.W\032n\315\215;Fx\264\033\243\330\312<D\265\306\022yB\034\247\002\325\250\rB\324\265jZ\227S\016\253\327\000\305h\023$:\264\367\265+d\222BV%u\316uw\310\227\241\203\026\300`\"\236:\353D\2550K\020\300\351m\271`\270\252\262\373\375{x\241\313\004\025\026\373\357M\234{\330\244N$\270\017{\362\323\217\022\302\211\315F\252\264\374;+\256\177\371.5\225\374\212y\325$\375\005\227\n\374\276\217\215\343\037\242\326\352\232\327\033\376\251\310\220\260\317\003I\330\345\343\355vn\356P\363Y\035\205\335\233\321\346{\022\363\262\341\237V\316<k\215\311\327\242\370w\336f\356\256v\333\346\360\365z;f\307\273\363\222\236\345\204C\256\0051* \207\353\023\216\235wtn\331\214J_!\004\361\230\352\373\372\272|\335\253\326\264\034\335\234\256\277\3752\322a\217b\317Z\246\203k\033m\2715b\365\357\314\226\363\236\361\353\273\360\342w\263\317\277\261\370xm\326F<N\213\333D\222\361f\020\237\022!C_\236Xa\320\266\212\256\202\007\304NV|s\341\225KaVTp\362\031\363\\\354\203&\030\335\030\303\304y\376\217\223\272\024`\250\304\376VRn\031\235\376/[\320\363\354\213\263\332\362\221\341j\014l\327\222?S\033G\027s\271i`\333\030\330\300\335\343\324E\364\035\3735X\303\213\304\312\312\271\3464\035\352R \331\206k\344""\005\250j\346-\207\362\256=N\366\325\340\005\325\305do{6\210\365\353\223H0TDH\033\n\2537wb\221H\207\202a\207\327\262k#x\271p\326\027\350\201\\e),H<\205+\231;\354\350\273\022\302\345s\025`\2244EZ2\312\032:\300\027G\"\360l\272\r1\266<\010\321\315\340w\332\315\027(\347\\\345J\031R\021\274\032\207`l\026x \020\021l\020\261T\254\026\320\014\"`\245\226\216\272\352*\3128\244t\320\2174\346\216ndyq\004*0\r\202\233\210\230D\334\323aO\223\345u\372{<\257,v\030\317t\360\047y\325W\243\222\023\211\315\373\237\351\341\331\330\312\202\1773P\316}\206a\254N\240\334\207Q\231\273\320c\237\232\343\247\211Mk\217\016\367\010e\275Ugj*\036\364h\340\341\257\006.\322\326\241,\030L\343c\226\035\373e\347p\366\033\347\237\202\213*na\222\310c\243\316n\357\305\300\2552\276%\266\266\333m\260\266\024J\370v\331\007?\240{r\255i\013\241.}\370\245\243\005\320\212\335\213j\t\247+C`-\200\266 \330\266#`l6vuv\274\270d\265.\023\034\006\352\004\341\303p\342P\341\266!-\3462\252\211&\006\330\353\315\343\242\357\215\005q\234p\021\316\3068\255\347\3115\2424\253\314\321\361\314\243^p\324\313\244\241\345\2766\262\244\372\266\317\005t\016\2753c\005N\272\315\312\344\311T\266X\343\006H\200\333\265\330B)\225\371\033#p\346\337\336\336\313Dfb\321\2060\036\301l\021\261-\235a\274\331\207~\241\253\257v\034n\323\212\265h@e\3645\256\036\326\251\241\215{\212Z\301\276\232\022V\\>\212\263\327T\274\030\222\316\201\370\331fE\016\002)\006\047\037\010\276y\323\262\020-\235\366\266\022*Q\336#\000`tm)m\257Y\377\2570\272\010\245j\3239G\261Px\312\006\262U\276\345 \215\047\032\rU\230v\016\024s\236\350\266\230V\n\332\245S\232x\325\005K\240\323J\317F\236\267\006J\016[KsV\374\2348\370\003\255\210\364\362V\230(\226\"(\357\311/\251\304\312\r\215w=&eU\320\363@9F:C$\303\026\214T\234R\267\261\332&\234Bp\047X\"k\241\201uV\254X\235\222&\260=V\263\312Om\014\243>\024\2107Bk\013+\002<\024\014\247\275t\025\323\350f\223R=\214\255\233\374\025\257~\345\345\305\314\255\036\361\264\212\275\036\203\362\254\317 8q\002\253H\314\224\030\241\004\236f\022\010\013""\010\003\260dt\343\246\350\010R\357\211\255\311\016\323\225\034\253\225#\264\227g\303\3616\244h\365\367WGA\276\371\035\220\340L\317EN\r\036s-\344\235\341\316:\232\207\265d\324W\003\322\250T\034\035\002\377M4\026)L\323\373g\300u\376\346\360\337\2747\233\323\311\351\353\262:\343\357I\034\252\212*\252\336\2471}\000jV\276\2325C[D\337\251\225u@\200\304\300\266f\205\240\320h[\347W!.5\3502+.\354\342\304\210\340k\223\275\321Y\312\226\216\225\355j\240\345\326\306\024Z\222\364\267O\245v\371\253\3556\205\252\300\363\017\222xSl\234 \211\247)&\354\241\003\326-n{\273\245c\037\207\277\212.\031\315\322\322f!\254\301\254J\373\350]\237)\352\230\363J\224c\335M\210\307\317\220\332\355V\212\237RT.0\362@\333m\235\273\014\004`\324\314\231\335\311+\357\016\215\352Q\356\220U\003\232]r\254\270QI\307\266\245t\010L\301\216B\276M\234\214\3131L]\214\003\303\317\302\035<>/s\273x7\002\3465\364\247\264w\231\277V*/\203\216\224\022\262k\023E\007!r\271\223\255\266\333\243\215\335\357\264\2658!B\227E\0037tT&M\330\277\216\205T\326N\316c\334\333\005\260V\244\034\236\305Jd\014\345\322\235v2\212(r\363Y\346G#t.6Rt\262\265d \260\000\274\223\023j\256^\370\204R5\243\347\240B\3051K\325\030\242\242\003!\3132~\\\267\320Q\263\236\376\225\240o\254[d2!Ik7\233\334 \313,\232\214!=\260\231\312\230\306Ok\242\253\244\036\314\\\235\233\206\026>9J\266q[\t\203\314\250\230FL\213\n;\363\344yy\2739|H\344\373\335V\262\\=u.\246e\265\2755T\311BD\271S\260\222\031W<\270,TL\215\211\2644\271Z\010\026\201\001\246\244\342\234\032\233\034$\243\266\311A\256\037\006[\246\2543e\350A\277{\3534h\240b\013\210P=cToMDg\250\313q\276\r\221\025\250\342\243=:J`5\216*4\225\n9\324\347)\215\260\206\275\230\311\326\322\316\221\2432\314\244AS.Jr\027n\331\3074*o1\r\247\324\261#6?\t\035K\0001\244r\241\000\200\273\370aO\2632\324\336E\316y\253\271\303;\027\r\215\261\246\021\251\006\3162mo\022\220\244X\240FK\024\342\325j\352\336\3414T\302\365\247mQ\227\325\025T\334Lah\353\311(\335\023\0264\327\330Y\317y\205\371/\277\272}2@\273\225\266\335\215\206&\\\313aqr""\333E.7;\250\232\346\322\242\316\241<h\251\243\237\006L\224\327\036\334\337L\000}\334j\007\023\326\261)emFB\214\214\343\260\202w^.\275q);\205\313\315\303\335a\337b\"\205 \346B\357\205\001\325\"\372\030NQ3Rs\024T\260\262\246\245f\325\017!\025m\250x\025\014\272\223#\237\245a5F\350m$\204#\212\230\222P\232\333\222\006$\270\311\247Hm\314\261\016j\227\023\315\217H\223\336\034\207\032D\371\207\304\325\304\334\210\265\242D\355\033F{w-q\273\243\334\206h\225\023\346\252:\210\320\370\3273\271\214\007\347gN\3530\235$\020h\320\324\033k\255\276(\331\001J\310\242[,\303\024L\204\364\374\232\341.q\250\206wU\030\020 \241\253\022Mz\rt-\301*sKU\327\005\303\0373\254D\340\207$\343\314\355\343\315;\272\374\313\350\261>\r\047&\364a\334c\264l\354_\314r\255\ni\210\222\213\305\224\264Z-\2123\344>i\006|\223Q[EK\023\323Gv\235\363u\271E\2563R\341\220\250\352\242\\X\322z\343[\352\263\227_\276\274\3261\271+G8.\321l\316b\252\267\302\253BWIr\227\250\372\262\312\377\002\31262\270\315eE\030V\311\253\213q*TX]\033&\262\363\266\310\224\242\2344\215\314\3648W\021r\033\020\266\211\314h8\047GL\360U\226\347c\261K\263\301\367\023Qz%]\262YG\005\301\321\354\317\212ztg\312\367\264\026\320[Pm\r\242\332\272\204\316{\3577u\303\205\222\355\347\202\235&q\3022\340\235H\362:G|\332\305\244*\031T,[.\025\014\222\344_\r,\021\n\032\322\301\263l\025\020cG3\201\276\034Z\005\311\352vc\302\363\333i\202iF\000<\024G\232yH\267\273 \220 \232\272J2Q\031K0\001\245\225\360\226\035\332\276|j\030\372\266\223\0337i\rr3\203#\0107\311D\332\3534\2029\247z#\205\231\032p2\035\r\300lrWFU\306Z^\"\350\262\206\035\\,dn\253\241\277Cv\332\350\237\316\251\334\351\003P\271D\364N\314]\325}\214i\031`\272\345q<\322cZ\344\030\263\363k\264E\237e\251\036\350h\234\224\322gA\016\301\023\242\007C\240t\362\371P\356\263f\277q\201$4\034\002\203\002Bk\205\235\204Rz`t\323\203\270lv\355\332\240\210\341\246n\\\357^:\210\240\2631\217.i \344\254\370\321%\234\0325\361\010\342K\2108\227\020qs\005sdj\\\332E\2766v\224\r\264\341\331\007ql;\032(\312\227\027pL\215\307jd\201""\220d\206I\221\333\221W\210\362\343\024\034.\315M\277\265P\232p\311\0076\365\025E\0279\34700@\301\023\004\300///\363~\204\217dn\265v(\214U\231UP\005]\326\332\226\245\246i\327\251t\220`\2555\016j\375eFv\014v\266\203\267\006\306\023\005(|>0}\350U\000.K\256\333q\220x\350\241\002\203q\267k\234\020\030i\353LCK\274u\004A\367\\?W\257\346\0374\3772\347\310#\327\373\352T\264kd\231\234\312\371OU\224cWF\177\177m!\036\313\007\026/\335\322)\000\351\207\232\r&6\037\305\2607\205\036b\204\201B\rh\201\240\004\241\241\241\250\004\307\037+\333\326\215\304G\344^\302\"SA\370|q\305^\002\027G\236\207\037\313\307=\372\272O%\354~\273\005\tB\3546&\306B=\2418Q\352 j\t#\273\316gHG\346D\014D0\246A\312Q4\340b\010\366\320\034\225(\204\242\013P\306\306\2167\213\364\250\366\263\203\253\313\304\263\030\t:\316\3441U\366\350\270\021\024\232\t\363\271\207\203\320>\320H($rs\020\317\2148\305\315\036\240\346\350\231~\251\207\213\217\277/\"\246PX\301}\177\367\353t{\352RB\367:\250\264T\274=+\323\014\226&D\\\264\362r\214\022\360\247\310\202\031\322\360\366\377\277\211u:Q\324\216\263h%f\264\227QN\2205\356\321\252\250Hk%\006\004\\j\301)^L\233i\260\371\235^\312\352#\317\231\n\233b\371c\230\030\254\242lA?\302UIJ\261\035\364J*\023\311\304\226\240\363\372\276\274/\233\325\277\007ZN\262O\362\310\342ty30ENn\025b\353\304\203\006\"\340Y,\245g\374}\303\347\236\214\245\211\031+\335\332\355\377\313\311\265\334\310\273\036}\203&J\231MM(\270\311\017\3073\236\031\330\307\253\354\370g\264v\272\375\257\014\230\230\262m\250\027m\225}\273Xv\354\314\233\312\241\271\222G\033H.G-\324$\306\375/\246\347\260\273\"^N\3132\364\316\343^G\335$\021\211\225f}\005\311X\26111qJ\322.\"\225\272\375\216\367o\356w\327g\267\332\277l\033\303X\334\0052\366\347\006\"\342L\204\363E\250.\343\204Q\036\263M\237\366v\277\201\343\037\337\267\307\305\305\306\363\376\232E\340\375\321\2445\306\023\273\342l\322\241\352)\026QA\277+\014kM\027\312\032s\247\234;\234z\207\037\246\036\366\357\307%&\014\327-\214K\220\210pAt\306o\\\242T\2068i\022\322*\353<\\c\333k""\377\217mc~\266\002\206\315\226`\266\002\003x\tr\310\347\277\234\025h\023f \331\207\247\253o\030\360\215\275\331\330\336\314\216g#\r\2651\271hM\355)#A\305\r\357a\025\335\346\376>\035\316\026\353o,`\001\264\357d`IPF\367\025SA\336\2349.\314\314\241\334b\352\010OQ\253\301\257\330\364\013\025\363`C\010\245aE\020\302l\340\220+\200\315\177\215\351=\030d\302\276\003\307\337\221\214xp#\241\003\006\"[Fb\322\047\320\250\222={\326\006[\277{\353\346\033\377\335\2176\335\255\327\335\274\213\377\213\241T*\331\364}\026\240a\310w\233e\202h{C\210\215\334\333\301\333\264m\356}\355\375\256\023l\332\001[\313\242\021\274e\324)\312\212Qb\366l\310\327\273\305\356\221\277\317m\374\315\274o|\n\337O\237\000\300r\034&\027=\336R6\356\344\376\273\373\256ZF\333=\226\341\332wFde\372\203EL}.\221\267\035\271wr\230\3574\353v\344\255\205\240\232\331\314DeD\355ip\343/\213\3309+\014\"\310\010\017\to\344\223\253\001fD\352\321aI\276\222\234\306\361\003\303\320/\016\336\366\013\351\2000\235\336\034\222\3451\022Xu\307\030\206\244hd\251/]1{\001\221\210wI\213.n\215T\305\neN_eS\334\2047Ln\315\373=\277\250\001\3309M\265/<\262n::u\036J\201\310\206E\364OsO\027\261\247\325\217\311\311]\031\001\271V\035P!;r\233H\004\202\376\256\23604\306\236\203\307\220?^\307B\341\271I)\020\246\233a\007\322N_=\376..M:y\006\263\037\236\361\263\260$=\241\260\354\251\266\004\243\336ph\325\257\271\342\215z\202\323\251\215\202\"\226\262\301\331\201\n}-z\200:\270\235\2006#\300\036\336\242\327\330\003\210qz\204q+\252TkY\334D;b/\005\262\263\035\265\013BS-\306F\032\240\342\330K`[|G\317\262-\003\332\343\262\025\240\213\271l\302\222\343\204.\255\317\034u\305\201\027\315q\004gp29Au\342;v\2428\207\200#\002\314\226\202\310\224h\335\251EZ\325`\226\024\256\301V\312e\212\352R\333e\255\014a\330z\275\212\306p\230\370\007sd)\275\323n\203\201\206\3318EXlz\327\022\221\243e\020$\240\272\243x\352\226z\267\300\210Z\206\023\253\260\0241\315UA\320\303P$\tQh\245\240:\232\313^\nTq\2645\020`#6\016=*x\023\375\2445\017\n\220\303`\356O\242(\373/\320\037b\226\270 ""\237\302\374\373\341\026\272tgN\177\373BS\347\337\357q\023\350\375\372\2600\371\r\250T(\317\274\007\375I\220%\361\343\233|=R\230\202\237h\352j\240\035\250?\016\230\346\326\326\013\335cu7*Q\220\365\rk4\032\273\241PAN|\355>$Ov\343\352\236.\322_#\364\214w\214d\334\244\272\3029\363\305\0015T\027\335\272\2062\316\231\267\347\241\331\323|\250i\363\016\t\343l\317\254\377,\341 \272I\243$\232B\327\027gh(\347\034\353~I\323\247r\253\344\033\331\347\036\212)C\261\231\233\235\323A\207N\364\014\322\327Z\020\002Mk\031(G\002|\320\254B\323\246\332\3246 :k\202/\247\231\273X\273$\333\202nAd\3434H\315\327u\374#\026]\013\332\\wR\017\213\204\337\214W.\257\010\374\341\3412\203e\005\332z\340?\014\343\230~\310\025\371\326X\343\010 \350\210\207\244}(d\207\007\010=\017\245v\205\000\3440;\206VWR\336\336\211\215!\242\206\211\341\240\266\030[\346:\372r\225\2355oJ7\035df\307\032\rku@\356\320\3557y\210%4\300\363\"\303\023w\025T\013.\241\016\346\047\206\371\225\310\2515\311\275&\314]\350\230}\0105\355$0\224\337\027\311\315b\262\nX\005\330\305\326\025*1\364^o\027%\2314\227\270~\016}\262M\306\013\206\213QB\005BlLC\367\252\234E\022^\020\224.e\227\307J!\253\006\260\354\213\247q,\332\024\013\275\336\252\354!\374\350\257\265\201wW\275\3452\005\242&\310e\203\322\013\345\260\275M\335\300]d?\244\2176\203\014\336\343\262[Bv\302C-tb\004\254\335\270\000M^\356\257\035l\3428\047\036>\\\320\351\347\355\233\333\235\226!\242\234\030m\005\332t\014\305\263P\204*\300\246\220\241<\203D<+\275\231O?\241\224\023M\317\r\304v\360\364\2561\255\325\344\264\203\035s]\315fLl\266\303!\302\373\242\310C\t\321\317q\315\233\335\232\004\370\321\316\314\325\311w\247\211\273[\242\\\222(\327\210\325|\007\246\014\244\252\271Yr\337BM\2512\315u\316W\035\2154\306\307\010B\022\022\022B\205\336L\375\350w\254\311\371{{\237\374]\311\024\341BA\345\325g@";
+    PyObject *data = __Pyx_DecompressString(cstring, 6933, 2);
     #define __Pyx_DecompressString_LZSS_UNUSED
     if (unlikely(!data)) __PYX_ERR(0, 1, __pyx_L1_error)
     const char* const bytes = __Pyx_PyBytes_AsString(data);
     #if !CYTHON_ASSUME_SAFE_MACROS
     if (likely(bytes)); else { Py_DECREF(data); __PYX_ERR(0, 1, __pyx_L1_error) }
     #endif
-    #elif (CYTHON_COMPRESS_STRINGS) == 1 /* compression: zlib (7437 bytes) */
-static const char cstring[] = "x\332\275YI[\033W\326\266\030l\300\330\261\314\3448\351Na<@\232\020\013\003v\034\307\371\204$\214\332\214\032\300N\342.JR\t\312h\256\022C\322\235d\251\245\226\265\254e-\265\324RK-k\311\222\237\220\237\360\275\347\334*\001\306\351\356\305\367|~\014\267\352\326\035\316=\303{\336s\221\256H\212.I\212\301?\217\217\244\324\261\241\352\222Q,J\271baW\312\026+\322VL\342V*\246\336\253i\343\245\204\347\007\217g\217\036\350R\245Z\320\245\222\242\033\222\261\247Jj!\203\276\003%WU/\177\231\234\234\2324*\252*e+\312n^-\030SS_NOc\341j!#\315<\236{\023\230\231\235y6\367x&\360\370\361\343g3x\273\3241\023\370H\327\3147\337\\\356\235}.\275x!-j\005\245r,e\024C\221^\276\220\226\334\215u\274,\277X^~\021}\261\252\346\213\225\343-M=\224\212Y\351E\272X0\264\335j\261\252K\n\244\312h\025:\357\207\335Z\301\373\240\033\025-\243f\316\r&\335\374\273\357\027\373:#_\276\\~\271\274\3742\372}PJU\263Y\265\"\025\017\360\213T\247\025JUcZ:\324\214=~\317j9U\312\250z\272\242\225\014\354v\270\247\026$\315\2204\010\047UT%\307#f\202\030\223.\322FjN\245S?\227vv\016*;;\322$$\230\342\355\321A\266\332\331\231\031\030\350<\213\205vv0\n/dwC=2\340\004\2724YR2\031\r^Ag(\225\324\314\264\224\257\346\014\255\004\211x\266.\275/j\00553\220:\306\n?\355\354LMc#<j\005cg\347\353\235\235l\256\250\340\211\264\244H9\r\336\001\265\343Ty\336\250P\315\253\025-M{Mc\022\273\342\316\316\000}Z_\374z}\373\353\344\032\313\235\255hp(}\232_\316\326\321\014\254\223\321\32200M\321\325rU-\244U}&\030\221\202q)\230\220Bq)\034\224\302\370\235\220\226\302\322\322\212\024\215K+\353\322J\002\033H\353ai}IZ_\221\326\267\244\365micM\212/K\361\025)\276)\305\343R<!\305\267\244\304\252\224\014I\311\250\224\\\221 M2&%\343R2!%\267BJ\241P4\020M\272\266[@\000\221-2_\025\013\271c)\317^v\000/\213\2221)\032\310.J\005\337&+j)\247\244\361\016\235\221}\365=\245\202\267t\016+QLj\371R\261bL\315D\013P\261\226\221\3620\352\264\244\036\225\3407\030\367(\375\210\264\371\010\0476*J\341\321\264\264\013)\274\301X\254D.$)G0\353\252\222\303\260<f\205\243\241\365U\341Z\377\275""\004kEC\305\000\364\204\216\215\275b\201<%\243\346\264\224ZQ\014\025g!\267\200P\344\267\260\372Fd\343\253\271gsl\244\212J\310\241Kz5\305\313\302S`\260TU\203\367@Y\307%XI\212f\245\343bU*\250\330\034\372+\321\366\347&\030\344\350\272*\000\345\021k[1\264bA\306t8\345#7\302\264\003\225f/)9]\235Y/\000\211\212\034\334\317\263\325B\372\371\0169\213\354\206\204.\034\277\244\030{\302\357ieC\331\225\250\207O\003_\237\334\331\231$\\\231\016\004\002\363S?\006\336\315\340u\366\3614\372\"S\354\341;;9\265\260Kk\014\010\254\023q\047pP|\222&\277\n\260S\002\354\324,\205\010\317s\243GKk\3061$\240\331\210\201\024\205\177v@D\324\364Y\224\302\3253\232\016[\035wdK\t\204s\203\2171c\366\261\213\3410\"LY<\204\361u\234\362\0038\334\331\231&I\225\222^\315)\344H\334\215\\@#\317!\245{\302\214Zb%A\304\001/\260`)\335 1r\352\201\232\223&\037K\337A\331Ex\31269\211\253\360\212zXAd\356@\366\314sW4\3521\324\3024/Gn\253\023\344\351\307\005C9r\021A*V\r\006>r\237\263w\004\271\256\346\262\002\365\nE\002B\210\300~ \035\342\234\2730\177A\232Ta|H\275V,@oS3?\376\364\016\310%\303cT\010\226/\002/\026\346\330\322yE\337\327S\n\216\257f\317\364\360\\z\300\235^\252\022\320\362@O\213\030\027\026\226\334\267\274R\022aS\254V\322\352\363\263a\305\022Dq\237\t\014\244t1\227#\017-\026\364\031%\225\276\260%;6e]\245\262\253\302\314J*\247\252\005\376\355\205\272R\020r b\200\310_C|\270\201\252\344gJ\307G\234\025\362*L\350\372\266\364\261\354\3349\317\245/\273i\315\205\014d{M\027;gx;\330\243\343\265\236;\357\301QX\3739-\217A\025\036xi\321\217\367\322\202\017tw!\317\370\262k|R\005\035C\326\r\245b\210\023\361;M\204?B\365\035S\3459\030\010\270\316\236pjM\250\211a\004\270\253\362\232\002T \300\341^\221\363\247\253z\241A>JVA4J\262\014\354\253\246UY\2262UF\222B\261\360\025\302\355@Cj\225e\350I3d\231:\203\361P4\352\2069\3056\366\246m(}\306a2-\213T\026\002\226*\214\211q\325\340\374\300n\207\321\373\352\361a\261\202\220\340\024\001\333\252\371\222\341\2062y\215\344\302r\047\217a}\306%\232\357N\226\016*\236E\316C\211\273\010\307l\047\013r""\264\222\263\251j\311\203\350\007\031\341\264\300\t\330a\037\312!7J\027K\307\010k\003\226K\263\222\224,\035\340\314\305\264\002\245\021\016\272\263A\236\337\355\301\3231\032q\366 s\3665_\205\003x`.\251\225J\021\237\310\307H\303J.W\244a\200\254\212\"\000j\346#_E2#<\020\034J\237\271\344\227@\001\370\2578>\334\014\352\341\347`(\024\211\307\345X$\030\016F\202q6\\0\0214\260L\252j\250\213\321Wr,\270\366*\262\230\\y-o\305\342\241\345`,\036I\360c<\034\014G\226V\202\211H\330k\345\225H8\036N\204\265t1\217_\244\007\000+\277\306\331\237\"t>~Ox\032\340\256\310ZH\216\274\331X\211\206\242\ty1r\341u\205_\243\253g\257\347\006\236\033$\324\034\003\271\253d\"\271\234V\3225})\274\264\262\274\274\034=7;\032\217&\"\253\364#\207#+\321\325\327k\353\333kt\240\225\225\365\225\365\265W\374\230X\rn\310\211\345X$\276\274\276\022^\r\276\301\330\215\3042=D\327\304Y\351y{1\232\210\257F\302\321\240\034_\337\300\247x\"\270\026\212\310\311hx-\271\032\211EC\362\322zl5\230\210\257/\256\207\327\227\260\301\326\372\366\272\034\202\302\023\353r,\274\276\266\362v]N\304\222k\241uy;F\257\033\3217\221\0259\014+l\254m\300\255W\264}u3\026Y]\337\212\304\"\033+\301P$&\022GLE\2062\342\221\310k9\262\026\216G6\305y\342\313\361\225\017\205\211oDB\321%H\343\332/\276\031\217\307\023\361\255\270\033\0030N5m$\"o\330\262\211\325\004\214\036_\212\304\344\370\333\265D\360M2\224\214&W\222k\3115\030:\272\026\t\047c\311x2\221\334\242\372`\346\254T\330\216\256\204C\301XX\226_G\"\320\237\274\242\200\267\030\262\220\036\357\361M9\021|\025\227\343\034\\n3#\313\002:\274\367t\256\250\253b`2\260 \047\237\314\312\333Jn\037X(\232\231\016\024\245\231naf\347\003\262\005\000\322\270\374\t\244\037\221\341\275i\005]\255\030\272\214p\365\272\230\377\270\t\347B\037a\246\356\365P\272\372p\024\367}0*\247bD\347\365\2603E\3368>\302\017\005\207\274\206d\025S\263\262\354R6@+`\224p\340\354aW5he\352 \002\317m1M\r|\035\032\241\207#V\236L\254\202\332]O\005\370\047\030*?\t\025\273\355\314\013\202\216\234\376rfW- \217b\241\274\242\221\272d\002\262\216""\020\340\324\325\034\257\224\257\024iK\024\030\374\241\200d\304\255zHM\t\230\014Z\305\2178`zOM\357\353\325\274x\253\260\243\212gW2z$r+\236\252\205\222\226\336\307>\221\2027\247\323\345\231\236{\017\014\302>\332\245\\Ur\236\014^^\272\354\026^\207zD/\244\177o\216~NI\227}F\326sE\203\317\tRFjK#[\3210\231}3#3\360\313\351\242\222C\275\211\211H\0142\022\305\256*\213\342Rft\275\360rY\345l\320L\007&\345\003\352b\032\353\265\227\347\010\206\345.\177\376\345\362\320lF\006\307\205\260\273\240\300\272\030\214\354%\213<\004G\340L/k8T\261\2020E\272\240\027HA\265*\377\272\274\250\233_\345}T\350rN\204w^\331W\275U\301\371h\343|^&\222\047\213,*\273T\227}\353\302\313\345\r\364\262L\374\315k?2\200\023\ty\\V#\337B\354Q6\335\307\326\006\374N\227\305\352\3427R\244x:\370\340\361\322\272\240\235J\032l@W\204=\334\334*\213[\007EOk\232\002*\226\326\2123\035u\351\251\324\343T \205\300N\321\336\251b\346\030\303\305\014h:\215\r\322\272\366\263\352z\017<\3440\275\007Q\323Z:\307\332F\211\006\022\204\331\351}v\254s<\030)\262\004^\3416\031js\252\301\357\210\047\335k\213\251\367\351b\001\345\215\3211\260\316\336H\244D\270d\272X-\030i#C\020$P\320\275\000\021\316\311\205G\246\263\360\331\023\226\366\330 \323Y\235i\323\271\272\342\234\353n\3052\250(2\272\014\305d\0201\331L\206\303\033\376$\356\306TbA:\345\032\366Y\327sE\265\326\021\234\312\177\276\352\300\236j1\253\226\240\022b\007\352Q\032&b\n\227\315f<\277\316\356\321\031\013E\210\270\253gsU}/\2337\262.\003\023\277\311\205\316\236db\211\356u@\226\"~\327\265=\020s\217\374w\017\033jZF\333\203s\003U\013\0052c\047Q\020\0163\312\213_?\253\024!^<P\"\301\026\024\026\300N\003\221!\210\027\227\001\347S\313\2052\373,\277\344P\367\241S9\312\253y\272\017\201\022P\355P\210x$\377\214\374\347\361O)\321u\007\261\370\374A\201@\215~2F\025N\002\273\344\t\226\365b\t\2473\240\377b.C\321XD4\032\254\272R\t\036W\"\247$\241\361`\220j\360\003T+\224h\205\302nI+ijZ\345_\004F\005\372\221]}\224\212%\350\252D\321W2J\307\031bt327\214h^\227\353\371\336+\273 >\227Ag\017+)\232\316\001""\254x\204S\377\340\365R\230\376\351w@\300\371\334|\226\223+\352.\264\014?\0229Y$#\027\203*\305C\275\302wv4\275\223\245u]U\367\251\232&\217\244\037r4\n`\366F\331\275wA\207[\0331\377&\217\240\342\r\246DD\027\217fd\275\204\242\247Z\322g:\005\251\200Ch\023\305z%\215\377\010\024x\000O%\313r\032\202\260%\376\321\215b\211~d1\037\204\226i\032\212\005\244V\375\240b\240\237\334\232|\317\365C\036\t\243\033{8\232\001R\221\373\240\216\354\024\036\214\231X\013\261W\300rH\023\206\242\345\220v\341\031\342\267\234\255\024\363\325\022t\242V\341(^\226<@\272\3219\345\210\313\225\203\374\001\\\341\240rPI\035r\252>T\n\006\375\250\031\326\261\300\334\243\237\265\322\3179-u\005\377$\272e[]?O\211AH\267:,3F\324\362w\337IO\357I\317\265\337\217\353\335\365\300I\337\r\347\306\244\355;\355\033\252\177c\006\315\315\223\236\353\265\200\030\323\367I\255R\037\255\227\315n\023\343\256\327\346\353]\365\361\323\301\241\372l}\313\014\230a\353\252\225\265\377\336PN\320\365\324\0347\027\254Q\353\300\376\241a4\277m\345\235x\302I\374\340\374\360#v\250%\352#u\245n\230O\314]+a\373Oz\006k\321\272l\005i\325\300\311\340\315Z\266\036\254o\236\364\335tn\376\325T\234/\276m\3166\177h\225I\226\247\365\361\372\034\246\316\231e\222\352\352\357\331Z\260\266\351}aI\257\375\256\327\306Y\272\373\365\224\351#\2711\365\223\332A}\263\2366\375\346}3e\365X!\253l\367\330\213\266\"\316\336S\017\341d\275f\334\352\262\356[i\333o\337\267S\215\356\306\023\234G,p\335\271\376W\263`\007\317\266\370\006st\0344\340\216\350\253\371j\303\265-\310wh\246-\2775e\263\236\236\324\322\365\241z\030j{bj\226a?\261\323\r?))\320Q.\2557\201c\270\243\361\365\216\331\217\025\306O\006i\345[#\316\310\264\035<\275\365)\304\177\010=k\266\336\230h\374\330\272\332\312\266\227\234\330\033\347\315\333\223[\376\223\341\317\314\0278V\257\275ig\033\257\233\345\223\261;\3247o\371\254ak\333\016\332\233\247\267\306\352U\3305a\215\331>\333O\326\2337}\346\260\271m\005-w\377L\375\241y\325d3\322I\024\263L\34730\260\317\221\226Zj\373I\373\275\363\346\047\347\247\224\223J;""\351\3149\361\375\3651\263\307\0149_\3145`\314\301Z\250V\256\367\326\343\302\010\007\365\237p\244G\366m{\276\321\005\3617Ym\320|\020#H9d\226\240\025\263*\366\220\035n\3646\222\315\361\346\223f\252\325\325\232hm\n\031\002\365%\363\236\0312\017-\305\335\326\271\361\027\234f\310zE\312\276Y+\232\233\246\"v{+D\277 \305E\001\275\025\247-\305:\204\271{\032\213\215t\323\377\221\255\310\333}u\277\260\325\021\326\303Z\267\260\350f\235\3458\250\305E\017\177\377\271\356\257O\232\217\254\317l\336\243\312\316\334\017{\327_y\276\362\237\014=V\377\027T\261m\007E\240Qd\016\3368a\343\275\262\002\210\224\301!gh\n\241sk\324\031}\010\t\207W\332\213m\205\014\336\217\003;\237|a\352\326\204\025\267\371\314\303\220\363\2755`\217\333\317\032\013\315\277\264\024\304\322\007\252\350\047\001\364\372\004$\305.\272\371\300\374\247\035 9\016\314\2445n=\265\357\331\353\315@3,\214\321z\357ll\322y\257\326\367(&N\006o;\267\357Y\343\316\304\367\315C\361\221\317\273lF\254;\366\260\035G$\361\311u\004\351\2029\006\207\364\237\236\013\357\247\255q/\250\026\352\267\t\206n\325\373.\004\314\335\346\371h!\r?2\375\244\234\247\365{u\241\016R\303\231\243\316\303}\376\006\2679?\372\223\332\021\024\270\204\363,\260\027^\247E/|\247\311=\316\347\201\306P#\330`XyRS0\253\374\301\276n\274w\327\002\265%\204K\027\242\322g\215X{\266bW\241N\367,\302\304\244\333\241\372\023 \036\300\342\344\223[\247=\375N\3778\024\3203P\373\032\001=\001\227\315ZK6\253\300\240\r\317\220\357\273\346\346\007\307\2362\237Z\177\2639\034\016\261d\371\254\177\036\3205\316\273\371\241C\n\353;\326m\213\325\376\0136\356\230\350\333\346\263\326\267m\305[\301\000P\373\031\337o\000\273\000\334\047}\003\265\207\344\355\047\203\237\233QB\205\033\265Mq\244G\000\356\014<\333oMB\334\213\013\010\004^0GL\205\244\025\312\201*\374X\010\223+\265\241Z\030\301\036qO\234\261\036\332\335\024\263#\024\034\244\347\224\013\302\036\024\020Bw\303\370\024\227K\014\005J\323h=\021\336K\263H1\047=\3755\254?Pc\355\375\"\254s\023\030v\257\276\010\264\277\215D\241\303\336\363Xi""\326N\260Y\023\315\333X+\335\362\223\242\206\353o\200}\000\017;\322\030\341\340\037\244S\245\315\273\326\023K\305\234m`\202\302a\206ps\276\214;\361\244\223\224\035y\307\331Qh\254\001\313\246\315!3H\000<x\253~\255^\201\n2\326\003\344\276Mo\000\026\030\251\047\221*\236\000\223\252V\004\336\367\254\361\024gz\332z\324\366\267\247\220\035a\237\372\003\314e\247\236C\246\275\215\274\032\343LW\201z\311z\017\254MKA\330\324\010s\234kc\000g\325\232\263t{\302\366\214\344\305\360\031$\013HT-F\307\274\371\235=\310\236\335\317\260x\302\213\235{\366V\207\037~\303)+\200\010\036\262\302v\227=\376\307\325+\3757kI\030\371\t[}\326\214\231\2065+\322\306\\M\047\367\242\3249\326\360\321a\306On\370\353C\316\360}\314&3*\242\323\365\223\027\346\201\225D\216U\033\001\341-=\2655J\245\240\021\202l@\016r[\317\267\346j?\263e\335\270x\332\2504\357\2668z\3135\237\327o\226;\301\322_\273\013\374\t\272\274E\207j\313&X\315@m\262>~\341;y\016r\304\"s\216\004\355q\243\026#\200\347QN\277d\371N\317\342R0\001N\006\303\365m$\322\267\326\373\306\325\206\322(\013\245yT\200vu>\221\010\347\030mDBK4G\233\345\226\357\344\372 \017sw`(\340\360{\307d\302\375J\373\314\"\"9k\230\301\363\203\257\327\276\307\310y\253\333\342\263R\270\202\212q\350\337\252wq\230[\317\204\207\001o\250\323G6\232\345,Eyd\030\301\241\231e\253\317\356k\\\203\354C\303\324\027<7\310cu+v\177\343\216\210\n\244D/\016\020\374\203\243p\202#h\034\253w\263*\373(\322\351\227\220iJ\350\367\332\357\377\344\000p\023a\322d\334\370\027T\027\207v\306\300\301\202\304\377\376\216\325~\205G\334\263y\016\347\047\001b\177\261R\366@\343\036\302PkVZ\267[\317\333\233\247tRJM\010\260\221\372\217\3265\013\251S\262\372m\246U4i\204\370\013\217\020D\346;\3545\304\0315\334\360\271`\367\003\271\204H\332}\344\231}\304B\335\220%\245#VO\\\272D\254\360\001\340\310wr\213\270\355#@}\306~\000\0226~2<\006\014\2763\201\244\274\014\321\357@\365\047\303_\270\252\355ml62\315\361Sp\260\2470\tB\005\220\022\260C\224#\032\314\305\004}\2745\346\362\254A\2025A\202\261\254\331\207X\200T\301\023""\341\267\247\027\350\361\351\340\231l\034V\337\341\334cD\241H\377\202_\214b\203\373\340\242C\224^\270\333\271\3769B\254\033\260a\000\3346\251\017\033\324~\002\336\005\020\250\327\354\n0r\r9>\321\036jG\234\315\030\205\312\030\334\375.9\241XW%\313\322L\206\234\276Z\177\335\005\2552\320\217r\234\233\356\216\004r\021\236f \206\202\220\337\264vA\006\256B+\017[\276\326\010\260\\oO\264\223N,N\020x\213|\352\030\374V\261\252`\253\t 2E\226\177\224s\347=@\0211%\214\332e\273\336\270I\220\002\3047\307;qO\305\305P=\350\005\351\030(=\345\232\t\324\031\303v\314v\303\364\t\301E\032\2448\356B\023{\347\"\304\034\207\245\204\245\317 T|\243d\362\0146D\301b?r%\303\230C\344-\337\0310E\333w\234M\034\206K\235\036Q$M0\216\007\300\334\346\211t\223\230\004\345Y\252%NE\361e\324\236\203\243\355[\234\2744v\314\036\204\332\264\375\212\360Q\000\320,p\251R\027 \010\030p\356\205Z\263Dp:G\246A\342\320\203p\365$\021\212\201\332=`\273\316\034\311M\302\257`\233\014\245`q\260%\266\314\241\225k\2147\346\233=\315E\020n_k\030\366\277\335\346\354:\002 \326\271\352\252p:%\233\362V\013`\035\367\0304o\263ott\360=\322\364|{\3005\352\371\342\206\362\332\020t\251x\371\314y\370\252Ui\373\205(a\360\321 \262\361J\303\007\375f\232\367 \014\245\3749\036\302\312\354\301 \362\362A\270G\262q\277\221jv!\213\316a\020T\361\373y\244\2464C\231\220\001\201y\356\327v\331\333\247\033\226|f\007.\330\330\265fZ8\263\313\316\251H\353;\213\245\t\002-\267\327;m\244\025k\035\2663N\014\025\321;\347\335?\\W<\025\231\205(\262[\204\352\250G\025QE\217q\315\265\331\251\242\005\232RA\254Z\013\316\324\213f\260\311\325\024U\333>Z\213\231\016!\201\310g\234\254! SO\2167\346]\010\260\030\350\3008N\346\3415\316\300\300\316(w~\216`\245\263\360\272,lGY\202\013\020\017\301O\305n}\265^x\327(\200\364\007Z\330\315\364$\360\r\301\321\257\242\204\047T\233\263\313\035\0320\205P\333j|\323|\205\004\r\212E\224\371s\036\364\224\252\276F\266\371\032Q\177\217\n\327\370\311\215a\342|\264\234\367$\300z\014\214\343Qc\270\021o\36667\211\254\265\036\264\252(q\336S\251{a""\3219\202a\244\272\211f\254Y>u?\2212\004\357\353\025Q\337W\273\306\226\357\267\\\254:\200\337\016\303\234\335\340y)d\2410\227(\235\335{\200\322\007\340I\027\266\"6\030nv\243\016z\005\036\232j\373D\355\367\026x\224\264\356;\017\277kn\267\202\314\304\234\233\223D\264\234\371\325\366\266\223\330v\266Q\242\377\303\371\207\346h9\047Wp\n\206cT=0]0\331\271_\300\326\203`\242T\355\334F\2316\002\337?h\305\333\276\366\230\263\021\203\256\310(\310,\216\364\030\205\313\267\255}\006gJG\2238h@dZ\246\357\224\240\277\004\210{\250\370G\337\225\201\317\350\003\321\335-\204\360\257\200\326;\315\341\346\217\355\236\366+\047\016\361P\307\357:\273\025\247r\360\307\225+\207\276`\027\232`W\204\232H\327\n5+]\033\324lt\275\241\346M\327O\324\374\324\245P\243t\251\324\250]\0325ZW\236\232|\327\257\324\374\332\265\330\215f\261{\205\232\225\356\rj6\272\337R\363\266\373\0355\357\272w\251\331\355\336\247f\277[\247F\357>\244\346\260\3737j~\353\016\365\240\t\365\274\246\346u\317:5\353=\033=\344\205\327\240\271\253fN\024P\007\265m\324\030\034\\\234\324\221GO\361\313\000]\272\206\254\022\262\215\306w\255k\360\245P\333p\342\210Y\034}\317\331\333w\366\213N\261\352T\377\211\205\377\345[$\321\027=\005D\251\211z\n\330\246f\333S\200L\215\334\225\246&\335\225\243&\327\245S\243w\035Qs\324\365\0135\277t\375F\315o]Kt\236\245\356UjV\273c\324\304\272\223\324$=\255\244\250Iuk\324h\335\357\273]F\004F9I|\t^\370\032e6\310\372\205\236\362\357A\341\332U\276g\020</\314W9C\303\247\374\345\027\200}\006$}\227J\223\233g\224w\020Y\201\357z\304\022\013\360\223\004\353P@\035!\303\215\333\014_`{\375\\\337Lq\310\0034~E\202\325\254C0\371\205\346P3\334\352Fh\244\333\376\337\371\002hI\360\252W\365\000\275\337\254\355\002oT\272\004q\271\342\030s\265\254\305\203#\354\236\013\326]Q-\210:l\304\315\323>\301\016\016\261W\331\305\206w\255q.\007\253DT\342lL\304\230\352\250\"\314\362\002\271\225\217p\327\021\346\356o:|\254\214\340\377\276\365\020\001Mhy:(\240\210\013&J\333\013|\205q\025\345\341\235\326h\253,\310;D\376\324\371t\006\347~\322""\330%\270\376+]<Q\271\340\326\237ARV\017s\336\207DQq\204A\002\377\021\272\205dd&\266\007\006\363\320\255\263\374\342\373\035QM\216\"K\177\305g\235\004ln7#\330\272\002R\026<\205YW\301\204\356\001,f\001\264\263\215X\343\230]\032\210\232\020hC\323S0}\212\310\341GE=\365R\302\177\047*\371\301\277\223n\251u\257\025j\035\264\337:[\333\177&\340A;\326\326\371\266Rq\224\324\005\021\tg\311\027\374\035\335\3365\301w\277\360\nL\267\202\341*\220\263\260\007\333!\020V?\245\317\014$\357\341K\314A\272\3469$\362>\\\217\002\230\037\241,\000K?BBx\200$6\323\3645?\0056\336\221\300\321{\021\010w>=\307\026\316]\202\225\205\343|\003\313\220\003\212\313b\321OW\177T\316\317\201\263\337\032bj4ln\201A\207\260\001\027\265\215 \335\274\262\316\016\352qd\334\373|\343q\r\324?\014\226\365\n\244\246\334\331\344P\250\231\3368\251\372H\001\022\216\263\304\267\320\250\320\000\341\375\237|h**C\024\213W\020\027\234\335\242f\241\233\267\010\314\264\n\267M \227\004X\024\266\032_\026:\217\276o\376\334\366\267\307\333O)\005\273\323cuO :\020U\026\233t\213-^\177\241\024\203\323\2110\367\237?\026]h\204\250\000\033\256\2573\301\245X\3615\374\215\207M\337\371 \366\263\366\307\205\353p\312\262\330\217\322\240sWQE\367!\323\307\341%\277:\311-8\021;1q\267ns\026\366\356e\010\030\246\342\345:B\226\020/\330x\333\314\266\"\355\321v\371d\344.3Z|\247\032A\\\340\217\333\013\240\221\251\246\357\024\335\253|\243\237\206X\3438\300X\253\267\225l\337o+\002T\250\322B\361\210\212\256,.)\\\252z\356\332E\300\342\020\327\010d\312\361\363\237\\\227\375\377\264\330%\355\377\237[n\250\376=_\3742\233$\360\337\243\022\325\342\273\235\t\340\347\222\365\245\275\334\210\000\363_\265^\202\213\270t\177P\234\305\017\023OX\357\240m\216\201*\000\265\202\003\322eR\2206\244;\r\262\311Cl8\3328\242k\221\326X\273\317\331\020\000\006\200\310:Y\2008\222\262\356\350\006MyM\273[\243\000\235k\240fIT\220\327@\274\025*\0179|\376l\321\253\355\264\263\211e\221\030\262\247\034\255\2729\205\002\270\214\n\275\213*\370\273\346\003\347\213\331\306\370\277\363\023""\032d\036\361\336\\\274\377\371v\275\355-\246T\\\013\374\2517\261\313\234\"\351\205\353\2030X\022\301QE\261G76\"m\272y\267\026\254+\204\213dT\234~\034\333\005\232\343\316\225ag\370\241\265\337\360\377\261p\245\367\026P\352\031\362\346\010\362\372\017T\225\016\324\246\305\325p\257\313\371/\244\336\233\242<\342\314\370\361D8\336IM\177cW\032\345K\370\254\340\276\336\025\313(\225\363\302\265W\370v%l_\007\356\205\205\357\004\000\275t\255\275\010\177w/B\305\335\377m\272\357\270c\272\320\000)O]!\222\034S\356\216\237\261,\224qG\305\235\257\2208Gw\317\242nA\3548\237M\333!\347\353\377i\371\304\305k\331\274\301\007\231\007\226\364\301\026\243\214%^&s\377*DJ\240\233\263y\373\006\212\013\337)\307\265\337\271\202|\363\207t\245\367\372\277U\035W^\227\210\312m\00493.\221\366&\\!\272\032S\315y\320\241\200\270\332-;w\376\006D\242\222\246\037\365\3656\212\231=g\013\204Evd\370:\010h\356\3741\336\263SU\233\313\255`k\253=\357l\274\351\374\315\355?[\217I\3149\265\376\t\237\311\240h\022\265oG\r\237\233\257\255\337\032\312\037\317\257\364\336\254\275\001dM\240\362;n\0144\307\335\353v\372c\351\265:s\240cN\330\375\003\336\037v\002\247=\275\177\334\273\322\333\367\341\037*\350\34333\360\221?U\370\341g\000\226\254\365w\270\027\200a\314\031\373\022\2103\047J\365\217\376\331B\374!V\241`tz\350\017\024o\235\231\227ME\204\315}\330i\016\216\231\260?o$\232\237s\360\272\245\371\377\002\204\377\336+";
-    PyObject *data = __Pyx_DecompressString(cstring, 7437, 1);
+    #elif (CYTHON_COMPRESS_STRINGS) == 1 /* compression: zlib (7489 bytes) */
+static const char cstring[] = "x\332\275YK[\033W\2665/\0330v,\363r\234t\247d\374\2004!\026\006\3548\216s\205$\214\332<\365\000;\211\273(I%(\243\027\252\022\217\244;\311PC\rkX\303\032j\250\241\206\032\326\220!?!?\341\256\275O\225\020\306\351\276\337w\357w\375\031N=N\235\307\336k\257\275\366A\272\")\272$)\006\377<>\226R\047\206\252KF\261(\345\212\205])[,K[1\211[\251\230z\257\246\215\227\022\256\037<\236=~\240K\345JA\227J\212nH\306\236*\251\205\014\236\035*\271\212z\371\315\344\344\324\244QVU)[Vv\363j\301\230\232\372rz\032\003W\n\031i\346\361\334\233\300\314\354\314\263\271\3073\201\307\217\037?\233\301\335\245\0073\201\217<\232\371\346\233\313Og\237K/^H\213ZA)\237H\031\305P\244\227/\244%wb\0357\313/\226\227_D_\254\252\371b\371dKS\217\244bVz\221.\026\014m\267R\254\350\222\202Ue\2642\355\367\303\307Z\301{\241\033e-\243f::\223m\376\335\373\213\317\332=_\276\\~\271\274\3742\372}PJU\262Y\265,\025\017\361\213L\247\025J\025cZ:\322\214=\276\317j9U\312\250z\272\254\225\014\314v\264\247\026$\315\2204,N*\253J\216{\314\004\321\047]\244\211\324\234J\273~.\355\354\034\226wv\244I\254`\212\247\307\003\362\325\316\316\314\340`\373Z\014\264\263\203^\270!\277\033\352\261\001\020\350\322dI\311d4\240\202\366P*\251\231i)_\311\031Z\t+\342\257u\351}Q+\250\231\301\324\tF\370iggj\032\023\341R+\030;;_\357\354dsE\005Wd%E\312i@\007\314\216]\345y\242B%\257\226\2654\3155\215\217\030\212;;\203\364j}\361\353\365\355\257\223k\274\356lY\003\240\364i\2769\037G30NFK\303\301\364\211\256\036T\324BZ\325g\202\021)\030\227\202\t)\024\227\302A)\214\337\ti),-\255H\321\270\264\262.\255$0\201\264\036\226\326\227\244\365\025i}KZ\337\2266\326\244\370\262\024_\221\342\233R<.\305\023R|KJ\254J\311\220\224\214J\311\025\t\253I\306\244d\\J&\244\344VH)\024\212\006\242I\327v\013\010 \362E\346\253b!w\"\345\031e\207@Y\224\234I\321@~Q\312x7YVK9%\215{\330\214\374\253\357)e\334\245s\030\211bR\313\227\212ecj&Z\200\211\265\214\224\207S\247%\365\270\004\334\240\337\243\364#\262\346#\354\330(+\205G\323\322.V\341u\306`%\202\220\244\034\303\255\253J\016\335\362""\370*\034\r\255\257\nh\375\317W\260V4Tt\300\223\320\211\261W,\020R2jNK\251e\305P\261\027\202\005\026E\270\205\3277\"\033_\315=\233c\047\225Ub\016]\322+)\036\026H\201\303R\025\r\350\201\261NJ\360\222\024\315J\047\305\212TP19\354W\242\351;>0\010\350\272*\010\345\021[[1\264bA\306\347\000\345#7\302\264C\225\276^Rr\272:\263^\000\023\0259\270\237g+\205\364\363\035\002\213\354\206\204.\200_R\214=\201{\032\331Pv%z\302\273\001\326\047wv&\211W\246\003\201\300\374\324\217\201w3\270\235}<\215g\221)F\370\316NN-\354\322\030\203\202\353D\334\t\036\024\257\244\311\257\002\014J\220\235\232\245\020\341\357\334\350\321\322\232q\202\025\320\327\210\201\024\205\177vPD\324\364y\224\002\352\031M\207\257N\332kK\t\206s\203\2179c\366\261\313\341p\"\\Y<\202\363u\354\362\003:\334\331\231\246\225*%\275\222S\010H\374\030\271\200zv0\245\273\303\214Zb#a\211\203^`\301S\272A\313\310\251\207jN\232|,}\007c\027\201\224m\002\211k\360\262zTFd\356`\355\231\347\356\322\350\211\241\026\246y8\202\255N\224\247\237\024\014\345\330e\004\251X1\230\370\010>\347\367\010r]\315e\005\353\025\212D\204X\002\343@:\302>w\341\376\2024\251\302\371X\365Z\261\000\273M\315\374\370\323;0\227\014\304\250XX\276\010\276X\230cO\347\025}_O)\330\276\232=\267\303s\351\001?\364R\225\240\226\007zZ\304\270\360\260\344\336\345\225\222\010\233b\245\234V\237\237w+\226\260\024\367\232\310@J\027s9Bh\261\240\317(\251\364\205)\031\330\224u\225\362\256\n7+\251\234\252\026\370\267\027\352JA\254\003\021\003F\376\032\313\007\014T%?S:9\346\254\220W\341B\027\333\322\307\262s{?\227\336\354\2465\2272\220\3555]\314\234\341\351\340\2176j=8\357\001(l\375\234\226G\2472w\2744\350\307\237\322\200\017\364?\177\247\021O\270\020s\247\363 \"\273\020!\203\321fe\335P\312\206\3307\337\323\020\370\034\237\266\035\232\347\220!z;\277\202m4aL&\033\260\263\312c\n\352\301R\216\366\212\234e]\007\t;\363\206\263\nbV\222e0d%\255\312\262\224\2510\337\024\212\205\257\020\224\207\032\022\260,\303\232\232!\313\3640\030\017E\243.\031\020\003`n\232\206\222l\034\216\325\262Hx!0""\256\302\314\031W\r\316\"\014N\364\336WO\216\212e\004\016\047\022 @\315\227\0147\340\t[\222K\336m\213a|f/\372\336\375X:,{~\353$\034w\020\216\354v\256\344\230&H\252j\311#\362\007\031\001m\260\t\374\260\017\343\020\330\322\305\322\t\202\337\200\017\323l$%K\0338\007\242V\240d\303\241y\336\311C\347\036\342\001\275\021\215\0172\347o\363\025@\301\243|I-\227\213xEH$\013+\271\\\221\272\201\330\312\212\240\261\231\217\274\025)\217XC(-}\346\022z\301\025@\271\330>\000\007\363\360u0\024\212\304\343r,\022\014\007#\3018;.\230\010\032\030&U1\324\305\350+9\026\\{\025YL\256\274\226\267b\361\320r0\026\217$\3702\036\016\206#K+\301D$\354\265\362J$\034\017\047\302Z\272\230\307/\262\003\350\227o\343\214\247\010\355\217\357\023\236\005\370Qd-$G\336l\254DC\321\204\274\030\271p\273\302\267\321\325\363\333\216\216\035\235\204\231c\220\200\345L$\227\323J\272\246/\205\227V\226\227\227\243\035_G\343\321Dd\225~\344pd%\272\372zm}{\2156\264\262\262\276\262\276\366\212/\023\253\301\r9\261\034\213\304\227\327W\302\253\3017\350\273\221X\246\213\350\232\330+]o/F\023\361\325H8\032\224\343\353\033x\025O\004\327B\0219\031\r\257%W#\261hH^Z\217\255\006\023\361\365\305\365\360\372\022&\330Z\337^\227C0xb]\216\205\327\327V\336\256\313\211Xr-\264.o\307\350v#\372&\262\"\207\341\205\215\265\r\300zE\333W7c\221\325\365\255H,\262\261\022\014Eb\"\275\304T\3441#\036\211\274\226#k\341xdS\354\047\276\034_\371p1\361\215H(\272\204\325\270\376\213o\306\343\361D|+\356\306\000\234SI\033\211\310\033\366lb5\001\247\307\227\"19\376v-\021|\223\014%\243\311\225\344Zr\r\216\216\256E\302\311X2\236L$\267\250\212\2309/(\266\243+\341P0\026\226\345\327\221\010\354\047\257(P7\206,V\217\373\370\246\234\010\276\212\313q\016.\267\231\221eA\035\336}:W\324U\3211\031X\220\223Of\345m%\267\017.\024\315L\233\212\322,\312\360e\373\005r\n\010\322\270\374\n\245\001\"\303\273\323\n\272Z6t\031\341\352=b\225\344\246\245\013\317\2103u\357\t%\265\017{\361\263\017z\345T\364h\337\036\265?\2217N\216\361C\301!\257!\245\305\324\254,\273\302\016\324\n\032%""\0368\277\330U\r\032\231\036\220\314\347\266\230\246\006X\207E\350\342\230\215\047\223\366\240v\3273\001\376\t\035\313W\302\304n;\363\202\250#\247\277\234\331U\013\310\266\030(\257hd.\231\210\254\275\010(\357J\216G\312\227\2134%\312\020~Q@2\342V=\242\246\004N\206\370\342Kl0\275\247\246\367\365J^\334\225\031\250\342\332]\031]\222\004\026W\225BIK\357c\236H\301\373\246\375\310s=?=4\210\373h\226\203\212\222\363\326\340\345\245\313\260\360\036\250\307tC\366\367\276\321;\214t\0313\262\236+\032\274OH72[\032\331\212\272\311\214\315\214\314\304/\247\213J\016U)>Db\220\221(vUY\224\2402\263\353\205\233\313&g\207f\3324)\037\322#\026\273^{\371\033\241\303\334\341;o.w\315fd(a,v\027BY\027\235\221\275d\221\207\000\004\316\364\262\206M\025\313\010S\244\013\272\301*\250\242\345_\227\007u\363\253\274\217:^\316\211\360\316+\373\2527*\224!M\234\317\313$\005e\221EeW\0203\266.\334\\\236@?\220I\345y\355G:p\"!\304e5\302\026b\217\262\351>\2466\200;]\026\243\213\337H\221\342\352\360\203\313K\343B\234*i\250\001]\021\376ps\253,\316&\024=\255i\n\244XZ+\316\264\315\245\247R\217S\201\024\002;Es\247\212\231\023t\027_\300\322iL\220\326\265\237U\027=@\310Qz\017KMk\351\034[\033\205\034D\020\276N\3573\260:\3242Rd\t\272\302m2\324\346T\203\357\021O\272\327\026S\357\323\305\002\212 \243\355`\235\321H\242D@2]\254\024\214\264\221!\n\022,\350\036\223\010pry\222i\017|~\205\241=5\310\242Wg\331\324Q}t@w+\226A\335\221\321e\030&\203\210\311f2\034\336\300\2238ASI\005\351\224k\030\263.rEM\327^8\035\022\360\201\010\346T\213Y\265\004\223\220:P\217\323p\021K\270l6\343\341:\273G{,\024\261\304]=\233\253\350{\331\274\221u\025\230\370M\020:\277\222I%\272\207\006Y\212\370]\327\367`\314=\302\357\036&\324\264\214\266\007p\203U\013\005rc;Q\020\0173\313\213_?\253\024!^<P\"\301\024\024\026\340N\003\221!\204\027\027\013\235\251\345B1~\236_r\250\016\361P9\316\253y:5\201\021P\023Q\210x\"\377\\\374\347\361O)\321\241\010\251\370\374a\201H\215~2F\005 \201_\362D\313z\261\204\335\031\260\1771\227\241h,\"\032\r6]\251\004\304\225\010\224""\264h\\\030d\032\374\200\325\n%\032\241\260[\322J\232\232V\371\027\221Q\201~d\327\036\245b\t\266*Q\364\225\214\322I\206\024\335\214\314\r3\232\367\310E\276w\313\020\304\353\003\310\331\243r\212>\347\000V<\301\251\177p{)L\377\364=(\24037\237\347\344\262\272\013+\003G\"\047\213d\344rP\271x\244\227\371d\217>ogi]W\325}\252\271\t\221\364C@\243\000f4\312\356\351\014\036\270\265\021\353oB\204\016\353\303\225\210\350\342\361\214\254\227P\364TJ\372L\273l\025t\010k\242\340+\247\361\037\201\002\004\360\247\344YNCXl\211\177t\243X\242\037Y|\017A\3132\r\305\002R\253~X6\360\234`M\330sq\310=\341tc\017[3 *r\037\324\221\355\302\2039\023c!\366\n\030\016i\302P\264\034\322.\220!~\313\331r1_)\301&j\005@\361\262\344!\322\215\316)G\034\301\034\346\017\001\205\303\362a9u\304\251\372H)\030\364\243f\330\306\202s\217\177\326J?\347\264\324\025\374\223\350,nu\275S\022C\220n\265Uf\214\244\345\357]\247\275}\247\275\327~?\251\365\324\002\247\3757\234\033\223v\327Y\377p\355\0333hn\236\366^\257\006D\237\376O\252\345\332X\355\300\3541\321\357zu\276\326]\363\237\r\r\327fk[f\300\014[W\255\254\375\367\272r\212GOM\277\271`\215Y\207\366\017u\243\361m3\357\304\023N\342\007\347\207\0371C5Q\033\255)5\303|b\356Z\t\333w\332;T\215\326d+H\243\006N\207nV\263\265`m\363\264\377\246s\363\257\246\342|\361mc\266\361C\363\200\326\362\264\346\257\315\341\3239\363\200Vu\365\367l5X\335\364\336\360J\257\375\256W\375\274\272\373\265\224\331E\353\306\247\237T\017k\233\265\264\3513\357\233)\253\327\nY\007v\257\275h+b\357\275\265\020v\326g\306\255n\353\276\225\266}\366};U\357\251?\301~\304\000\327\235\353\1775\013v\360|\212o\360\215\216\215\006\334\036\375\325\256\352Hu\013\353;2\323\226\317\232\262\331NO\252\351\332p-\014\263=15\313\260\237\330\351\272\217\214\024h\033\227\306\233\3006\334\336x{\307\034\300\010\376\323!\032\371\326\2503:m\007\317n}\212\345?\204\2355[\257O\324\177l^mf[KN\354\215\363\346\355\351-\337\351\310g\346\013l\253\317\336\264\263\365\327\215\203\323\361;\364l\336\352\262F\254m;ho\236\335\032\257U\340""\327\2045nw\331>\362\336\274\331e\216\230\333V\320r\347\317\324\036\232WMv#\355D1\017h\177\006:\366;\322RSm=i\275w\336\374\344\374\224rRi\047\235\351X\276\2576n\366\232!\347\213\271:\2349T\rU\017j}\265\270p\302a\355\047l\351\221}\333\236\257wc\371\233l6X>\210\036d\034rK\320\212Ye{\330\016\327\373\352\311\206\277\361\244\221jv7\047\232\233b\r\201\332\222y\317\014\231G\226\342N\353\334\370\013v3l\275\"c\337\254\026\315MS\021\263\275\025K\277\260\212\213\013\364F\234\266\024\353\010\356\356\255/\326\323\r\337G\246\"\264w\325|\302W\307\030\017c\335\302\240\2335^\307a5.\236\360\373\237k\276\332\244\371\310\372\314\3469*\014\346\001\370\273\366\312\303\312\177r\364x\355_0\305\266\035\024\201F\2219t\343\224\235\367\312\n R\206\206\235\341)\204\316\2551g\354!V8\262\322Zl)\344\360\001l\330\371\344\013S\267&\254\270\315{\036\301:\337[\203\266\337~V_h\374\245\251 \226>0\305\000-@\257M`\245\230E7\037\230\377\264\003\264\216C3i\371\255\247\366={\275\021h\204\2053\232\357\235\215M\332\357\325\332\036\305\304\351\320m\347\366=\313\357L|\3378\022/y\277\313f\304\272c\217\330qD\022\357\\G\220.\230\343\000\244\357\254#\274\2376\375^P-\324n\023\r\335\252\365_\010\230\273\215\316h!\013?2}d\234\247\265{5a\0162\3039P\347\001\237\277\0016\235\275?\251\036\303\200K\330\317\002\243\360:\rz\341=}\334\353|\036\250\017\327\203u\246\225\047U\005_\035|0\257\033\357=\325@u\t\341\322\215\250\354\262F\255=[\261+0\247\273\027\341b\262\355p\355\t\030\017dq\372\311\255\263\336\001g\300\017\003\364\016V\277F@O\000\262Yk\311f\023\0304\3419\363}\327\330\374`\333S\346S\353o6\207\303\021\206<8\177>\017\352\362\363l>\330\220\302\372\216u\333b\263\377\202\211\333.\372\266\361\254\371mK\361F0@\324>\346\367\033\340.\020\367i\377`\365!\241\375t\350s3J\254p\243\272)\266\364\010\304\235\001\262}\326$\226{q\000\301\300\013\346\250\251\320j\205q`\n\037\006\302\307\345\352p5\214`\217\270;\316X\017\355\036\212\331Q\n\016\262s\312%a\217\n\210\241{\340|\212\313%\246\002\245a4\237\010\364\322Wd\230\323\336\201*\306\037""\254\262\365~\021\336\271\t\016\273W[\004\333\337F\242\320\341\357y\2144k\047\330\255\211\306m\214\225n\372\310P#\2657\340>\220\207\035\251\217r\360\017\321\256\322\346]\353\211\245\342\233mp\202\302a\206ps\276\214;\361\244\223\224\035y\307\331Q\250\257\001\317\246\315a3H\004<t\253v\255V\206\t2\326\003\344\276M\257\003\006\030\255%\221*\236\200\223*V\004\350{V\177\212==m>j\371ZS\310\216\360O\355\001\276eP\317!\323\336F^\215q\246+\303\274\344\275\007\326\246\245 l\252\3049\316\265q\220\263j\315Y\272=a{N\362b\370\234\222\005%\252\026\263c\336\374\316\036bd\0170-\236\362`\035\327\336\350\300\3417\234\262\002\210\340a+lw\333\376?\256^\031\270YM\302\311O\330\353\263f\3144\254Y\2216\346\252:\301\213R\347x\275\2136\343?\275\341\253\r;#\367\3615\271Q\021\017]\234\2740\017\255$r\254Z\017\010\264\364V\327(\225BF\010\261\201u\020l=l\315U\177f\317\272q\361\264^n\334mr\364\036T\273\274\347\346A;X\006\252w\301?AW\267\3500\355\201\tU3X\235\254\371/\274\047\344 G,\262\346H\320\0347\2521\"x\356\345\014HV\327\331y\\\n%\300\311`\244\266\215D\372\326z_\277ZW\352\007\302h\236\024\240Y\235O$\3429f\033\221\320\022\215\261\306A\263\353\364\372\020wsg`*\340\360{\307b\302}K\363\314\"\"9k\230\301\316\316\327\253\337\243\347\274\325c\361^)\\!\3058\364o\325\2729\314\255g\002a\340\033z\330E>\232\345,Eyd\004\301\241\231\007V\277\335_\277\206\265\017\217\320\263`G\047O\325\255\330\003\365;\"*\220\022\2758@\360\017\215\001\004\307\2608F\357aS\366S\244\323/\261\246)a\337k\277\377\223\003\300M\204I\223y\343_0]\034\326\031\207\006\013\222\376\373;F\373\025\210\270g\3637\234\237\004\211\375\305J\331\203\365{\010C\255Qn\336n>om\236\321N)5!\300Fk?Z\327,\244N\311\032\260YV\321G\243\244_\270\207\0202\337a\256a\316\250\341z\227Kv?\020$D\322\356\047d\366\223\nuC\226\214\216X=u\345\022\251\302\007\240\243\256\323[\244m\037\201\3523\366\003\2100\377\351\31088\370\316\004\222\3622\226~\007\246?\035\371\3025m_}\263\236i\370\317\240\301\236\302%\010\025PJ\300\016Q\216\250\263\026\023\362\361\326\270\253\263\206""\210\326\204\010\306\260f?b\001\253\n\236\n\334\236]\220\307gC\347k\343\260\372\016\373\036\047\tE\366\027\372b\014\023\334\207\026\035\246\364\302\217\235\353\237#\304z@\033\006\310m\223\236a\202\352O\340\273\000\002\365\232]\006G\256!\307\047Z\303\255\210\263\031\243P\031\007\334\357\022\010\305\270*y\226\276d\312\351\257\016\324\\\322:\000\373Q\216s\323\335\261`.\342\323\014\226\241 \3447\255]\210\201\253\260\312\303fWs\024\\\256\267&ZI\047\026\047\n\274E\230:\201\276U\254\n\324j\002\214L\221\345\033\343\334y\017TDJ\t\275v\331\2577n\022\245\200\361M\177;\356\251\270\030\256\005\275 \035\207\244\247\\3\201:c\304\216\331n\230>!\272HC\024\307]jbt.b\231~xJx\372\234B\305;J&\317\340C\024,\366#we\350s\204\274\325uNL\321\326\035g\023\233\341R\247W\024I\023\314\343\001(\267y\022\335\264L\242\362,\325\022g\242\3702\252\317\241\321\366-N^\032\003\263\027\2416m\277\"~\024\0044\013^*\203v\342\220m\213\310\220\335\330\325\246%\304\002h\301\271\027j\316\222\340i\233\200>\022F\030\002\364\223$0\006\253\367\300\365:k&7)\277\202\2572\224\222\305F\227\330SGV\256\356\257\3177z\033\213\020\340]\315\021\340\341v\213\263\355(\210Y\347*\254\314\351\225|\314S-@\205\334c\022\275\315Xi\333\344{\244\355\371\326\240\353\344\316b\207\362\3340\333}\002\"\3766Rn\212D\201+(a$\347\341\253f\271\345\023K\013c\343Ad\353\225z\027\354\237i\334\303\342H\022\314q\0276v/:Q\024\014\001>\311\372\375z\252\321\215,;\207N0\315\357\235LNi\2102%\023\006\353\340\257\355\003o\236\036x\372\231\035\270\200\001\327\333i\001vW\275S\021\327\177\036k\023Dj\356So\367\221f\254y\324\31281TL\357\234w\377p\241z&2\017Ih\267H\325Q\257*\242\312\036\347\232l\263]e\013\266\245\202Y\265\026\234\251\027\215`\203\253-\252\306\273h,VB\304\024\"\337q2\307\002Y\232r<\262.C\000\306 \027\374\330\231\307\347\330\003\023?\263`\3477B\265\316\002\225Y\370\222\262\010\027(\036\303\237\211\331\372\253}@\333\030\210\366\007\032\330U\002\264\340\033B\303_E\211O\2547g\037\264e\302\024Bq\253\376M\343\025\0228$\030I\352\317\271\323S\252\n\353\331""\306k\260\302=*l\343\2477FH\023\322p\336\225 \363q(\222G\365\221z\274\321\327\330$1\327|\320\254\240\004zO\245\360\205A\347\210\246\221\n\047\032\261\306\301\231\373\212\214!ta\237`\205\376\3525\366\374\200\345r\331!p<\002w\3660({\2217\250\204i\317\336\013\026?\204\216\2720\025\251\305p\243\007u\322+\350\324T\253K\324\206o\301WI\353\276\363\360\273\306v3\310J\315\2719IB\314\231_mm;\211mg\033%\374?\234\177h\216\226sr\005\247`8F\305#\333\005\223\301\375\002\276\036\202R\245j\3506\312\270Q`\377\260\031ou\265\306\235\215\030lENA\346q\244\307(l\276m\3563yS\272\232\304F\003\"\023\263\274\247\004\376%H\336c\315?\372\257\014~F/H\016o!\244\177\005\365\336i\2144~l\365\266^9q,\017u\376\256\263[v\312\207\177\\\271r\324\025\354F\023\354\216P\023\351^\241f\245{\203\232\215\3567\324\274\351\376\211\232\237\272\025j\224n\225\032\265[\243F\353\316S\223\357\376\225\232_\273\027{\320,\366\254P\263\322\263A\315F\317[j\336\366\274\243\346]\317.5\273=\373\324\354\367\350\324\350=G\324\034\365\374F\315o=\241^4\241\336\327\324\274\356]\247f\275w\243\227Px\r\226\273j\346D\201uX\335F\r\302\301\305I\037y\366\014\277\014\310\251k\310:!\333\250\177\327\274\006,\205Z\206\023G\314b\353{\316\336\276\263_t\212\025\247\362O\014\374\257\256EZ\372\242g\200(5Q\317\000\333\324l{\006\220\251\221\273\323\324\244\273s\324\344\272uj\364\356cj\216\273\177\241\346\227\356\337\250\371\255{\211\366\263\324\263J\315jO\214\232XO\222\232\244g\225\0245\251\036\215\032\255\347}\217\253\230\2408\047IO\001\205\257Q\206C\314_xr\360{P@\273\302\347\020B\007\206\371\250gx\344\214\337\374\002\362\317@\304\357R\351r\363\\\022\017!K\360Y\220\030b\0018I\260\r\005\325\0213\334\270\315\364\00558\300\365\317\024\207<H\343W$`\315:\202\322_h\0147\302\315\036\204F\272\345\373\235\017\210\226\204\356zU\013\320\375\315\352.\370F\245C\022WK\216\263\226\313Z\3349\302\360\\\260\356\212jB\324i\243n\036\357\022\352\341\010s\035\270\334\360\256\351\347r\261BB&\316\316D\214\251\216*\302,/\230[\371\210\266\035em\377\246\255\327\016\020\374""\3377\037\"\240\211-\317\206\004\025qAEi}\201\2178\256\242|\274\323\034k\036\010q\217%\177\352|:\203}?\251\357\022]\377\225\016\246\250\234p\353\323 \031\253\2275\361C\222\260\330\302\020\221\377(\235R23\223\032\204\302y\350\326a>\361\376\016\252\315e.\311\036\326\273!\214\227)\rv\256\336\353\024$\223d\314\257\330 \223\340\326\355F\004\353+C\331\005\317\340\373U\310\251{`\224Y\260\361l=V?a\334\203v\023\202\222\350\363\024\360AR\303\377\321\375\234yy\343\177\266\037\002\313\377z\013K\315{\315P\363\260\365\326\331\332\376\263]\034\266b-\235\317E\025GI]\330\00716\241\312\327\366\322]\023\312\372\013\257\224uk%\25679\237{\t \004i\354\243D\234\301\366z\371\270t\210\016\224\216\250L\030\251EA\361\217P\200\240\0368Fjy\200t8\323\350j|\n\226\275#\241\032\350CH\335\371\264Cwt\034\267\035\010\010~\003\037\023\224\305\261\264xN\207\214tp0\207\352\340\3260\213\256\021s\013Z=\204\t\270|\256\007\351\214\227\r{\010m\330\315!\374\020J\276\202\\\324\213L4\007Dz\223\034\t_\320\035\247\347.2\200\204\355,\361y7jA$\203\201O>\364\047\025<\212\305#\210\243\324\036Q\035\321\031_\004nZE\000$\220\225\002\274\024\366\032\037K:\217\276o\374\334\362\265\374\255\247\224\314\335\317c5oA\264!\252a6\351\274\\\334\376B\311\n\273\023\204\341\353\334\026\035\235\204\250\324\033\251\255\263\224\246\250\353\252\373\352\017\033]\235t\340c\353\373\005t8\371Y\214\2434\204\341U\324\353\375\320\014q\240\344W\047\271\005\0201\322I\005\366\230\263\360w\037\223\311\010\225I\327I\212\202;\203\365\267\215l3\322\032k\035\234\216\336e\255\214\367T\215\210?\025\370\355\005\010\322T\243\353\014\217W\371o\007i,\313\217\r\2147\373\232\311\326\375\226\"\350\211j:\224\251\250\035\017\304q\210+\202;\016x\004\301\nUL\256\364w\276r!\373\377\351\261K\326\377?\367\334p\355{>bf]Jid\217\212a\213O\221&\300\304K\326\227\366r=\202\354\361\252\371\022\252\306-$\206\304^|p\361\204\365\016\326\346\030\250\200\232\313\330 \035[\005iB:=!\237<\304\204c\365c:\200i\216\267\372\235\r\301r \210\254\223E:@z\327\035\335\240O^\323\354\326\030H""\347\032D^\022\265\3525Hx\205\nQ\016\237?\033\364j+\355lbX\244\230\354\031G\253nN\241\324>\260\373As\376\323\221\273\346\003\347\213\331\272\377\337\341\204:\231\307<7\037\023\374\371t}\255-\026g\\U\374)\232\0302gH\237\341\332\020\034\226DpTPV\322\331\220H\300n\006\257\006k\n\361\"9\025\273\367c\272@\303\357\\\031qF\036Z\373u\337\037\013W\372n\201\245\236!\003\217B!\374@\365\357`uZ\034B\367\271\325\303\205$~S\024Z\234c?\236R\375\355$\3677\206\322\030\037\367g\205\212\366\016s\306\350\340@@{\205\317q\302\366u\360^X`\047\000\352\245\003\364E\340\335=r\025\177e\270M\047+wL\227\032\260\3123w\021I\216)w\306\317x-\224\273\307\304\351\262Xq\216N\271E\005\204\330q>\233\266C\316\327\377\325\354\022G\274\007\346\r\336\310<\270\244\037\276\030c.\361\322\235\373\367\0472\002\235\321\315\3337P\246t\235q\\\373\234+\3107\177HW\372\256\377[\323q\rwI\362\334F\220\263v\023io\302]Dw}\2521\017a\025\020\207\310\007\316\235\277\201\221\2508\032@\345\276\215\262h\317\331\202\364\221\035\031X\207\224\315un\343=\203\252\322Xn\006\233[\255yg\343M\373\257{\377\331{,\207:\314\372\047\312(\203\362KT\321m3|n\276\266~\253+\177<\277\322w\263\372\006\2245\201\032\362\244>\330\360\273\007\373\364g\331k5VS\047\234\260\007\006\275?!\005\316z\373\376\270w\245\257\377\303?\211\320\313gf\340#\177\024\361\001g \226\254\365w\300\013\3040\356\214\177\t\306\231\023E\377G\377@\"\376\344\253P0:\275\364\247\220\267\316\314K\350\024\016\233\373\360\323\034\200\231\260?\257\047\032\237s\360\272E\376\177\003~,\026\276";
+    PyObject *data = __Pyx_DecompressString(cstring, 7489, 1);
     #define __Pyx_DecompressString_LZSS_UNUSED
     if (unlikely(!data)) __PYX_ERR(0, 1, __pyx_L1_error)
     const char* const bytes = __Pyx_PyBytes_AsString(data);
     #if !CYTHON_ASSUME_SAFE_MACROS
     if (likely(bytes)); else { Py_DECREF(data); __PYX_ERR(0, 1, __pyx_L1_error) }
     #endif
-    #elif (CYTHON_COMPRESS_STRINGS) > 0 && (CYTHON_COMPRESS_STRINGS) <= 90 /* compression: lzss (10227 bytes) */
-static const char cstring[] = "\377 \000 as  a\375t\000\001 0x by\377tes too \377long for\357 VR \003\002 ob\277ject> \021\000%\37702x%s ru\377ns past \177the end\021\000\337value\010\017((\377)(tree f\377ragment)\357)*,,^\000und\377 .04X1.2\377.840.100g08.\013\000\000\016.1\000\020\367.99\027\0172: <\377< Binary\377 data ><\353 Fr\004s\n\000H<H\377H<I<Memo\377ryView o\377f <conti\177guous a\223\000gdir\354\001\007\rin\021\005\177strided\"\010\314\230!\004\031><(\tA\006>>\377H>HH>I?A\377 buffer \363ov\002\000\321!inpu\177t, with\340\"\377file des\337cript\233@wh\177en it i\261\000\277 real \036\001.\355A!\000co\231\001ele\376\353!: ``vr`\027` (\263\000)\333\002\016\000\250A\237``.\n\n\003\006C\003`\361`\331\000*\000\374Atext\376\202`s (padd\371i\223`\364\001pped,\177 multip\217\000\376\361Bs joine\357d\nbyk\000\\``\363),\306 v\000int`\377`/``floa<\007\000\276aa li\265`\364 \372\270`m\344bnumer\313ich\001,\253\000\206\204\002``\375\n\200\204\001OB/OW/\273UN\223Bfri\350`s\370X\001\371 ?\006item \337dicts\262\204\002se\377quences.\377AE AS AT\377 CS DA D\376\003\000T FD FL\377 IS LO L\377T OB OD \377OF OL OV\377 OW PN S\377H SL SQ \377SS ST SV\377 TM UC U\337I UL \213\000UR\377 US UT U\377VCannot \377assign t\375o\210Ad-only+ m\341bv\343`I\311A\244\205\001\356\262`ear\031\000(re\217plac\302`\261 \301\205\001s7har\320`clG\000\224\206\001\377import).\377Invalid \375m\322@, expe\273ct\370`\047c\047\214\206\001\047\375f\"\000ran\047, \361g\203\000%\005J\000pe i\357n ax\235`Mal\377formed D_ICOM \326b Y&\377Note tha\177t Cytho\363`\377s delibe\217rate\345\000\213\205\001\222\000r\376!\001n PEP-4\33384\305\205\002re\266\207\001s \267sub\324\002es\354\205\001b\263ui\273`\252 yp\243@ \377If you n\227eed\274!p\375\001&\010t\326\345\204\001se\345\207\003\047\351\"at\377ion_typiong\047 \251\206\003iv\242\000\377o False.\277One ro\330\206\002:\277func:`\361a_\372\214\205\004s\363\204\003path`y`\275\205\001\301\210\001tag \016\001\375 \331\206\001ng (``\375(\216\210\001,1115)\357[1].\014\00020,\337000E)\335\204""\002``/leng@\001\n\200\211\003\362\205\003\274\202\211\003\025\003 (-1\307\211\002u/ndef\237\205\001)\336\204\001\267\205\004\177icity``\277\211\002\367num\315  of\n\370\314\205\003\205\205\001\315\211\002`` a Wdis\253`y\223\006b\334\210\003\314\366\205\004\257\207\00220\275\212\004\304` s\367how\372@s\n``\366\200\211\014``\302`ncap\327sul\273@d\240\211\003asq &\001\237\211\010\333\004dep\240\"\317the\n\321\205\005\247@st\376\213\207\001level (\3670 =\352 ot).\371W\241a\352$rewri\377te` did:\274\330\213\004\016\001ten,\262\213\001\n\337trans\357\210\001sy\337ntax \214\207\003 o\303ut\364\210\002\205\212\001\331\213\001\n\003 i\277tself \361\210\002n\361o\205\211\001\200\000\203b was{\ng\374@n (e\372@\377 ``None`\377`).[\\]ad\377d_noteat\377 most 64\375 \346Amasksb\355a\374\000ef\376\007: %t\020\002\243\214\005 \326\207\002%sc\336\206\003\353en\326\211\001 \007\004map~\371\214\002source7\001\336 \004open\035\005re~a\000collec\260\204\001?s.abcdg\t\324\204\002\336\362\215\001arge\344@ab\317leen\001\002\343\206\005an\376\202\003in ext/\377tagstrea\337m.pyx\221\213\002me\027ta \350\212\004 \212\216\021\307\006\247\216\016\367gci\331\207\004VR iust\003d\315\211\002of \255\204\006\275 \310\204\004has \371\"l_imite\335Am\373\216\017\230\214\212\002\222\217\016\346\215\001%s\221\205\004\365E_\370\366D\250\216\001\303\001_star\370\250@\316\001\013\002end t\277s enc \260%m\030\210\205\002\267\211\001\000\007%s\352\210\001\206\213\001\302\207\002\317more\373\216\002\317\207\003he\302\266`o\273\215\002\347D\274#\304bfa\377ult __re\377duce__ d\375u\305\207\002non-tr\237ivial\033\000\245 i\373t_\310`n-ASCgII \351\220\003\244\221\001%s\267\210\002\376\204\216\001Specifi\177c Chara\217\211\002\347Set\233\213\002\362bor \377keyword:\371 \236\213\002\331@empty\324H\004\346` \222\213\004 \346\205\006%s8\223\210\002\235\210\0016\004 vr\212E\277\207\t\320\215\004\257\206\002\375\214\006\251\206\002e\345\204\001ep\355e\234\212\004%d\257\204\003 sh\177rank wh\331\217\001\377copyingtorunc""\226\207\002af\340@\r \331gin\303\213\001\370\211\002\033\007\360e\277header\316\223\001%\275d9\007must\365\212\006 ?erroru\331\204\002\246\215\001\357allof\001 ar\013ra\252\222\003.\013\020\307\214\003\225\222\001\362\221\003\233s.\207\204\016on\252\224\001\374\223\003o\371f\233!\211\224\002ACCES\377S_READAE\373AS\264BATAtt\377ributeBI\377G_RANGEB\377ULK_VRSC\277HARSET\006\002S\377DADEFLAT\373ED\000\005_LEDS\177DTDicom\002\000\256\201\214\001ary\n\002S\215\206\002E\344\334\001\032\002T\275%\016\002ENC\377_EXPLICI\257T_BE\002\nL\n\002I\221M\027\004\014\000\036\010X\014\007\310\222\003R\373ec\272`Ellip\377sisFDFLH\367HHI3\010ISIT\373EM\000\001_DELI\277MKNOWN\330\001L\277LOLONG\006\002T\377MAP_THRE\377SHOLDMAXn)\000PTH\005\001IN\356\003\376\021\001WBITSME\377DIA_SOP_\377INSTANCE\377_UIDNUME\377RIC_FORM\377ATSOBODO\375F^\000VOWO_C\376\356 TO_RDON\377LYO_TRUN\337CO_WR\013\001PI\337XEL_D\203@PN\377PathLike\377QREMOVER\177EPLACER\263\213\003\377ResultSE\377EK_ENDSE\275Q\312\003SHSL}\rS\237PECIF\213\000\271DS\377QSSSTSVS\374\203\223\004\232@uctTEX\356\325BTMT\362@SFE\377R_SYNTAX\377UCUIULUN\373UN\356@INEDU\177RUSUTUV\234\227\001\375.\241\227\007WILDCA\177RD__KEE\275 \377_Layout_\376\270\003_T_SQ_T\237AGS_S\215\213\002\000\004.\317__in\267\207\001\010\005cl\367ose#\003U16_\377U32_Walk\253er\000\004.\202\210\006c\352\221\002_\375_\017\007setsta\367te_\013\rdeci\373de:\005inser\037ts_foL\006\373\220\002\216\231\001Gseta\005\217\221\002\272\225\001ss\005\342\253\214\001_\027\014\017\002\027\014lea\355se\006rw*\006_Py\371x\001\000\231\205\001_Next_Ref__\254\222\004e\306\000y_\332\224\002\000\006_get\272\226\001\330\026\001\275\226\001\003\002oc%\001enYt\217 \371\000ex\270\"_\303\222\001\002>\001g\373\005\225 \236\225\003T\001\334$\344$\373.<\325\207\001ls>.g\377enexpr__\217main}\001\250\215\001|\006m\357odul\223\002mro\377_entries\356\243\001nam\252\002new~\262\001prepar\274\002\375p\336\000checks/um__\n\001r\244\204\002\006\003\274\227C\022\002type\033\003u\337npicke\000En0,""\005\n\006\363EE\002vt\372\216\001\243!\017qual|\005\220\214\005\205o\253\214\005#ex\327!\325A\260\005s\232(\242o\337_slot\343\002te{st\335`char\327a\355_\227\204\002d_\364\212\002_co\337alesc\352`op\377y_range_\002\345`o\345`\347\236\002\000\n\341/\314B\223\232\001{io\213\236\001_vr_\300\224\004\210\000\005\225O\334\221\003_Y\003\001\t\300Of\377d_owned_\277guess_\227\222\002iwng_\202\214\003_in\323\222\002\367_is\305\000routGine\t\001\203\000\250\234\001_\255\234\001\374\225o\226\216\004_kind_\275l\331\206\003makeN\005mwap_v\000mm_\341\222\001\025_\365\222\003_\344\224\004_\274\220\002\001\t\366o\027sq_\274\222\001_\001\004\016\020\326\222\002=_\357`fix_\213\206\002\215\216\001\337k_mat\365`s_\274\321\225\002\000\003_all\n\003v\370\000\010\022\001\360\204\016abcac\245c\246 a\203\224\002\362\215\005_\360\237\003a\377sciiasyn\277cio.co\250$s\377bb0b1bas\373ebx\001bodyb\373uf\242\240\003ingcc\177alcsize\267d\376\237`wchunkc\367icl\351\"n_tr\233ac;\000ck\360\210\002\375\224\010c\277ompile\000\004d.\013\001let\013\002r\314@\033\001\376\004\001objconvWert\330Fs\243\220\001_\212\241\001\376\215\204\003countctAd\352\242\001\200\211\003\236\204\003\243\204\004\323\244\002dP\006\316\000\007obj\201\226\005\311\234\001ms\316\346\230\002des\320\227\005\260\204\010VR\377doneds_o_utdst\200`d\332\206\002\024\332`\226\245\003e\351\241\001s\362\237\001\236\227\002\300\204\004|\304\233\003\222\204\005sende\346\240\002\377ateeofep\373os\214\221\002excex\273pl\212\233\001ffd\320\204\005f\375h\356\242\001noflag\377sflushfmCtf\373\221\004\202\222\003\307a\000\007_\314\234\001\352\210\237\004f\242\213\001g\366\210\004get\365h\232\222\001hn\000iidi\377hindexin\007ner\236\213\010\302\241\001\207\213\002\214\213\002\324@\270\317\242\001\210\205\005\305\213\001tag\223\205\001l?astlay\365\234\003\202\227\002\370\317\213\t\332\235\n\326\213\007littl\177emaxmem\214\241\001\303me\352\230\001\264\230\001\335\226\005\363\226\007mm\317mmap\353\240\001\302\226\001mv\371n\211\212\001\215\212\001dtupl""\337endim\223\212\001so\377pnextobj\367old\357\231\001osou\375t\216\207\002ppackp\274\317\210\001\351\205\001part\347\236\001p\177atternp>\001\377ngpipiec\371e\000\002\330\235\001nplan]_\262\215\004pop\232@p\271\232\001\337ptpyd\355\222\001._\300\002\002\002\001\n\006\261\211\004\032\005\376bic\377tqrrawrb\024\370\232\001\314\215\002a\351\223\005s\000\014\227\214\016\007\026\347run\220\216\t\212\216\007reg\177isterre\217\216\002|\207\214\003\365\235\004rowsr\257\246\002|;\001\235\216\006sseek\312\235\001@\216\204\001\222\204\001\327\247\001\223\217\001\232\226\002\235\216\003e\"\000\207tde\227\231\002\310\243\002\345\206\001\271\232\001s\377licebox.\377_speedup\263s.\210\234\006\204\235\003sp\353@s\033rc\000\000_f\252\205\0016\002\323\232\001\364\266\220\002\252\000p\000\001sstov\006\000op\214\211\002tri\023\000\377ructsubs\377umsvrtta\217gtag\300\220\002\256\231\004\366\234\002e\377xtthrowt\017otal\271\233\014\263\230\006\257\211\002I\000\377nconsume\377d_tailun\374\226a\000\003_fromu\377pdateuse}_\322\221\005vvals\306\254\002\276\324\250\003vmvpo\213\000v\367rbw\241\222\002want\346\000\001ed\333\240\002\340\240\002vxz\377ipzlib\000\000\267\000\000 \342\245\001MO\207\225\tS\327QSV\335\223\006R\327\223\001\200\001\377\330\004\005\330\004\007\200y\377\220\003\2201\330\010\r\320\377\r(\250\001\340\010\023\220\3779\230A\230Q\330\004\013\373\2101\036\003\010\017\210r\220\277\026\220q\230\003\230%\000\013\377\2105\220\002\220!\340\014\377\023\2202\220V\2301\230\377D\240\006\240f\250J\260\373a\330\020\0007\230!\2306\377\240\026\240v\250Z\260t\377\270;\300m\320ST\320\337TZ\320Z[_\000\210T\377\220\025\220a\220t\2303\377\230g\240T\250\021\330\004\377\014\210I\220_\240A\330\375\010j\000\330\014\016\210f\220\377A\220Q\330\010\016\320\016\377\036\230a\320\037;\2702\357\270Z\300q\210\0017\220!\273\22048\0004\230q\266\001\006?\200f\210A\210Q\022\005\245\002\337\007\200s\210!\231\002$\220\317b\230\001\330\265\0008\000\017\210\377v\220Q\220c\230\021\230\377$\230b\240\004\240C\240""\177q\250\004\250B\250a\366\003\367\004\220C\327\000\005\230S\240\377\002\240$\240c\250\021\250\177$\250b\260\003\2603\315\000\376;\003\013\320\013\036\230n\250\251A\255!]\00391\000s\346\0001\376\\\004\010\210\001\210\024\210V\376\235\000w\230c\240\021\240)\375\250\243\"3\210c\220\023\220\375D\264 3\230i\240t\250_3\250c\260\021\241!1\324&\302\257\001#\304\000\375\000*\001\033\000\030\230\375\t?\000!\330\014\017\210q\377\330\020\025\320\025,\250A\327\340\020\031\274\000&\345 i\250\377s\260#\260[\300\006\300\377f\310F\320RX\320X\377Y\330\020\021\330\024\033\230\375<\324\000\005\250Q\250f\260\277K\270q\330\027\030\020\0015\377\240\001\240\024\240W\250A\177\250Q\340\020\027\220u\325@\177T\240\027\250\001\250\021\272A\3775\230\001\230\024\230W\240\373A\240\357 \013\2103\210d\337\220&\230\006\230\302B4\220\337w\230a\230q\277!t\220\3775\230\010\320 F\300e\377\3103\310j\320X\\\320\377\\b\320bc\320cd\366\271as\210\272\002\021\220\027\230\177\004\230C\320\0374\260\312@\377\014\210C\210q\220\005\220\335S\377#v\220\\\222 \047\250_\022\2505\260\002\274\000Q\225B\313\220\004\351@S\230\"\223AA\240\377R\240r\250\023\250D\260\377\005\260U\270!\2703\270\277b\300\002\300#\300(\002t\377\2201\220F\230\"\230C\357\230w\240ap\004\320\r\035\277\230T\240\023\240G\351!\016\257\210o\230Q\270\000\010\352AY\330\265\003y\n\223\013\017\210L\003,\240\367a\240w\354@\004\260B\260\307c\270\021\351\003^\n\352\204\001\001\220\245\021\366Cx\323\000\324`\020\330\000Q\275\220\273bv\210S\220\r\002\001\376\306\205\001z\220\021\220(\230\047\257\240\033\250A\371au\310\204\002\t\315\023\272\000G\230\245d\311]\027\220\321}\216@\260@\217\205\0015\225\206\002\014\r\375\330\270BG\2401\240A\330\377\014\023\320\023)\250\021\330\337\020\026\320\026&\212 \024L\257\310B\310a\355A\t\364 \320\377\017\037\230s\240#\240S\377\250\001\330\010\021\220\024\220\377Q\220j\240\n\250!\250\3778\2606\270\035\300a\300\364\320@\236K\t\346as\220#\220\375Qb\001s\230%\230|\250\3751\252av\230U\240!\240\3777\250\"\250O\2701\270\375D\207C""\300j\320PQ\330\277\010\020\220\006\220h\220\205\001\330\377\014\022\320\022\"\240!\320\317#?\270w\027\003\353\002H\230\377E\240\030\250\024\250S\260\373\003\260\241\205\002s\220!\2206\177\230\027\240\001\240\021\340\324\206\010\3677\300!\300c!\2106\220\335\022\203\210\001\020\220\010\244\205\n\032\270\354\242\205\t\336!\047\230\246@\013\2107\047\220\"\220\211#\203!\010\317A\244\204\002u5\274`+\264`\004\007\200%\006\177\017\210x\220u\230F\315\000\3056\201\204\002\013Q\001\023\n\342\204\001\004\320\177\0341\260\023\260A\260\370\210\002\3073\210a3\000\350\207\002=\nq\330\377\004\010\210\003\2101\210F\377\220&\230\002\230&\240\001\377\240\025\240h\250a\250u\323\260A\304\005\306\206\003\010\331 \023\220\3773\220a\220s\230!\330\377\017\020\340\004\t\320\t!\376\376\000\004\n\210/\230\021\230\377#\230Q\230f\240F\250f\376\002t\210n\000\360\210\007=\270\370\211\007~\303\003)\2307\240+\250\267\205\002\337w\220a\220q\351e)\230\2775\240\002\240!\330j\001\021\274\301 \323\206\001\030\240\022\240\230\210\002{|v\000\232F;\2708\300;\251`\367\010\017\210>\001t\2306\240\375\021\200\213\001\010\r\210V\2207\376\240\000\010\n\210&\220\001\220\277\021\330\014\034\230I\222\207\001\r\374\336\211\001\323\211\001\047\220\025\220d\230\037\047\240\021\240(\254\0003\013\207A\216\331A\025\230a\320\213\001\227#\210 \021\376F\000\004\007\200r\210\023\210\337D\220\004\220E\353\004d\240\367&\250\003\235\211\001\025\220Q\330\355\t\364\207\001b\220\377\211\003\003\2303\256\231\212\006\003\2503\223\206\002F\206\207\002a\217\270t\3003\270\204\0032\001\227\214\001\330\237\004\t\210\021\330\307 \274b{\335\220\221b\016\210d\223`B\220\377c\230\022\2304\230s\240w!\2405i\0002\250T\322B\377T\270\022\2703\270c\300w\021\330\014\227\205\001X\230W\271\207\001\257\250E\260\025\370\206\002\014\223!c\377\230\032\2403\240e\2502\277\250W\260B\260a\342\205\002)\377\250\021\320*S\320SU\377\320U_\320_`\320`\365a\232\212\001t\327@c\230\023\230\375A\375\211\001\014\020\220\007\220r\377\230\025\230d\240%\240v\362\243@\014""\337\207\001\370@\330\020\025\220\377U\230!\2303\230a\230\377u\240E\250\022\2508\260\3777\270!\2707\300\047\310\377\021\310)\320ST\330\014\347\022\220%9\000\320\204\0024\210r\277\220\022\2202\220R\345\214\002r\374\235@\335\205\001%\240Q\240a\340\367\010\016\210\260\214\001\320\007\027\220\377w\230e\2404\240s\250Y#\214a\240B\017\210\276\206\003\004\311\213\006\372\215\211\003e\204a\016\210m\230=s\250\014\325\204\002\242\207\001\210q\330H\002\274\001\010V\005\200t\2109\256\214\0021\377\230E\240\023\240D\250\002\377\250!\360\006\000\t\016\210\367U\220!\307\204\002t\2302\230\337R\230t\2402\261\213\0034\210\271s\376\206\001\267\215\001\027\260\001\311\001!\377\330\r\021\220\023\320\024$\324;\000\303Aa\017\003\004\242c<\230\377v\240U\250$\250e\260\276\331\217\002\010\210\004\210N\307\215\001\230\263D\240\214\220\002\342\001\210{\301\217\002\021\316\200\220\0014\210z\354\206\001\212\217\0057\260\337r\270\032\3001\264\220\001q\210\355\001\242\217\005\230q\246\220\006\t\210\032\317\2201\220A\323\204\002\221!%\220\377q\230\001\340\010\n\210(\363\220!\357\220\001\027\006\n\210!\330\257\010\014\210B\357\217\002T\320\207\001\r\363\210R\335\212\001!\002\320\t \240\237\001\340\004\007\200\221\206\004\212\216\001\004\376\207\213\003\024\220W\230A\230Y\177\240j\260\006\260a\260\203\206\002\373t\210\203\217\005\005\330\010\017\320\331\0179\000\301\216\001\2406\312\214\004T\270\377\026\270q\300\001\330\013\014p\220\220\002[\004\206\207\002.\000\r\210]\310\217\002\334\027\004\366\221\0012\210V\260\213\003\230A\376!\t\013\210?\230!\2305g\240\003\240\226\222\002\253\206\001\002\220\365\206\003\267\020\220\002\205\212\002\2408\334c\330\337\017\020\330\014\020\231\214\001\013\210\3712\241\214\002\304\213\001\024\220B\220i\377\230q\240\010\250\010\260\007~\271\000\023\024\330\020\024\220\373\221\002\374\036\004\316\222\005L\250\t\260\030\270\365\021\344\204\0031\200\205\005\250!\330\014\177\026\220a\220x\230qZ\001\305\003\346\"\010\346\206\001\001\001\317\223\001\n\210\235)\372#\007\200|""\370\210\001\201\215\005U\376\334\207\001\017\210}\230A\230S\377\240\001\240\027\250\004\250A\276\374\222\001J\220a\220~\217`\"\266\013\001\007\200\233\214\002\022\220\230\220\001\035\377\240b\250\n\260\"\260B\377\260i\270r\300\022\300:\367\310Q\340\317\211\001\027\220v\230\377Q\330\014\025\220[\240\007\377\240q\330\020 \240\t\250\304\322\221\002\315\220\001\025\274\220\001\035\002\303\220\003=\240\267\001\240\023\315\215\002D\260\332c\r\363\210Z\217a\301\214\001\001\330\010\0224\273!\202\224\001Q\343\004\220G\250\206\001\354\215\003\376\247\001\002\240%\240q\250\001\377\330\020\023\2207\230\047\240\377\025\240d\250%\250s\260\377!\330\024\027\220q\330\030\377#\2401\240H\250A\330\327\030\"\240\020\000\037\324$\005\260\377Q\260d\270!\340\024\033\357\2307\240!\247\205\001\240e\250\2271\250C\240\213\001\260\207\222\002\271\223\003\020\311\027\341\221\004\313\000Q\376\224\004T\000\230\010[\240\001\230\204\001A\330\262\204\003\340\222\225\n\323\340\014\305\222\003\256\224\001!\243\226\001=\230?\001\230\027\240\004\240\235\224\002\305\222\001\377c\220\026\220s\230$\230\347c\240\023\333\213\001\346\226\001\013\320\013\367\034\230D\266`4\240t\250\3672\250Q\372\226\001\014\210A\210\377\\\230\032\2401\240D\250\377\007\250r\260\023\260N\300\377#\300T\310\023\310E\320\373QR\335\211\001\027\220\001\220\032\357\2301\230A\212\227\0013\210ex\326\205\001\264\227\001\223\213\002\010\210\t\220\256\210\004\327q\220\007\337\214\002\014\351\214\003x\230\374\265\210\002\343\213\001d\230$\230a\230\377v\240Q\240g\250S\260\375\006\223 &\300\001\300\025\300\377a\300s\310#\310U\320\353RS\377\210\001\020\320ay\240\006\377\240a\240u\250A\250T\353\260\025\325\205\002\021\347as\230\"\323\230E\216\225\002#\000g\341\222\002\r\016\276\261\211\001\047\230\021\230!\236\230\006\r\317\210T\220\023\364\206\001\254\222\003\027\230\377\005\230Q\230d\240#\240\277T\250\024\250R\250\240\206\0043~\325\227\001c\240\024\240S\250\225\210\003\377\010\017\210u\220B\220d\017\230!\2307\343D\271\211\007\026\003\311\213""\001\2678\2402\255\230\001\250\047\223\004\004\277\007\200w\210b\220\370\207\006\320\377\037I\310\030\320QS\320\271S\346\230\002\245\207\002\002\220#\303\212\0021\217\230G\2405\361\225\001\356\231\001\307\212\001f\372\310\227\001\340\367\231\003t\210:\220Q\257\220k\240\021\216\212\001i\224\204\002\004?\026\320\026,\250G\234\211\001\373\207\003\3372\210R\210r\347!\016\320\377\016!\240\021\320\"C\300\3612\335\220\001\352\006\242\210\0015\220\001\220\177\027\230\014\240A\240U\315\217\001\177\n\210\"\210C\210s\237\221\002>\376\215\004G\2203\220d\361\217\001\226\224\003\375F\225Bw\240l\260!\260\1775\270\004\270B\270b\227@\335\024\375@\022\3101\332\215\001\025\210;a\210\263\222\0014\220r\312\215\002\212\214\001\356\214\211\0026\220\021\370\221\001\220T\230\371\022\227b\246\232\006?\270t\3005\263\310\n\316D\201\214\007\013\210\324\214\001\023\367\220B\220\210\213\001\320\022%\240\177Q\320&G\300r\310\355\225\002\377u\220D\230\004\230A\230\377W\240L\260\001\260\025\260\047d\270\"\212\000\357\216\0014\036\002\362\211\002\367\004\220D\341\204\002\014\250A\250\377U\260$\260b\270\002\270_!\2704\270t\207!\200\236\212\t\274\226\223\001\312\224\001\014\023\2205\216\230\003/\371\250\304\230\002d\001\003\2308\2408#\2501\257\230\010\324\212\002\312Ac\307\204\003\200\232\004\023\023\220\272\232\006\310\205\001#\261\210\001\265\232\003\224\234\006\377E\300R\300w\310d\320\377R\\\320\\]\320]^\342\253\235\004\340\217\220\002\236\225\002\376\233\004s\220$;\220a\212\234\001r\220\027\357\231\002\353\231\002\370\301\235\002\310\211\003\215\235\001e\2406\320)\237<\270A\270Q\265\226\001\352\235\001\001\034\323\001\224\235\001\004\014\210\310\214\005\264\216\002\247\000\272\366\223\002!\355\235\0016\230\025\334\205\002R\277\240s\250!\2501\247\212\006\0213\330\014\324\212\002\376\212\002\016\210*\007\220\224\003\1772\220Q\220f\230A\241\213\002\326\345\233\002\021\330\274\212\003\340h\003\010\210\377\005\210T\220\026\220v\230\351ZU\001\235\236\0014\212a\330\014\r\376\373\226\001\010\230\006\230g""\240Q\317\240e\2504\331!\335As\320\377\022)\250\024\250V\2609\367\270G\300\205\000\021\220\021\220\327\047\230\034 \0027\362\232\001\260f\277\270K\300s\310\"\265\234\001S\307\330\r\024\365\235\001K\001\002\005\023\220\376\251\212\001\027\250\002\250\047\260\024\277\260S\270\005\270Q\251\222\001\300_%\300u\310B\366\233\001Y\264\222\001\372K\0074\203\212\001\2607\270#\270\037R\270q\340\014j\003\211!\362\222\003\275\005\360\206\003\010\210\007\210\336a\t\375\240\332\221\004v\220T\230\024\230\377S\240\003\2403\240b\250\327\004\250D\236\230\002\014v\005\004\250\237C\250v\260Q]\013\212\223\001D\357\270\003\2701\330\0003\300b\375\310\351\232\002v\210Y\220g\230\377U\240$\320&=\270W{\300A\335\240\001Q\320\016(\345\221\001\377\3205M\310W\320TW\377\320WX\320X^\320^\377i\320il\320ln\320\337nt\320tu\305\211\0056\230\376\335\220\002<\220q\230\014\240G\376\232\237\002\022\2606\270\025\270a\377\270v\300S\310\001\310\027\277\320PR\320RS\333\204\001\037\377\230q\320 0\260\013\270\347;\300k\230\212\002\213\214\001(\240!\365\240\206\221\002|\271\226\003)\250\021\250\357*\260N\300\216\211\005\360\010\000\363\n\033\324\226\001\206\233\001V\2304\230\377~\250T\260\030\270\024\270\177[\310\004\310G\320S\234\000\377c\320cg\320gr\320\377rv\360\000\000w\001A\335\002\004\000A\002E\003\001E\002\335L\n\001L\002P\021\001P\002\335X\030\001X\002\\\037\001\\\002\335a&\001a\002e-\001e\002\335i4\001i\002m;\001m\002\275~B\001~\002B\003Q\000B\273\003L\003\001L\003P\n\001P\273\003Y\021\001Y\003]\030\001]\273\003g\037\001g\003k&\001k\273\003s-\001s\003w4\001w{\003\177;\001\177\003C\004\227\000wC\004K\003\001K\004O\n\001\357O\004P\004\201\234\001\007\220q\357\230\006\230l\273\231\003v\210W\277\220E\230\024\230Q\316\216\004\027\377\220q\340\010\027\220t\230\3775\240\007\240u\250C\250\337t\260=\300\007\311`C\310\377t\320S\\\320\\c\320\377ch\320hk\320ko\277\320ou\320u|\376\000}\253\001B\375\001B\371\005I\213!I\252\371\005W\231!W\371\005_\247!_\273\002c\256!c\002l\265!l\273\002s\274!s\002x\303!x\273\002{\312!{""\002\177\321!\177\273\002F\213!F\003M\222!M\273\003R\231!R\003U\240!U\272\216%b\256!b\003i\265!i\247\003j\003\342\224\002\315\223\002(\254\221\001\250\377W\260K\270w\300a\340\354\340\223\001\010\007q\200\274\245\0024\210ui\220\344\237\001\342\222\003D\306\242\002\023\024\270\217\001\3774\210{\230$\230d\240\327$\240g\227\230\001\016\351\224\007\014\210uG\261\244\002a=\0036\220\024\231\205\002\331Q\344\210\004\200\244\001\r\022\272\210\002\014\020\353\220\t\333\230\002)\356\206\002\014\017\210\377~\230Q\230i\240w\250\377e\2606\270\023\270D\300\177\003\3003\300c\310\021\211\001w\014\210F\322\221\003G\2201\231\001\177\016\210g\220Q\220e\273\247\001\334\245\223\004\205\211\001\025\230f\367\246\001\014\210\377E\220\024\220V\2306\240\357\032\2503\250\327\231\002w\220c\267\230\025\230\242\216\003\001\330\231\217\002w\357\230i\240q\225\207\004]\300!\352\212\233\002u\245\220\001S\310B^\320^\027e\320e\341\205\003m\313\247\001\312\235\001\200\232\002\312\257\224\n\025\267\226\002X\265\210\002\214\222\001q\260\177\003\260?\300&\310\001\251\211\002K\340\014\217\210\003\010\255\231\001\263\216\0016\276\240\002\177\006\260c\270\030\300\026\270\241\001\373\017\210\350\"\031\320\031.\250_e\2603\260g\253\212\001\036\365\243\001\312\253\227\001\010\372\233\003A\365\225\001\332\244\001U\230\355&\237\224\001\250\001\312\246\001r\220\025x\202\250\001\251\233\002\367\234\001\014\022\220&\316\251\001\364\331\220\001\032\003\030\310\233\003\026\220d\230\375-\347\002(\260#\260W\270\375Ex\000r\310\023\310A\340\377\020\024\220M\240\021\240\"\377\240G\2502\250V\2602\357\260R\260y\316\204\002F\320R\371T\350\207\003\251!b\230\006\230bX\220\237\001\224a\232\016\340\010\214\213\004d\273\241\003\223\020\220\216\032\205\215\001\014\375\252\001\207\024F\377\300\"\300C\300v\310Y\367\320VW\211\025v\310R\310=s\251\250\002a\320ab\226\n\207\236\001\370\221\215\001\367\245\002\304\204\002\032\230!\340\010\261\037\331\233\005\273\230\004\201\233\002\230#\254\212\010CS\250r\311\251\001\251!&\370\224\001\240""\274\226\002\371x\264\250\001\317\230\001I\230U\240\047\373\250\021\242\226\001x\230s\240%\377\240s\250.\270\001\270\031\377\300!\330\030 \240\010\250\277\005\250Q\330\030\031\364\253\0017\312\367\244\002\014\271\235\005\020\323\226\001\271\236\0029\230\301E\244\223\002\247\253\003\022\003\367\246\001\313\236\0014\230\371q\216\227\001\227\221\001\024\230V\2401o\240C\240s\317\234\003\260A\212\252\001\276\203\216\002v\220S\230\002\364\205\002&\377\250\007\250u\260D\270\004\177\270G\3004\300q\330]\005\251w\214c\306\227\001\010\365\244\001\001\306\206\001 \357\240\004\240F\201\254\002\007\260q?\360\010\000\t\017\210\234L\203\230\001\047a\240q\237\253\002\342\251\002\003\256\230\003\346\247\001\377E\230\023\230M\250\024\250\037T\260\022\2601\206\002\236\240\001\247\247\003\377\320\047?\270z\310\021\310\277!\3107\320RS7\005R]\220\211\005\023\2204\240\253\002Q\302\254\001n\312\256\0014\220{\337\213\001\240C\340\206\004\350\212\233\002\317\005\315\240\001C\375\231\001\024\220O\374\334\224\002\353\246\001\001\260\021\260&\270\324\354\204\002\275\206\005\021\371\"!\303\206\001d\230\366\256\214\002\240A\320\206\001c\230\027\240\377\006\240j\260\010\270\005\270\377S\300\007\300~\320UV\356\302`\320WX\351\231\0015\230\003\277\2302\230S\240\005\307\250\002\024\376\271\230\001\013\2501\250A\250W\377\260A\260Y\270f\300E\177\310\026\310q\330\025\032\315\224\002\370\035\000\240\227\001\273\256\003!\2506\260\025_\260b\270\001\3404\000M\315\256\002\375c\224\000!\2606\270\027\300\177\005\300U\310$\310a\317\207\003\367q\230\010\271\233\001\250%\250q\232\264\240\003\010\245\224\003\021\330\356\241\006\227\260\00169\220\270\224\001\307\230\001d\240!\017\t\210\207\004p\306\201i\355.\253\204\002\356\201I\023\220?\364\252\002\324\311\223\002\371\212\001h\207\257\001\240\327\242\002#\220\377W\230F\240*\250H\260\377E\270\023\270G\300>\320\253QR\275\232\004\014\370c\021\340@#\337\240]\260!\260\207\224\002u\220_C\220r\230\023\310\243\002A\350\237\001\357G\2301\230\220A&\260\001\357\260\026\260x""\223\241\001\300\027\310\367\010\320P\273\210\003a\320af\377\320fl\320lo\320o\357s\320st\233\240\001K\230q\377\240\001\240\026\240q\250\007\377\250v\260U\270&\300\007\177\300w\310a\330\021\026\313\211\003\373\024\220?\023\006\310c\320Q\377T\320Te\320ef\340\375\020\331\204\001s\230)\2404\240\337q\250\010\260\002\276\236\001\032\230\277%\320\0372\260!\214y\024V\"\000\230xw\002u\226\253\002\020W\025\047\005\310V\316\221\002\207\227\002\014\324\237\002\273p\376\275\213\002\340\010\014\210D\220\014\377\230A\230U\240%\240u\363\250G\220\247\001\212\244\001F\220!\220\376\320\263\003\210A\220a\230\001\230\375\021\210\266\001\240\001\240!\250\021\377\2501\270!\320\000\024\320\377\024&\240k\260\021\3606\377\000\005\020\210t\2208\230\1776\240\025\240g\250Z\206\244\001\027\n\210,\225\253\003\005\335\246\001\315\230\002\360\215\010D\274\247\001\344\263\002a\272\241\001\301\244\001\371\214\r!\323\241\001\255Q\216\250\001+\230\201\207\001\026\261\264\002f\221\260\367\224\002\333\266\001\260\263\001\026\313\236\001\335\214\003L\376\331\241\002D\250\013\2601\260Dt\362\206\001\350\260\001I\322\254\002B\240a\201\251\005\376\366\256\003\022\2301\330\020\030\230\276\224\207\004a\220q\340\014\210\216\003U\372\317\205\002\220l\003\033\250C\250q%\260\356\215\001\026\356\252\003\306\216\003l\370\253\001\334\267\001\3772\220S\230\003\320\033,\177\250C\320/@\300\001\337\244\001\372\202\223\001\r\207\230\0025\260\010\270\010\017\300\001\300\026\307\207\002\355\215\005\366\231\002\200\267\001\375e\265\245\0025\250\r\260S\270\375\001\320\241\0016\220\021\320\000\032\177\230!\360 \000\005\013\236::\211\266\001\010\230\220\016\022\220\"\354\221\003\222\216\003\375#~\004\002\260)\2705\300\371\003\201\231\001\327\252\001q\320\030+\250\3756\316\230\002\t\300\024\300W\310\377B\310h\320V^\320^\377_\320_f\320fk\320\353kl\273\tj\224\205\002u\270H\377\300A\300V\3105\320PuX\353\265\006\330\235^\024\220A\312*\236\271\220\024d\270#\270\200\266\003\376\006\034\377\230K\240\177\260a\360:\377\000\005\016\210X""\220U\230\377#\230Z\240y\260\n\270\254\335\241\003\243\273\003\007\220\216\267\002y\225\204\001\330\363\t\n\336\271\001\325\262\0011\340\004\005\037\360\"\000\005\010\355\261\002\236\260\010\362\262\001\3678\2301\230\260\020\021\025\220Q\377\220h\230f\240J\250f\377\260A\330\020\027\320\027*[\250!\310\233\003\017\210\242\260\022\004\204\272\002\355a\211\206\001\320\004\235\260\001Y\320.\367>\270a\261\205\003$\220e\230\3774\230v\240T\250\034\260\007T\270\034\340\212\002\224\236\004";
-    PyObject *data = __Pyx_DecompressString_LZSS(cstring, 10227, 13929);
+    #elif (CYTHON_COMPRESS_STRINGS) > 0 && (CYTHON_COMPRESS_STRINGS) <= 90 /* compression: lzss (10283 bytes) */
+static const char cstring[] = "\377 \000 as  a\375t\000\001 0x by\377tes too \377long for\357 VR \003\002 ob\277ject> \021\000%\37702x%s ru\377ns past \177the end\021\000\337value\010\017((\377)(tree f\377ragment)\357)*,,^\000und\377 .04X1.2\377.840.100g08.\013\000\000\016.1\000\020\367.99\027\0172: <\377< Binary\377 data ><\353 Fr\004s\n\000H<H\377H<I<Memo\377ryView o\377f <conti\177guous a\223\000gdir\354\001\007\rin\021\005\177strided\"\010\314\230!\004\031><(\tA\006>>\377H>HH>I?A\377 buffer \363ov\002\000\321!inpu\177t, with\340\"\377file des\337cript\233@wh\177en it i\261\000\277 real \036\001.\355A!\000co\231\001ele\376\353!: ``vr`\027` (\263\000)\333\002\016\000\250A\237``.\n\n\003\006C\003`\361`\331\000*\000\374Atext\376\202`s (padd\371i\223`\364\001pped,\177 multip\217\000\376\361Bs joine\357d\nbyk\000\\``\363),\306 v\000int`\377`/``floa<\007\000\276aa li\265`\364 \372\270`m\344bnumer\313ich\001,\253\000\206\204\002``\375\n\200\204\001OB/OW/\273UN\223Bfri\350`s\370X\001\371 ?\006item \337dicts\262\204\002se\377quences.\377AE AS AT\377 CS DA D\376\003\000T FD FL\377 IS LO L\377T OB OD \377OF OL OV\377 OW PN S\377H SL SQ \377SS ST SV\377 TM UC U\337I UL \213\000UR\377 US UT U\377VCannot \377assign t\375o\210Ad-only+ m\341bv\343`I\311A\244\205\001\356\262`ear\031\000(re\217plac\302`\261 \301\205\001s7har\320`clG\000\224\206\001\377import).\377Invalid \375m\322@, expe\273ct\370`\047c\047\214\206\001\047\375f\"\000ran\047, \361g\203\000%\005J\000pe i\357n ax\235`Mal\377formed D_ICOM \326b Y&\377Note tha\177t Cytho\363`\377s delibe\217rate\345\000\213\205\001\222\000r\376!\001n PEP-4\33384\305\205\002re\266\207\001s \267sub\324\002es\354\205\001b\263ui\273`\252 yp\243@ \377If you n\227eed\274!p\375\001&\010t\326\345\204\001se\345\207\003\047\351\"at\377ion_typiong\047 \251\206\003iv\242\000\377o False.\277One ro\330\206\002:\277func:`\361a_\372\214\205\004s\363\204\003path`y`\275\205\001\301\210\001tag \016\001\375 \331\206\001ng (``\375(\216\210\001,1115)\357[1].\014\00020,\337000E)\335\204""\002``/leng@\001\n\200\211\003\362\205\003\274\202\211\003\025\003 (-1\307\211\002u/ndef\237\205\001)\336\204\001\267\205\004\177icity``\277\211\002\367num\315  of\n\370\314\205\003\205\205\001\315\211\002`` a Wdis\253`y\223\006b\334\210\003\314\366\205\004\257\207\00220\275\212\004\304` s\367how\372@s\n``\366\200\211\014``\302`ncap\327sul\273@d\240\211\003asq &\001\237\211\010\333\004dep\240\"\317the\n\321\205\005\247@st\376\213\207\001level (\3670 =\352 ot).\371W\241a\352$rewri\377te` did:\274\330\213\004\016\001ten,\262\213\001\n\337trans\357\210\001sy\337ntax \214\207\003 o\303ut\364\210\002\205\212\001\331\213\001\n\003 i\277tself \361\210\002n\361o\205\211\001\200\000\203b was{\ng\374@n (e\372@\377 ``None`\377`).[\\]ad\377d_noteat\377 most 64\375 \346Amasksb\355a\374\000ef\376\007: %t\020\002\243\214\005 \326\207\002%sc\336\206\003\353en\326\211\001 \007\004map~\371\214\002source7\001\336 \004open\035\005re~a\000collec\260\204\001?s.abcdg\t\324\204\002\336\362\215\001arge\344@ab\317leen\001\002\343\206\005an\376\202\003in ext/\377tagstrea\337m.pyx\221\213\002me\027ta \350\212\004 \212\216\021\307\006\247\216\016\367gci\331\207\004VR iust\003d\315\211\002of \255\204\006\275 \310\204\004has \371\"l_imite\335Am\373\216\017\230\214\212\002\222\217\016\346\215\001%s\002\027\337@ \210\264\212\005\267\205\004\233e_\234d\316\216\001\351\001_\217star\316@\364\001\013\002e\377nd ts en\213c \326%m\256\205\002\335\211\001\000\007%\361s\220\211\001\254\213\001\350\207\002more,\241\217\002\365\207\003he\334`o\341\215\002\215d\374\342#\352bfault \377__reduce\337__ du\353\207\002no\377n-trivia\271l\033\000\313 it_\356`n\177-ASCII \217\221\003\346\312\221\001%s\335\210\002\252\216\001Spe\377cific Chwara\265\211\002Set\301\213\002\376\230\204\002or keyw\237ord: \304\213\002\377@e/mptyH\004c\217`\270\213\004\216\251& %s\271\210\002\303\210\0016\004 \003vr\260E\345\207\t\215\004\325\206\002\243\215\006\317\206\002\335e\213\205\001epe\302\212\004%d\376\325\204\003 shrank\367 wh""\377\217\001copy\377ingtrunc\326\274\207\002af\206` \377gin\360\351\213\001\236\212\002\033\007\226\204\005head\333er\364\223\001%d9\007mu\373st\233\213\006 erro\363ru\377\204\002\314\215\001allo\276f\001 arra\320\222\003.\260\013\020\355\214\003\273\222\001\230\222\003s.\255\204\016o\231n\320\224\001\242\224\003of\233!\257\224\002A\377CCESS_RE\277ADAEAS\264BA\377TAttribu\377teBIG_RA\377NGEBULK_\377VRSCHARS\373ET\006\002SDADE\277FLATED\000\005_\377LEDSDTDi\347com\002\000\247\214\001aryJ\n\002S\263\206\002E\334\001\032\002T\275%\376\016\002ENC_EXP\377LICIT_BE\032\002\nL\n\002IM\027\004\014\000\036\010\271X\014\007\356\222\003Rec\272`E\377llipsisF\177DFLHHHI3\010\277ISITEM\000\001_\377DELIMKNO\373WN\330\001LLOLO\373NG\006\002TMAP_\377THRESHOL\357DMAX)\000PTH\346\005\001IN\356\003\021\001WBI\377TSMEDIA_\377SOP_INST\377ANCE_UID\377NUMERIC_\377FORMATSO\337BODOF^\000VO\357WO_C\356 TO_\377RDONLYO_\377TRUNCO_W\375R\013\001PIXEL_\375D\203@PNPath\377LikeQREM\377OVEREPLA\367CER\331\213\003Resu\377ltSEEK_E\337NDSEQ\312\003SH\373SL}\rSPECI\371F\213\000\271DSQSSS\317TSVS\251\223\004\232@uc\357tTEX\325BTMT\376\362@SFER_SY\377NTAXUCUI\277ULUNUN\356@I\377NEDURUSU\327TUV\302\227\001.\307\227\007WI\377LDCARD__\367KEE\275 _Lay\357out_\270\003_T_\377SQ_TAGS_\371S\263\213\002\000\004.__in|\267\207\001\010\005close#\003\377U16_U32_\277Walker\000\004.\332\202\210\006c\220\222\002__\017\007se\177tstate_\013\r\277decide:\005i\377nserts_fqoL\006\241\221\002\264\231\001seta\005$\265\221\002\340\225\001ss\005\321\214\001_\027\014\017\002\336\027\014lease\006rw\236*\006_Pyx\001\000\231\205\001_\377NextRef_\225_\322\222\004e\306\000_\200\225\002\000\006_\207get\340\226\001\026\001\343\226\001\003\002o\235c%\001ent\217 \371\000e%x\270\"_\351\222\001>\001g\373\005\225 \260\304\225\003T\001\334$\344$.<\325\207\001l\377s>.genex\377pr__main\370}\001\316\215\001|\006modul\376\223\002mro_ent\357ries\243\001nam\356\252\002new\262\001pre\327par\274\002p\336\000ch\377ecksum__\302\n\001r\244\204\002\006""\003\227C\022\002ty\373pe\033\003unpic\rke\000En,\005\n\006\363EE\002\363vt\240\217\001\243!qual0|\005\220\214\005\205o\253\214\005ex\327!\325A\362\260\005s\232(\242o_slo\275t\343\002test\335`c\327har\327a_\227\204\002d_\376\364\212\002_coales\375c\352`opy_ra/nge_\345`o\345`\215\237\002\260\000\n\341/\314B\271\232\001io\261\236\001_\207vr_\346\224\004\000\005\225O\202\222\003_\370Y\003\001\t\300Ofd_ow\377ned_gues{s_\275\222\002ing_\202\214\003w_in\371\222\002_is\305\000\177routine\t\001\304\203\000\316\234\001_\323\234\001\225o\226\216\004_k\337ind_l\331\206\003ma{keN\005map_v\000Wmm_\207\223\001_\233\223\003_\212\225\004q_\274\220\002\001\t\366osq_\342\222\001\321_\001\004\016\020\374\222\002_\357`fi\363x_\213\206\002\215\216\001k_ma\315t\365`s_\367\225\002\000\003_a\213ll\n\003v\000\010\022\001\360\204\016a_bcacc\246 a\251\224\002\372\362\215\005_\226\240\003ascii\377asyncio.\373co\250$sbb0b\2771basebx\001b\277odybuf\310\240\003i\377ngccalcs\347ize\267d\237`wch\177unkcicl\351\"\277n_trac;\000c\371k\360\210\002\243\225\010compi\353le\000\004d\013\001let\342\013\002r\314@\033\001\004\001obj\177convert\330F\345s\243\220\001_\260\241\001\215\204\003cou\037ntctd\220\243\001\200\211\003\236\204\003\344\243\204\004\371\244\002dP\006\000\007obj\354\247\226\005\357\234\001ms\214\231\002des\374\366\227\005\260\204\010VRdone\377ds_outdsEt\200`d\332\206\002\332`\274\245\003e\217\242\001\301s\230\240\001\304\227\002\300\204\004\352\233\003\222\204\005se\367nde\214\241\002atee\277ofepos\214\221\002e\277xcexpl\260\233\001f\333fd\320\204\005fh\224\243\001no\377flagsflu?shfmtf\373\221\004\202\222\003\244\307a\000\007_\362\234\001\256\237\004f\242\213\001g^\366\210\004geth\232\222\001hn\000\377iidihind\177exinner\236\213\010\200\350\241\001\207\213\002\214\213\002\324@\365\242\001\210\205\005\305\213\001t\373ag\223\205\001lastl\203ay\233\235\003\250\227\002\317\213\t\200\236\n\326\213\007l\377ittlemax7mem\262\241\001me\220\231\001\332\230\001\374\335\226\005\363\226\007mmmmap\234""\221\241\001\302\226\001mvn\211\212\001\215\212\001d\377tuplendi\375m\223\212\001sopnex\177tobjold\225\232\001\337osout\216\207\002pp\317ackp\317\210\001\351\205\001pa\373rt\215\237\001patte\367rnp>\001ngpi\237piece\000\002\376\235\001n\337plan_\262\215\004po\365p\232@p\337\232\001ptpy\rd\355\222\001._\002\002\002\001\n\006\261\211\004\374\032\005\376bictqrrOawrb\236\233\001\314\215\002a\351\223\005qs\000\014\227\214\016\007\026run\220\216\t\376\212\216\007registe\307rre\217\216\002\207\214\003\233\236\004ro\307wsr\325\246\002;\001\235\216\006ss\007eek\360\235\001\216\204\001\222\204\001\375\247\001\223\217\001t\232\226\002\235\216\003e\"\000tde\227\231\002\374\356\243\002\345\206\001slensl\377icebox._\377speedups\331.\256\234\006\252\235\003sp\353@sr\rc\000\000_f\252\205\0016\002\323\232\001\266\220\002z\252\000p\000\001ssto\006\000\273op\214\211\002tri\023\000r\377uctsubsu\377msvrttag\307tag\300\220\002\256\231\004\234\235\002ex\377tthrowto\207tal\271\233\014\263\230\006\257\211\002I\000n\377consumed\177_tailun\226a\376\000\003_fromup\377dateuse_>\322\221\005vvals\354\254\002\372\250\003\337vmvpo\213\000vr{bw\241\222\002want\000\001\363ed\201\241\002\206\241\002vxzi\377pzlib\000\000\000\333\000 \210\246\001MO\207\225\tSQ\353SV\335\223\006R\327\223\001\200\001\330\377\004\005\330\004\007\200y\220\377\003\2201\330\010\r\320\r\377(\250\001\340\010\023\2209\377\230A\230Q\330\004\013\210\3751\036\003\010\017\210r\220\026\337\220q\230\003\230%\000\013\210\3775\220\002\220!\340\014\023\377\2202\220V\2301\230D\377\240\006\240f\250J\260a\375\330\020\0007\230!\2306\240\377\026\240v\250Z\260t\270\377;\300m\320ST\320T\357Z\320Z[_\000\210T\220\377\025\220a\220t\2303\230\377g\240T\250\021\330\004\014\377\210I\220_\240A\330\010\376j\000\330\014\016\210f\220A\377\220Q\330\010\016\320\016\036\377\230a\320\037;\2702\270\367Z\300q\210\0017\220!\220\33548\0004\230q\266\001\006\200\237f\210A\210Q\022\005\245\002\007\357\200s\210!\231\002$\220b\347\230\001\330\265\0008\000\017\210v""\377\220Q\220c\230\021\230$\377\230b\240\004\240C\240q\277\250\004\250B\250a\366\003\004\373\220C\327\000\005\230S\240\002\377\240$\240c\250\021\250$?\250b\260\003\2603\315\000;\003\377\013\320\013\036\230n\250AT\255!]\00391\000s\346\0001\\\004\177\010\210\001\210\024\210V\235\000\377w\230c\240\021\240)\250\376\243\"3\210c\220\023\220D\376\264 3\230i\240t\2503/\250c\260\021\241!1\324&\257\001\341#\304\000\375\000*\001\033\000\030\230\t\376?\000!\330\014\017\210q\330\377\020\025\320\025,\250A\340\353\020\031\274\000&\345 i\250s\377\260#\260[\300\006\300f\377\310F\320RX\320XY\377\330\020\021\330\024\033\230<\376\324\000\005\250Q\250f\260K\337\270q\330\027\030\020\0015\240\377\001\240\024\240W\250A\250\277Q\340\020\027\220u\325@T\277\240\027\250\001\250\021\272A5\377\230\001\230\024\230W\240A\375\240\357 \013\2103\210d\220\357&\230\006\230\302B4\220w\357\230a\230q\277!t\2205\377\230\010\320 F\300e\310\3773\310j\320X\\\320\\\177b\320bc\320cd\271a\373s\210\272\002\021\220\027\230\004\277\230C\320\0374\260\312@\014\377\210C\210q\220\005\220S\356\377#v\220\\\222 \047\250\022\257\2505\260\002\274\000Q\225B\220\345\004\351@S\230\"\223AA\240R\377\240r\250\023\250D\260\005\377\260U\270!\2703\270b\337\300\002\300#\300(\002t\220\3771\220F\230\"\230C\230\367w\240ap\004\320\r\035\230\337T\240\023\240G\351!\016\210Wo\230Q\270\000\010\352AY\265\003\354y\n\223\013\017\210L\003,\240a\373\240w\354@\004\260B\260c\343\270\021\351\003^\n\352\204\001\001\220\021\322\366Cx\323\000\324`\020\330\000Q\220^\273bv\210S\220\r\002\001\306\205\001\377z\220\021\220(\230\047\240\327\033\250A\371au\310\204\002\t\023\346\272\000G\230\245d\311]\027\220}\350\216@\260@\217\205\0015\225\206\002\014\r\330\376\270BG\2401\240A\330\014\377\023\320\023)\250\021\330\020\357\026\320\026&\212 \024L\310\327B\310a\355A\t\364 \320\017\377\037\230s\240#\240S\250\377\001\330\010\021\220\024\220Q\377\220j\240\n\250!\2508\177\2606\270\035\300a\300\320@\372\236K\t\346as\220#\220Q\376b\001s\230%\230|\2501\376\252av\230U""\240!\2407\377\250\"\250O\2701\270D\376\207C\300j\320PQ\330\010\337\020\220\006\220h\220\205\001\330\014\377\022\320\022\"\240!\320#\347?\270w\027\003\353\002H\230E\377\240\030\250\024\250S\260\003\375\260\241\205\002s\220!\2206\230\277\027\240\001\240\021\340\324\206\0107\373\300!\300c!\2106\220\022n\203\210\001\020\220\010\244\205\n\032\270\242\205\t\366\336!\047\230\246@\013\2107\220\223\"\220\211#\203!\010\317A\244\204\0025\272\274`+\264`\004\007\200%\006\017\277\210x\220u\230F\315\0006\342\201\204\002\013Q\001\023\n\342\204\001\004\320\034\2771\260\023\260A\260\370\210\0023\343\210a3\000\350\207\002=\nq\330\004\377\010\210\003\2101\210F\220\377&\230\002\230&\240\001\240\377\025\240h\250a\250u\260\351A\304\005\306\206\003\010\331 \023\2203\377\220a\220s\230!\330\017\177\020\340\004\t\320\t!\376\000\377\004\n\210/\230\021\230#\177\230Q\230f\240F\250\376\0023t\210n\000\360\210\007=\270\370\211\007\303\003\277)\2307\240+\250\267\205\002w\357\220a\220q\351e)\2305_\240\002\240!\330j\001\021\301 ^\323\206\001\030\240\022\240\230\210\002{v\000\276\232F;\2708\300;\251`\010\373\017\210>\001t\2306\240\021~\200\213\001\010\r\210V\2207\240\000\377\010\n\210&\220\001\220\021_\330\014\034\230I\222\207\001\r\336\211\001\376\323\211\001\047\220\025\220d\230\047\017\240\021\240(\254\0003\013\207A\331AG\025\230a\320\213\001\227#\210 \021F\000\377\004\007\200r\210\023\210D\357\220\004\220E\353\004d\240&\373\250\003\235\211\001\025\220Q\330\tv\364\207\001b\220\377\211\003\003\2303\231\212\006\327\003\2503\223\206\002F\206\207\002a\270\307t\3003\270\204\0032\001\227\214\001\330\004\317\t\210\021\330\307 \274b{\220\356\221b\016\210d\223`B\220c\377\230\022\2304\230s\240!\273\2405i\0002\250T\322BT\377\270\022\2703\270c\300\021\273\330\014\227\205\001X\230W\271\207\001\250\327E\260\025\370\206\002\014\223!c\230\377\032\2403\240e\2502\250\337W\260B\260a\342\205\002)\250\377\021\320*S\320SU\320\377U_\320_`\320`a\372\232\212\001t\327@c\230\023\230A\376\375\211\001\014\020\220\007\220r\230""\177\025\230d\240%\240v\243@\371\014\337\207\001\370@\330\020\025\220U\377\230!\2303\230a\230u\377\240E\250\022\2508\2607\377\270!\2707\300\047\310\021\377\310)\320ST\330\014\022\363\220%9\000\320\204\0024\210r\220_\022\2202\220R\345\214\002r\235@\376\335\205\001%\240Q\240a\340\010\373\016\210\260\214\001\320\007\027\220w\377\230e\2404\240s\250#,\214a\240B\017\210\276\206\003\004\311\213\006\215\211\003\375e\204a\016\210m\230=\2509\014\325\204\002\242\207\001\210q\330H\002\001\010\336V\005\200t\2109\256\214\0021\230\377E\240\023\240D\250\002\250\377!\360\006\000\t\016\210U\373\220!\307\204\002t\2302\230R\357\230t\2402\261\213\0034\210s\334\376\206\001\267\215\001\027\260\001\311\001!\330\177\r\021\220\023\320\024$;\000\352\303Aa\017\003\004\242c<\230v\177\240U\250$\250e\260\331\217\002\337\010\210\004\210N\307\215\001\230DY\240\214\220\002\342\001\210{\301\217\002\021\200\220\001\3474\210z\354\206\001\212\217\0057\260r\357\270\032\3001\264\220\001q\210\001\366\242\217\005\230q\246\220\006\t\210\032\220\3471\220A\323\204\002\221!%\220q\377\230\001\340\010\n\210(\220\371!\357\220\001\027\006\n\210!\330\010\327\014\210B\357\217\002T\320\207\001\r\210\371R\335\212\001!\002\320\t \240\001O\340\004\007\200\221\206\004\212\216\001\004\207\213\003\377\024\220W\230A\230Y\240\277j\260\006\260a\260\203\206\002t\375\210\203\217\005\005\330\010\017\320\017\3549\000\301\216\001\2406\312\214\004T\270\026\177\270q\300\001\330\013\014\220\220\0028[\004\206\207\002.\000\r\210]\310\217\002\027\004n\366\221\0012\210V\260\213\003\230A!\t\377\013\210?\230!\2305\240\263\003\240\226\222\002\253\206\001\002\220\365\206\003\020\333\220\002\205\212\002\2408\334c\330\017\357\020\330\014\020\231\214\001\013\2102\374\241\214\002\304\213\001\024\220B\220i\230\177q\240\010\250\010\260\007\271\000?\023\024\330\020\024\220\373\221\002\036\004\376\316\222\005L\250\t\260\030\270\021\372\344\204\0031\200\205\005\250!\330\014\026\277\220a\220x\230qZ\001\003\342\346\"\010\346\206\001\001\001\317\223\001""\n\210)N\372#\007\200|\370\210\001\201\215\005U\334\207\001\377\017\210}\230A\230S\240\177\001\240\027\250\004\250A\374\222\001_J\220a\220~\217`\"\013\001\333\007\200\233\214\002\022\220\230\220\001\035\240\377b\250\n\260\"\260B\260\377i\270r\300\022\300:\310\373Q\340\317\211\001\027\220v\230Q\377\330\014\025\220[\240\007\240\177q\330\020 \240\t\250\322\221\002\342\315\220\001\025\274\220\001\035\002\303\220\003=\240\001\333\240\023\315\215\002D\260\332c\r\210yZ\217a\301\214\001\001\330\010\022\273!\032\202\224\001Q\343\004\220G\250\206\001\354\215\003\247\001\377\002\240%\240q\250\001\330\377\020\023\2207\230\047\240\025\377\240d\250%\250s\260!\377\330\024\027\220q\330\030#\377\2401\240H\250A\330\030\353\"\240\020\000\037\324$\005\260Q\377\260d\270!\340\024\033\230\3677\240!\247\205\001\240e\2501\313\250C\240\213\001\260\207\222\002\271\223\003\020\027\344\341\221\004\313\000Q\376\224\004T\000\230\010\240\255\001\230\204\001A\330\262\204\003\340\222\225\n\340\351\014\305\222\003\256\224\001!\243\226\001=\230\001\237\230\027\240\004\240\235\224\002\305\222\001c\377\220\026\220s\230$\230c\363\240\023\333\213\001\346\226\001\013\320\013\034\373\230D\266`4\240t\2502\373\250Q\372\226\001\014\210A\210\\\377\230\032\2401\240D\250\007\377\250r\260\023\260N\300#\377\300T\310\023\310E\320Q\375R\335\211\001\027\220\001\220\032\230w1\230A\212\227\0013\210e\326\205\001\274\264\227\001\223\213\002\010\210\t\220\256\210\004qk\220\007\337\214\002\014\351\214\003x\230\265\210\002\376\343\213\001d\230$\230a\230v\377\240Q\240g\250S\260\006\376\223 &\300\001\300\025\300a\377\300s\310#\310U\320R\365S\377\210\001\020\320ay\240\006\240\377a\240u\250A\250T\260\365\025\325\205\002\021\347as\230\"\230iE\216\225\002#\000g\341\222\002\r\016\261\211\001\337\047\230\021\230!\236\230\006\r\210\347T\220\023\364\206\001\254\222\003\027\230\005\377\230Q\230d\240#\240T_\250\024\250R\250\240\206\0043\325\227\001\277c\240\024\240S\250\225\210\003\010\377\017\210u\220B\220d\230\207!\2307\343D\271\211""\007\026\003\311\213\0018\333\2402\255\230\001\250\047\223\004\004\007\337\200w\210b\220\370\207\006\320\037\377I\310\030\320QS\320S\334\346\230\002\245\207\002\002\220#\303\212\0021\230GG\2405\361\225\001\356\231\001\307\212\001f\310\227\001\375\340\367\231\003t\210:\220Q\220\327k\240\021\216\212\001i\224\204\002\004\026\237\320\026,\250G\234\211\001\373\207\0032\377\210R\210r\220\024\220S\377\230\004\230B\230b\240\002\363\240#\215\213\001\242\231\002!\240\021\320\217\"C\3002\355\220\001\372\006\262\210\0015\377\220\001\220\027\230\014\240A\373\240U\335\217\001\n\210\"\210C\363\210s\257\221\002\216\216\004G\2203\220\351d\201\220\001\246\224\003F\245Bw\240l\377\260!\2605\270\004\270B\353\270b\247@\024\215`\022\3101\336\352\215\001\025\210a\210\303\222\0014\220qr\332\215\002\232\214\001\234\211\0026\220\021\210\222\001\317\220T\230\022\247b\266\232\006?\270\237t\3005\310\n\336D\221\214\007\013\365\210\344\214\001\023\363\"#\230T\240\337\022\2403\240b\221\217\001\250A\375\330\351\214\004\320&G\300r\310\376\215\226\002u\220D\230\004\230A\377\230W\240L\260\001\260\025O\260d\270\"\232\000\217\217\0014\036\002\356\222\212\002\004\220D\201\205\002\014\250A\377\250U\260$\260b\270\002\277\270!\2704\270t\227!\200x\276\212\t\266\223\001\352\224\001\014\023\2205\256\230\003\363/\250\344\230\002d\001\003\2308\240G8\2501\317\230\010\364\212\002\352Ac\347\204\003&\240\232\004\023\220\332\232\006\350\205\001#\321\210\001\325\232\003\376\264\234\006E\300R\300w\310d\377\320R\\\320\\]\320]\305^\313\235\004\340\257\220\002\276\225\002\236\234\004s\220w$\220a\252\234\001r\220\027\217\232\002\360\213\232\002\341\235\002\350\211\003\255\235\001e\2406\320?)<\270A\270Q\325\226\001\212\236\0019\001\323\001\264\235\001\004\014\210\350\214\005\324\216\002t\247\000\226\224\002!\215\236\0016\230\025\374\205\002\177R\240s\250!\2501\307\212\006g\021\330\014\364\212\002\236\213\002\016\210*\007\376\260\224\0032\220Q\220f\230A\254\301\213\002\205\234\002\021\330\334\212\003\340h\003\010\377\210\005""\210T\220\026\220v\323\230ZU\001\275\236\0014\232a\330\014\375\r\233\227\001\010\230\006\230g\240\237Q\240e\2504\331!\355As\377\320\022)\250\024\250V\260\3579\270G\300\205\000\021\220\021\257\220\047\230\034 \0027\222\233\001\260\177f\270K\300s\310\"\325\234\001\217S\330\r\024\225\236\001K\001\002\005\023\375\220\311\212\001\027\250\002\250\047\260\177\024\260S\270\005\270Q\311\222\001\277\300%\300u\310B\226\234\001Y\364\324\222\001K\0074\243\212\001\2607\270#?\270R\270q\340\014j\003\211!z\222\223\003\005\220\207\003\010\210\007\210\336a\373\t\240\372\221\004v\220T\230\024\357\230S\240\003\220\204\002\004\250D\372\276\230\002\014v\005\004\250C\250v\363\260Q]\013\252\223\001D\270\003\270\2751\330\0003\300b\310\211\233\002v\377\210Y\220g\230U\240$\177\320&=\270W\300A\375\240\001\357Q\320\016(\205\222\001\3205M\377\310W\320TW\320WX\377\320X^\320^i\320i\377l\320ln\320nt\320\333tu\345\211\0056\230\375\220\002<\220\337q\230\014\240G\272\237\002\022\260\3776\270\025\270a\270v\300\377S\310\001\310\027\320PR\367\320RS\333\204\001\037\230q\320\377 0\260\013\270;\300k\274\270\212\002\253\214\001(\240!\240\246\221\002|\376\331\226\003)\250\021\250*\260N}\300\256\211\005\360\010\000\n\033\364\226\001\376\246\233\001V\2304\230~\250T\377\260\030\270\024\270[\310\004\357\310G\320S\234\000c\320c\377g\320gr\320rv\360\277\000\000w\001A\002\004\000A\273\002E\003\001E\002L\n\001L\273\002P\021\001P\002X\030\001X\273\002\\\037\001\\\002a&\001a\273\002e-\001e\002i4\001i\273\002m;\001m\002~B\001~w\002B\003Q\000B\003L\003\001wL\003P\n\001P\003Y\021\001wY\003]\030\001]\003g\037\001wg\003k&\001k\003s-\001ws\003w4\001w\003\177;\001\357\177\003C\004\227\000C\004K\356\003\001K\004O\n\001O\004P\375\004\241\234\001\007\220q\230\006\230\375l\333\231\003v\210W\220E\230\367\024\230Q\356\216\004\027\220q\340\377\010\027\220t\2305\240\007\377\240u\250C\250t\260=\373\300\007\311`C\310t\320S\377\\\320\\c\320ch\320\377hk\320ko\320ouw\320u|\376\000}\001B\375\001UB\371\005I\213!I\371\005W\231!uW\371\005_""\247!_\002c\256!wc\002l\265!l\002s\274!ws\002x\303!x\002{\312!w{\002\177\321!\177\002F\213!wF\003M\222!M\003R\231!WR\003U\240!U\216%b\256!\367b\003i\265!i\003j\003\364\202\225\002\355\223\002(\314\221\001\250W\260K\237\270w\300a\340\200\224\001\010\007q=\200\334\245\0024\210u\220\204\240\001\202\223\003\355D\346\242\002\023\024\330\217\0014\210{\377\230$\230d\240$\240g\272\267\230\001\016\211\225\007\014\210G\321\244\002a.=\0036\220\024\231\205\002Q\344\210\004\240\244\001{\r\022\272\210\002\014\020\220\t\373\230\002\375)\356\206\002\014\017\210~\230Q\377\230i\240w\250e\2606\377\270\023\270D\300\003\3003\357\300c\310\021\211\001\014\210F\356\362\221\003G\2201\231\001\016\210g\217\220Q\220e\333\247\001\305\223\004\205\211\001\025\373\230f\227\247\001\014\210E\220\024\377\220V\2306\240\032\2503\375\250\367\231\002w\220c\230\025\230\366\302\216\003\001\330\271\217\002w\230i\240]q\225\207\004]\300!\252\233\002u\305\220\001\375S\310B^\320^e\320eB\341\205\003m\353\247\001\352\235\001\240\232\002\317\224\n\025\327\226\002\371X\265\210\002\254\222\001q\260\003\260?o\300&\310\001\251\211\002\340\014\217\210\003\351\010\315\231\001\323\216\0016\336\240\002\006\260co\270\030\300\026\330\241\001\017\210\350\"\377\031\320\031.\250e\2603K\260g\253\212\001\036\225\244\001\313\227\001\010\232\234\003\271A\225\226\001\372\244\001U\230&\277\224\001\250\035\001\352\246\001r\220\025\242\250\001\311\233\002\227\235\001\217\014\022\220&\356\251\001\371\220\001\032\003\030\357\230\023\230H\216\232\002&\260\002\217\260\"\260H\203\215\001\216\226\t\244\252\001\030\276\215\234\003\026\220d\230-\214\"(\277\260#\260W\270E\235\000r\377\310\023\310A\340\020\024\220\377M\240\021\240\"\240G\250\3772\250V\2602\260R\260=y\363\204\002F\320RT\215\210\003\316!\227b\230\006\346\217\002!\271a\277\016\3405\010\261\213\004d\200\242\003\020\220\263\032\252\215\001\371\014\226\005\213\2005F\300\"\300C\177\300v\310Y\320VW\256\025\337v\310R\310s\223\251\002a\320\203ab\273\n\361\236\001\333\215\001\341\246\002""\216\205\002\032\037\230!\340\010\037\303\234\005\245\231\004\353\233\002;\230#\366\212\010C\250r\263\252\001\316!\225&\342\225\001\240\246\227\002x\236\251\001\271\231\001I\277\230U\240\047\250\021\214\227\001x\377\230s\240%\240s\250.\377\270\001\270\031\300!\330\030\377 \240\010\250\005\250Q\330\253\030\031\336\254\0017\341\245\002\014\243\236\005\020\034\275\227\001\243\237\0029\230E\216\224\002\221\254\003\022\003\234\341\247\001\265\237\0014\230q\370\227\001\361\221\001\024\377\230V\2401\240C\240s\346\271\235\003\260A\364\252\001\315\216\002v\220S\373\230\002\276\206\002&\250\007\250u\377\260D\270\004\270G\3004\227\300q\330]\005w\326c\260\230\001\010\372\337\245\001\001\220\207\001 \240\004\240F\376\353\254\002\007\260q\360\010\000\ts\017\210\301L\355\230\001a\240q\211\254\002\362\314\252\002\003\230\231\003\320\250\001E\230\023\230\377M\250\024\250T\260\022\260\3611\206\002\210\241\001\221\250\003\320\047?\270\377z\310\021\310!\3107\320\333RS7\005R\220\211\005\023\220\3454\212\254\002Q\254\255\001\264\257\0014\220{\206\251\214\001\240C\252\207\004\364\233\002\317\005\267\241\001C\316\347\232\001\024\220O\306\225\002\325\247\001\001\260O\021\260&\270\266\205\002\207\207\005\021\371\"m!\215\207\001d\230\370\214\002\240A\232\207\001\377c\230\027\240\006\240j\260\377\010\270\005\270S\300\007\300\357~\320UV\302`\320WX\376\323\232\0015\230\003\2302\230S\353\240\005\261\251\002\024\243\231\001\013\2501\377\250A\250W\260A\260Y\377\270f\300E\310\026\310q\207\330\025\032\247\225\002\035\000\212\230\001\245\257\003!\377\2506\260\025\260b\270\001\325\3404\000M\267\257\002c\224\000!\260\3776\270\027\300\005\300U\310w$\310a\231\210\003q\230\010\243\234\001\257\250%\250q\236\241\003\010\377\224\003\0216\351\224\005\240a\201\261\0016\220\220\225\003\212\212\001\201!\017\t\322\207\004\306\201i\355.\253\204\002\356\201I\023\243\220?\336\253\002\223\224\002\303\213\001h\361\257\001\240\376\301\243\002#\220W\230F\240*\377\250H\260E\270\023\270G_\300>\320QR\247\233\004\014\370c""\375\021\340@#\240]\260!\260\376\321\224\002u\220C\220r\230\023z\262\244\002A\322\240\001G\2301\230\220A\177&\260\001\260\026\260x\375\241\001\277\300\027\310\010\320P\340\210\003a\377\320af\320fl\320l\177o\320os\320st\205\241\001\377K\230q\240\001\240\026\240\377q\250\007\250v\260U\270\377&\300\007\300w\310a\330\333\021\026\225\212\003\024\220?\023\006\310\377c\320QT\320Te\320\357ef\340\020\331\204\001s\230)\377\2404\240q\250\010\260\002\376\250\237\001\032\230%\320\0372\260\265!\214y\024\"\000\230xw\002u:\200\254\002\020W\025\005\310V\230\222\002\321\227\002\361\014\276\240\002\273p\207\214\002\340\010\014\210\377D\220\014\230A\230U\240\237%\240u\250G\372\247\001\364\244\001F\367\220!\220\272\264\003\210A\220a\357\230\001\230\021\362\266\001\240\001\240\377!\250\021\2501\270!\320\377\000\024\320\024&\240k\260\377\021\3606\000\005\020\210t\377\2208\2306\240\025\240g\273\250Z\360\244\001\n\210,\377\253\003\005 \307\247\001\227\231\002\272\216\010\246\250\001\316\264\002a\244\242\001\253\245\001j\303\215\r!\275\242\001Q\370\250\001+\230\201\207\001\215\026\233\265\002f\260\301\225\002\305\267\001\232\264\001\026\364\265\237\001\247\215\003L\303\242\002D\250\013\260\2471\260D\362\206\001\322\261\001I\274\255\002B\363\240a\353\251\005\340\257\003\022\2301\330\367\020\030\230\224\207\004a\220q\340\335\014\322\216\003U\240!h\007\033\250/C\250q\260\270\216\001\026\330\253\003\220\217\003\371l\342\254\001\306\270\0012\220S\230\003\377\320\033,\250C\320/@\323\300\001\311\245\001\314\223\001\r\321\230\0025\260\177\010\270\010\300\001\300\026\307\207\002\350\267\216\005\300\232\002\352\267\001e\237\246\0025\250\r\357\260S\270\001\272\242\0016\220\021\377\320\000\032\230!\360 \000\323\005\013\236:\363\266\001\010\342\220\016\022\220\351\"\266\222\003\267\216\003#~\004\002\260)\317\2705\300\003\313\231\001\301\253\001q\320\357\030+\2506\230\231\002\t\300\024\377\300W\310B\310h\320V\377^\320^_\320_f\320_fk\320kl\273\tj\224\205\002\377u\270H\300A\300V\310\2575\320PX\325\266\006""\330\235^\024\363\220A\312*\203\221\024d\270#\270\374\352\266\003\376\006\034\230K\240\177\260\377a\360:\000\005\016\210X\377\220U\230#\230Z\240yg\260\n\270\307\242\003\215\274\003\007\220\370\267\002\235y\225\204\001\330\t\n\310\272\001\277\263\0011\377\340\004\005\360\"\000\005\010\270\327\262\002\210\261\010\334\263\0018\2301\202\261\020\021\377\025\220Q\220h\230f\240\377J\250f\260A\330\020\027\337\320\027*\250!\222\234\003\017\210j\214\261\022\004\356\272\002a\211\206\001\320\004\207\261\001\277Y\320.>\270a\261\205\003$\377\220e\2304\230v\240T?\250\034\260T\270\034\340\212\002\336\236\004";
+    PyObject *data = __Pyx_DecompressString_LZSS(cstring, 10283, 14073);
     #define __Pyx_DecompressString_UNUSED
     if (unlikely(!data)) __PYX_ERR(0, 1, __pyx_L1_error)
     const char* const bytes = __Pyx_PyBytes_AsString(data);
     #if !CYTHON_ASSUME_SAFE_MACROS
     if (likely(bytes)); else { Py_DECREF(data); __PYX_ERR(0, 1, __pyx_L1_error) }
     #endif
-    #else /* compression: none (13929 bytes) */
-static const char bytes[] = " \000 as  at  at 0x bytes too long for VR  for  object> or %02x%s runs past the end%s value runs past the end(()(tree fragment))*,, found .04X1.2.840.10008.1.21.2.840.10008.1.2.11.2.840.10008.1.2.1.991.2.840.10008.1.2.2: << Binary data >< Fragments ><H<HH<I<MemoryView of <contiguous and direct><contiguous and indirect><strided and direct or indirect><strided and direct><strided and indirect>>>H>HH>I?A buffer over the input, with the file descriptor when it is a real file.A decoded element: ``vr`` (str) and ``value``.\n\n``value`` is a ``str`` for text VRs (padding stripped, multiple values joined\nby ``\\``), an ``int``/``float`` or a list of them for numeric VRs, ``bytes``\nfor OB/OW/UN and friends, and a list of item dicts for sequences.AE AS AT CS DA DS DT FD FL IS LO LT OB OD OF OL OV OW PN SH SL SQ SS ST SV TM UC UI UL UN UR US UT UVCannot assign to read-only memoryviewInput ended early (replaced by the shared class at import).Invalid mode, expected \047c\047 or \047fortran\047, got Invalid shape in axis Malformed DICOM input (replaced by the shared class at import).Note that Cython is deliberately stricter than PEP-484 and rejects subclasses of builtin types. If you need to pass subclasses then set the \047annotation_typing\047 directive to False.One row of :func:`list_elements`.\n\n``path`` is the tag path string (``(0008,1115)[1].(0020,000E)``), ``length``\nthe encoded value length (-1 for undefined), ``multiplicity`` the number of\nvalues, ``value`` a display string (binary values over 20 bytes are shown as\n``< Binary data >``, encapsulated data as ``< Fragments >``), ``depth`` the\nsequence nesting level (0 = root).What :func:`rewrite` did: bytes written, the\ntransfer syntax of the output, and the output itself when no destination was\ngiven (else ``None``).[\\]add_noteat most 64 tag masksbad deflated data: %sbad fragment item %scannot encode cannot map the source: %scannot open cannot read collections.abcdeflated dataset too largedisableenableexpected a""n item in ext/tagstream.pyxfile meta element %s runs past the endfragment runs past the endgcinvalid VR isenableditem of undefined length has no delimiteritem runs past the enditem runs past the end of %slength transfer_syntax datameta_start meta meta_end ts enc deflatedmisplaced misplaced %s in itemneed more dataneed the whole deflated streamno default __reduce__ due to non-trivial __cinit__non-ASCII value for %s needs a Specific Character Setnot a tag or keyword: only an empty value can replace sequence %spath tag keyword vr length multiplicity value depthsequences nested deeper than %dsource shrank while copyingtruncated after file meta informationtruncated element header at %dtruncated must subclass errorunable to allocate array data.unable to allocate shape and strides.undefined length on VR value of vr valueACCESS_READAEASASCIIATAttributeBIG_RANGEBULK_VRSCHARSET_VRSCSDADEFLATEDDEFLATED_LEDSDTDicomDictionaryDicomStreamErrorDicomTruncatedErrorENC_EXPLICIT_BEENC_EXPLICIT_LEENC_IMPLICIT_LEEXPLICIT_BEEXPLICIT_LEElementRecordEllipsisFDFLHHHIIMPLICIT_LEISITEMITEM_DELIMKNOWN_VRSLLOLONG_VRSLTMAP_THRESHOLDMAX_DEPTHMAX_INFLATEDMAX_WBITSMEDIA_SOP_INSTANCE_UIDNUMERIC_FORMATSOBODOFOLOVOWO_CREATO_RDONLYO_TRUNCO_WRONLYPIXEL_DATAPNPathLikeQREMOVEREPLACERewriteResultSEEK_ENDSEQ_DELIMSHSLSOP_INSTANCE_UIDSPECIFIC_CHARSETSQSSSTSVSequenceStructTEXT_VRSTMTRANSFER_SYNTAXUCUIULUNUNDEFINEDURUSUTUVView.MemoryViewWILDCARD__KEEP_T_Layout_REMOVE_T_SQ_TAGS_Source_Source.__init___Source.close_TAGS_U16_U32_Walker_Walker.__reduce_cython___Walker.__setstate_cython___Walker.decide_Walker.inserts_for_Walker.list_dataset_Walker.list_items_Walker.read_dataset_Walker.read_items_Walker.release_Walker.rw_dataset__Pyx_PyDict_NextRef__annotate____class____class_getitem____dict____doc____enter____exit____func____getstate____import____init____init__.<locals>.genexpr__main____metaclass____module____mro_entries____name____new____prepare____pyx_checksum__pyx_result__pyx_state__pyx_type__pyx_unpickle_Enum__py""x_unpickle__Walker__pyx_vtable____qualname____reduce____reduce_cython____reduce_ex____set_name____setstate____setstate_cython____slots____test___charsets_closed_after_coalesce_copy_range_decode_value_decode_value.<locals>.genexpr_dict_dictionary_vr_display_display.<locals>.genexpr_encode_value_encode_value.<locals>.genexpr_fd_owned_guess_encoding_header_inflate_is_coroutine_is_vr_join_join.<locals>.genexpr_keyword_kind_layout_make_header_map_fd_mm_open_source_rewrite_meta_rewrite_meta.<locals>.genexpr_sq_tags_sq_tags.<locals>.genexpr_stream_prefix_read_trunk_matches_write_write_all_writev_all_writev_all.<locals>.genexprabcaccessactionallocate_bufferasciiasyncio.coroutinesbb0b1basebatchbodybufbufferingccalcsizecharset_rawchunkcicline_in_tracebackclosecollectionscompilecompiledcompletecompresscompressobjconvert_encodingscopy_file_rangecountctddatadecidedecodedecode_bytesdecompressdecompressobjdeflateddelimsdepthdestinationdictionary_VRdoneds_outdst_fddtype_is_objecteelemsencencodeencode_stringencodingsendenumerateeofeposerrorexcexplicitffdfd_ownedfhfilenoflagsflushfmtfnformatformat_tagformat_tag_pathfortranfstatggenexprgethheadhposiidihindexinnerinserts_foritemitemsitemsizejoinkeyword_for_tagkindlastlaylengthlimitlist_datasetlist_elementslist_itemslittlemaxmemviewmergedmetameta_endmeta_startmmmmapmodemoremvnnamenamedtuplendimnew_sopnextobjoldopenosoutownedppackparse_tagpartpathpatternpendingpipiecepiecesplanplan_insertspoppospreadptpydicom._dicom_dictpydicom.charsetpydicom.datadictqrrawrbreadread_attributesread_attributes.<locals>.genexprread_attributes.<locals>.runread_datasetread_itemsregisterreleaseresultrewriterowsrstriprunrw_datasetsseekselfsendsendfileset_error_classessetdefaultshapesizeslenslicebox._speedups.tagstreamsourcesplitsrcsrc_fdst_sizestartstatestepstepsstopstop_tagstripstructsubsumsvrttagtag_for_keywordtagstextthrowtotaltransfer_syntaxtruncatedtrunktsunconsumed_tailunpackunpack_fromupdateuse_setstatevvalsvaluevaluesvmvposvrvrbwalkerwantwantedwritewrit""evxzipzlib\000\000\000\000  DICMOOBODOFOLOVOWSQSVUCUIULUNURUTUV\200\001\330\004\005\330\004\007\200y\220\003\2201\330\010\r\320\r(\250\001\340\010\023\2209\230A\230Q\330\004\013\2101\200\001\330\004\005\330\010\017\210r\220\026\220q\230\003\2301\330\010\013\2105\220\002\220!\340\014\023\2202\220V\2301\230D\240\006\240f\250J\260a\330\014\023\2207\230!\2306\240\026\240v\250Z\260t\270;\300m\320ST\320TZ\320Z[\330\010\r\210T\220\025\220a\220t\2303\230g\240T\250\021\330\004\014\210I\220_\240A\330\010\013\2101\330\014\016\210f\220A\220Q\330\010\016\320\016\036\230a\320\037;\2702\270Z\300q\330\004\013\2107\220!\2204\220t\2304\230q\200\001\330\004\006\200f\210A\210Q\330\004\013\2107\220!\2201\200\001\330\004\007\200s\210!\2105\220\002\220$\220b\230\001\330\010\017\210q\330\004\017\210v\220Q\220c\230\021\230$\230b\240\004\240C\240q\250\004\250B\250a\330\004\007\200y\220\004\220C\220q\230\005\230S\240\002\240$\240c\250\021\250$\250b\260\003\2603\260a\330\010\017\210q\330\004\013\320\013\036\230n\250A\200\001\330\004\007\200s\210!\2109\220C\220s\230!\2301\330\010\017\210q\330\004\010\210\001\210\024\210V\2204\220w\230c\240\021\240)\2501\330\010\013\2103\210c\220\023\220D\230\003\2303\230i\240t\2503\250c\260\021\330\014\023\2201\330\004\013\2101\200\001\330\004\007\200s\210#\210Q\330\010\013\2103\210c\220\021\330\014\030\230\t\240\021\240!\330\014\017\210q\330\020\025\320\025,\250A\340\020\031\230\021\230&\240\006\240i\250s\260#\260[\300\006\300f\310F\320RX\320XY\330\020\021\330\024\033\230<\240q\250\005\250Q\250f\260K\270q\330\027\030\330\024\033\2305\240\001\240\024\240W\250A\250Q\340\020\027\220u\230A\230T\240\027\250\001\250\021\340\014\023\2205\230\001\230\024\230W\240A\240Q\330\010\013\2103\210d\220&\230\006\230a\330\014\023\2204\220w\230a\230q\330\010\017\210t\2205\230\010\320 F\300e\3103\310j\320X\\\320\\b\320bc\320cd\330\004\007\200s\210#\210Q\330\010\021\220\027\230\004\230C\320\0374\260A\330\010\014\210C\210q\220\005\220S\230\001\330\010\017\210v\220\\\240\021\240""\047\250\022\2505\260\002\260#\260Q\330\010\017\210q\220\004\220A\220S\230\003\2303\230b\240\004\240A\240R\240r\250\023\250D\260\005\260U\270!\2703\270b\300\002\300#\300Q\330\010\017\210t\2201\220F\230\"\230C\230w\240a\330\004\007\200s\210#\320\r\035\230T\240\023\240G\2501\330\010\016\210o\230Q\230a\330\010\017\210v\220Y\230a\230q\330\010\014\210C\210q\220\005\220S\230\001\330\010\021\220\027\230\004\230C\320\0374\260A\330\010\017\210t\2201\220F\230,\240a\240w\250b\260\004\260B\260c\270\021\330\010\017\210t\2201\220F\230\"\230C\230w\240a\330\004\013\2105\220\001\220\021\200\001\330\004\007\200x\210q\220\001\330\010\020\220\005\220Q\220a\330\004\007\200v\210S\220\001\330\010\020\220\001\330\004\007\200z\220\021\220(\230\047\240\033\250A\330\010\017\210u\220A\220Q\330\t\023\2201\220G\2301\330\010\017\210q\330\010\013\2103\210c\220\021\330\014\030\230\t\240\021\240!\330\014\017\210q\330\020\025\320\025,\250A\340\020\027\220}\240A\240W\250A\330\010\013\2105\220\003\2201\330\014\r\330\020\027\220u\230G\2401\240A\330\014\023\320\023)\250\021\330\020\026\320\026&\240a\330\024L\310B\310a\330\027\030\330\t\014\210C\320\017\037\230s\240#\240S\250\001\330\010\021\220\024\220Q\220j\240\n\250!\2508\2606\270\035\300a\300q\330\010\021\220\027\230\004\230C\320\0374\260A\330\010\t\330\014\017\210s\220#\220Q\330\020\027\220s\230%\230|\2501\340\020\027\220v\230U\240!\2407\250\"\250O\2701\270D\300\002\300#\300Q\300j\320PQ\330\010\020\220\006\220h\230n\250A\330\014\022\320\022\"\240!\320#?\270w\300j\320PQ\330\t\023\2201\220H\230E\240\030\250\024\250S\260\003\2601\330\010\017\210s\220!\2206\230\027\240\001\240\021\340\010\016\320\016\036\230a\320\037;\2707\300!\330\004\007\200s\210!\2106\220\022\2201\330\010\020\220\010\230\003\2303\230i\240t\2503\250c\260\032\2701\330\004\013\2101\200\001\330\004\007\200z\220\021\220\047\230\021\330\010\013\2107\220\"\220A\330\014\023\320\023&\240a\330\010\017\210t\2205\230\010\320 5\260U\270+\300Q\330\004\007\200z\220\021\220\047\230\021\330\010\017""\210x\220u\230F\240!\2406\250\022\2505\260\013\2701\330\004\007\200z\220\021\220\047\230\021\330\010\017\210t\2205\230\004\320\0341\260\023\260A\260Q\330\004\013\2103\210a\210x\220q\200\001\330\004\007\200z\220\021\220\047\230\021\330\010\017\210q\330\004\010\210\003\2101\210F\220&\230\002\230&\240\001\240\025\240h\250a\250u\260A\330\004\007\200s\210!\2103\210c\220\021\330\010\t\330\014\023\2203\220a\220s\230!\330\017\020\340\004\t\320\t!\240\021\340\004\n\210/\230\021\230#\230Q\230f\240F\250!\330\004\007\200t\2103\210a\330\010\016\320\016\036\230a\320\037=\270Q\330\004\013\2101\200\001\330\004\007\200z\220\021\220)\2307\240+\250Q\330\010\017\210w\220a\220q\330\004\007\200z\220\021\220)\2305\240\002\240!\330\010\t\330\014\021\220\022\2205\230\001\230\030\240\022\2401\330\010\017\210{\230!\330\014\022\320\022\"\240!\320#;\2708\300;\310a\330\010\017\210w\220a\220t\2306\240\021\330\004\005\330\010\r\210V\2207\230!\330\010\n\210&\220\001\220\021\330\014\034\230I\240Q\330\010\r\210Q\330\004\007\200s\210\047\220\025\220d\230\047\240\021\240(\250!\330\010\017\210w\220a\220t\2306\240\021\330\004\013\2107\220!\2206\230\025\230a\200\001\330\004\010\210\003\2101\210A\330\004\021\220\021\330\004\007\200r\210\023\210D\220\004\220E\230\021\230#\230Q\230d\240&\250\003\2501\330\010\025\220Q\330\t\013\2103\210b\220\004\220C\220q\230\003\2303\230b\240\004\240C\240q\250\003\2503\250b\260\004\260F\270!\2703\270a\270t\3003\300a\300q\330\010\025\220Q\330\004\013\2101\330\004\t\210\021\330\004\n\210!\330\004\007\200{\220\047\230\021\330\010\016\210d\220\"\220B\220c\230\022\2304\230s\240!\2405\250\003\2502\250T\260\023\260A\260T\270\022\2703\270c\300\021\330\014\021\220\024\220X\230W\240G\2501\250E\260\025\260c\270\021\330\014\017\210w\220c\230\032\2403\240e\2502\250W\260B\260a\330\020\026\320\026)\250\021\320*S\320SU\320U_\320_`\320`a\330\014\017\210t\2203\220c\230\023\230A\330\020\021\330\014\020\220\007\220r\230\025\230d\240%\240v\250Q\330\014\017\210t\2203\220a\330\020\025\220U\230!""\2303\230a\230u\240E\250\022\2508\2607\270!\2707\300\047\310\021\310)\320ST\330\014\022\220%\220r\230\021\330\010\013\2104\210r\220\022\2202\220R\220t\2304\230r\240\021\330\014\022\320\022%\240Q\240a\340\010\016\210a\330\004\007\320\007\027\220w\230e\2404\240s\250#\250Q\330\010\r\210Q\330\004\017\210s\220#\220Q\330\004\007\200s\210#\210Q\330\010\016\210o\230Q\230e\2401\330\010\016\210m\230=\250\014\260A\260Q\330\t\014\210C\210q\330\010\016\210a\330\t\014\210C\210q\330\010\016\210a\340\010\016\210a\330\004\007\200t\2109\220D\230\003\2301\230E\240\023\240D\250\002\250!\360\006\000\t\016\210U\220!\2203\220a\220t\2302\230R\230t\2402\240Q\330\010\013\2104\210s\320\022\"\240$\240c\250\027\260\001\330\014\022\220!\330\r\021\220\023\320\024$\240D\250\003\2503\250a\330\014\022\220!\330\004\013\2107\220!\220<\230v\240U\250$\250e\2601\200\001\330\004\010\210\004\210N\230!\2301\230D\240\001\330\004\005\330\010\016\210a\210{\230!\2306\240\021\330\004\013\2104\210z\230\021\330\010\016\320\016\036\230a\320\0377\260r\270\032\3001\330\004\007\200q\210\001\330\010\016\320\016\036\230a\230q\330\004\013\2101\200\001\330\004\t\210\032\2201\220A\330\004\005\330\010\017\210s\220%\220q\230\001\340\010\n\210(\220!\200\001\330\004\t\210\032\2201\220A\330\004\n\210!\330\010\014\210B\210f\220A\220T\230\021\330\010\r\210R\210q\220\001\200\001\330\004\t\320\t \240\001\340\004\007\200t\2103\210a\330\010\017\210q\330\004\013\2105\220\001\220\024\220W\230A\230Y\240j\260\006\260a\260q\330\004\007\200t\2101\330\010\017\210q\330\004\005\330\010\017\320\017 \240\001\240\021\240!\2406\250\023\250D\260\005\260T\270\026\270q\300\001\330\013\014\330\010\017\210q\200\001\330\004\t\320\t!\240\021\340\004\005\330\010\r\210]\230!\2301\330\013\014\330\010\017\210q\330\004\013\2102\210V\2201\220G\2301\230A\200\001\330\004\t\320\t!\240\021\340\004\013\210?\230!\2305\240\003\2401\200\001\330\004\n\210&\220\002\220!\330\010\t\330\014\020\220\002\320\022\"\240!\2408\2508\2607\270!\330\017\020\330\014\020\220\001""\330\010\013\2102\210S\220\001\330\014\r\330\020\024\220B\220i\230q\240\010\250\010\260\007\260q\330\023\024\330\020\024\220A\330\010\013\2102\210S\220\001\330\014\023\2202\220V\2301\230L\250\t\260\030\270\021\330\014\017\210t\2201\330\020\026\320\026)\250\021\250!\330\014\026\220a\220x\230q\330\014\020\220\003\2201\220A\330\010\021\220\021\330\010\021\220\021\200\001\330\004\n\210)\2201\220A\330\004\007\200|\2203\220a\330\010\017\210u\220A\220U\230!\330\010\017\210}\230A\230S\240\001\240\027\250\004\250A\330\004\014\210J\220a\220~\240U\250\"\250A\330\004\007\200q\330\010\021\220\022\2205\230\001\230\035\240b\250\n\260\"\260B\260i\270r\300\022\300:\310Q\340\010\t\330\014\027\220v\230Q\330\014\025\220[\240\007\240q\330\020 \240\t\250\021\330\014\023\2205\230\001\230\025\230a\330\014\027\220v\230Q\230a\330\014\023\220=\240\001\240\023\240A\240W\250D\260\001\330\004\005\330\010\r\210Z\220q\230\001\330\010\020\220\001\330\010\022\220!\330\010\014\210I\220Q\330\014\017\210t\2201\220G\2303\230a\330\020\027\220u\230A\230S\240\002\240%\240q\250\001\330\020\023\2207\230\047\240\025\240d\250%\250s\260!\330\024\027\220q\330\030#\2401\240H\250A\330\030\"\240!\330\024\037\230q\240\010\250\010\260\005\260Q\260d\270!\340\024\033\2307\240!\2402\240Q\240e\2501\250C\250u\260A\260Q\340\020\027\220s\230!\2301\330\020\027\220w\230a\230q\330\014\025\220Q\330\010\013\2101\330\014\027\220q\230\010\240\001\330\010\014\210A\330\010\n\210(\220!\340\010\013\2101\330\014\016\210f\220A\220Q\340\014\027\220u\230A\230S\240\002\240!\330\004\013\210=\230\001\230\027\240\004\240A\200\001\330\004\013\2103\210c\220\026\220s\230$\230c\240\023\240F\250!\200\001\330\004\013\320\013\034\230D\240\003\2404\240t\2502\250Q\200\001\330\004\014\210A\210\\\230\032\2401\240D\250\007\250r\260\023\260N\300#\300T\310\023\310E\320QR\330\004\t\210\027\220\001\220\032\2301\230A\330\004\013\2103\210e\2201\220A\200\001\330\004\r\210Q\330\004\010\210\t\220\021\330\010\013\2104\210q\220\007\220s\230!\330\014\023\2203\220a""\220x\230r\240\021\330\014\017\210w\220d\230$\230a\230v\240Q\240g\250S\260\006\260d\270&\300\001\300\025\300a\300s\310#\310U\320RS\320ST\330\020\026\220a\220y\240\006\240a\240u\250A\250T\260\025\260a\260q\330\021\026\220a\220s\230\"\230E\240\021\240!\330\020\026\220g\230Q\230a\330\r\016\330\014\022\220\047\230\021\230!\330\004\013\2101\200\001\330\004\r\210T\220\023\220A\330\004\013\2105\220\001\220\027\230\005\230Q\230d\240#\240T\250\024\250R\250q\330\004\007\200t\2103\320\016\036\230c\240\024\240S\250\003\2503\250a\330\010\017\210u\220B\220d\230!\2307\240%\240q\250\001\330\004\007\200s\210#\210Q\330\010\017\210u\220B\220c\230\022\2308\2402\240T\250\021\250\047\260\025\260a\260q\330\004\007\200w\210b\220\001\330\010\016\320\016\036\230a\320\037I\310\030\320QS\320SZ\320Z[\330\004\013\2105\220\002\220#\220R\220t\2301\230G\2405\250\001\250\021\200\001\330\004%\240Q\240f\250A\200\001\340\004\005\330\004\007\200t\210:\220Q\220k\240\021\330\010\016\210i\220q\230\001\330\004\026\320\026,\250G\2601\200\001\340\004\007\200t\2102\210R\210r\220\021\330\010\016\320\016!\240\021\320\"C\3002\300Q\330\004\r\210T\220\023\220A\330\004\007\200t\2105\220\001\220\027\230\014\240A\240U\250!\330\004\n\210\"\210C\210s\220\"\220A\330\004\007\200r\210\023\210G\2203\220d\230#\230Q\330\010\017\210u\220F\230$\230a\230w\240l\260!\2605\270\004\270B\270b\300\001\300\024\300T\310\022\3101\330\004\t\210\025\210a\210s\220!\2204\220r\230\022\2304\230r\240\021\330\004\007\200t\2106\220\021\220\"\220A\220T\230\022\2301\230A\330\010\016\320\016\036\230a\320\037?\270t\3005\310\n\320RS\320ST\330\004\007\200s\210#\210Q\330\010\013\2104\210r\220\023\220B\220a\330\014\022\320\022%\240Q\320&G\300r\310\021\330\010\017\210u\220D\230\004\230A\230W\240L\260\001\260\025\260d\270\"\270B\270a\270t\3004\300r\310\021\330\004\013\2105\220\004\220D\230\001\230\027\240\014\250A\250U\260$\260b\270\002\270!\2704\270t\3002\300Q\200\001\340\004\007\200t\2103\210a\330\010\013\2107\220#\220Q\330\014\023\2205\230\004\230C\320""\037/\250q\330\010\017\210u\220D\230\003\2308\2408\2501\330\004\007\200s\210#\210Q\330\010\017\210q\330\004\007\200w\210c\220\021\330\010\013\2103\210c\220\021\330\014\023\2201\330\010\013\2103\210c\220\026\220s\230#\230S\240\001\330\014\023\2201\330\010\016\320\016\036\230a\320\037E\300R\300w\310d\320R\\\320\\]\320]^\330\004\013\2101\200\001\340\004\n\210!\330\010\020\220\006\220b\230\001\330\010\017\210s\220$\220a\330\010\017\210r\220\027\230\001\230\024\230Q\330\010\013\2105\220\002\220!\330\014\026\220a\220t\2303\230e\2406\320)<\270A\270Q\330\010\021\220\026\220q\230\001\200\001\340\004\013\2101\330\004\014\210A\330\004\005\330\010\017\210q\330\010\016\210c\220\021\220&\230\002\230!\330\014\023\2206\230\025\230a\230v\240R\240s\250!\2501\330\014\017\210t\2201\330\020\021\330\014\024\220A\330\010\020\220\001\330\010\016\210c\220\021\220&\230\002\230!\330\010\t\330\014\023\2202\220Q\220f\230A\330\017\020\330\014\017\210q\330\020\021\330\010\021\220\021\200\001\340\004\014\210A\330\004\010\210\005\210T\220\026\220v\230Z\240s\250!\330\010\013\2104\210s\220!\330\014\r\330\010\020\220\010\230\006\230g\240Q\240e\2504\250q\330\010\013\2104\210s\320\022)\250\024\250V\2609\270G\3001\330\014\021\220\021\220\047\230\034\240Q\240e\2507\260#\260Q\260f\270K\300s\310\"\310F\320RS\330\r\024\220C\220q\330\014\r\330\r\024\220C\220q\330\014\023\220=\240\001\240\027\250\002\250\047\260\024\260S\270\005\270Q\270c\300\021\300%\300u\310B\310j\320XY\330\014\021\220\021\220\047\230\034\240Q\240e\2504\250s\260!\2607\270#\270R\270q\340\014\021\220\021\220\047\230\025\230a\230s\240!\2405\250\005\250R\250q\330\004\010\210\007\210u\220D\230\t\240\021\330\010\013\2104\210v\220T\230\024\230S\240\003\2403\240b\250\004\250D\260\003\2601\330\014\023\220=\240\001\240\027\250\004\250C\250v\260Q\330\014\021\220\021\220\047\230\034\240Q\240e\2502\250W\260D\270\003\2701\270G\3003\300b\310\001\330\004\007\200v\210Y\220g\230U\240$\320&=\270W\300A\330\010\r\210Q\320\016(\250\014\260A\3205M\310W\320TW\320WX""\320X^\320^i\320il\320ln\320nt\320tu\330\004\013\2103\210e\2206\230\021\330\004\013\210<\220q\230\014\240G\2503\250c\260\022\2606\270\025\270a\270v\300S\310\001\310\027\320PR\320RS\200\001\340\004\037\230q\320 0\260\013\270;\300k\320QR\330\004\023\2207\230(\240!\2401\330\004\007\200|\2207\230!\330\010)\250\021\250*\260N\300!\330\004\013\2101\200\001\360\010\000\n\033\230!\330\010\021\220\024\220V\2304\230~\250T\260\030\270\024\270[\310\004\310G\320SW\320Wc\320cg\320gr\320rv\360\000\000w\001A\002\360\000\000A\002E\002\360\000\000E\002L\002\360\000\000L\002P\002\360\000\000P\002X\002\360\000\000X\002\\\002\360\000\000\\\002a\002\360\000\000a\002e\002\360\000\000e\002i\002\360\000\000i\002m\002\360\000\000m\002~\002\360\000\000~\002B\003\360\000\000B\003L\003\360\000\000L\003P\003\360\000\000P\003Y\003\360\000\000Y\003]\003\360\000\000]\003g\003\360\000\000g\003k\003\360\000\000k\003s\003\360\000\000s\003w\003\360\000\000w\003\177\003\360\000\000\177\003C\004\360\000\000C\004K\004\360\000\000K\004O\004\360\000\000O\004P\004\330\010\020\220\007\220q\230\006\230l\250!\330\004\007\200v\210W\220E\230\024\230Q\330\010\022\220!\330\010\027\220q\340\010\027\220t\2305\240\007\240u\250C\250t\260=\300\007\300u\310C\310t\320S\\\320\\c\320ch\320hk\320ko\320ou\320u|\360\000\000}\001B\002\360\000\000B\002E\002\360\000\000E\002I\002\360\000\000I\002P\002\360\000\000P\002W\002\360\000\000W\002\\\002\360\000\000\\\002_\002\360\000\000_\002c\002\360\000\000c\002l\002\360\000\000l\002s\002\360\000\000s\002x\002\360\000\000x\002{\002\360\000\000{\002\177\002\360\000\000\177\002F\003\360\000\000F\003M\003\360\000\000M\003R\003\360\000\000R\003U\003\360\000\000U\003Y\003\360\000\000Y\003b\003\360\000\000b\003i\003\360\000\000i\003j\003\330\004\007\200q\330\010\017\320\017(\250\004\250A\250W\260K\270w\300a\340\010\017\320\017(\250\004\250A\250W\260K\270q\200A\330\010\013\2104\210u\220G\2301\330\014\r\330\020\024\220D\230\006\230a\330\023\024\340\010\013\2104\210{\230$\230d\240$\240g\250Q""\330\014\016\210f\220A\220T\230\021\330\010\014\210G\2204\220w\230a\200A\330\010\013\2106\220\024\220T\230\024\230Q\330\014\023\2201\330\010\017\210q\330\r\022\220$\220a\330\014\020\220\t\230\025\230d\240)\2504\250q\330\014\017\210~\230Q\230i\240w\250e\2606\270\023\270D\300\003\3003\300c\310\021\200A\330\010\014\210F\220!\330\010\014\210G\2201\200A\330\010\016\210g\220Q\220e\2301\330\010\021\220\021\330\010\021\220\027\230\001\230\025\230f\240A\330\010\014\210E\220\024\220V\2306\240\032\2503\250a\330\014\017\210w\220c\230\025\230c\240\024\240S\250\001\330\020\026\220a\220w\230i\240q\250\002\250\047\260\024\260]\300!\3003\300a\300u\310E\320QS\320S\\\320\\^\320^e\320ei\320il\320lm\330\010\013\2103\210a\330\014\017\210t\2201\330\020\026\320\026)\250\021\250!\330\014\025\220W\230A\230X\240Q\240e\2501\250C\250q\260\003\260?\300&\310\001\330\014\024\220A\340\014\024\220C\220q\330\010\016\210m\2301\230G\2406\250\024\250S\260\006\260c\270\030\300\026\300q\330\010\017\210q\200A\330\010\031\320\031.\250e\2603\260g\270Q\330\010\036\230a\330\010 \240\001\340\010\016\210d\220\"\220A\330\014\020\220\004\220A\220U\230&\240\007\240q\250\001\330\014\017\210r\220\025\220c\230\021\330\020\021\330\014\025\220Q\330\014\022\220&\230\003\2301\230E\240\021\330\014\017\210r\220\030\230\023\230A\330\020\026\220d\230-\240q\250\002\250(\260#\260W\270E\300\026\300r\310\023\310A\340\020\024\220M\240\021\240\"\240G\2502\250V\2602\260R\260y\300\007\300u\310F\320RT\320TW\320WX\330\020\026\220b\230\006\230b\240\002\240!\200A\330\010\031\320\031.\250e\2603\260g\270Q\330\010\036\230a\340\010\020\220\001\330\010\016\210d\220\"\220A\330\014\020\220\004\220A\220U\230&\240\007\240q\250\001\330\014\017\210r\220\025\220c\230\021\330\020\021\330\014\023\2201\330\014\017\210r\220\030\230\023\230A\330\020\026\220d\230-\240q\250\002\250(\260#\260W\270F\300\"\300C\300v\310Y\320VW\340\020\024\220M\240\021\240\"\240G\2502\250V\2602\260R\260y\300\007\300v\310R\310s\320RX\320Xa\320ab\330\020\026\220b\230\006\230b""\240\002\240!\330\014\021\220\027\230\001\230\021\330\010\017\210q\200A\330\010\032\230!\340\010\037\230t\2402\240Q\330\010\020\220\001\330\010\013\2104\210z\230\021\230#\230S\240\003\2403\240b\250\004\250C\250r\260\021\330\014\026\220d\230&\240\004\240A\240Q\330\014\017\210x\220w\230a\330\020\024\220I\230U\240\047\250\021\330\024\027\220x\230s\240%\240s\250.\270\001\270\031\300!\330\030 \240\010\250\005\250Q\330\030\031\330\010\013\2107\220#\220Q\330\014\017\210s\220#\220Q\330\020\027\220q\330\014\017\210t\2209\230E\240\024\240S\250\004\250B\250a\330\020\027\220q\330\014\020\220\005\220U\230!\2304\230q\330\020\023\2204\220r\230\024\230V\2401\240C\240s\250$\250e\2601\260A\330\024\033\2301\330\014\017\210v\220S\230\002\230$\230d\240&\250\007\250u\260D\270\004\270G\3004\300q\330\020\027\220q\330\014\017\210w\220c\230\021\330\020\027\220q\330\010\020\220\010\230\001\200A\330\010 \240\004\240F\250$\250b\260\007\260q\360\010\000\t\017\210d\220\"\220A\330\014\020\220\004\220A\220U\230\047\240\025\240a\240q\330\014\017\210q\220\005\220S\230\003\2303\230a\330\020\023\2201\220E\230\023\230M\250\024\250T\260\022\2601\330\024\033\2301\230A\330\020\026\320\026&\240a\320\047?\270z\310\021\310!\3107\320RS\330\014\017\210q\220\005\220R\220q\330\020\027\220q\330\014\023\2204\220u\230A\230Q\230c\240\021\330\014\023\2204\220{\240!\2401\240C\240w\250e\2606\270\021\330\014\017\210v\220S\230\002\230$\230a\230u\240C\240q\330\020\024\220O\2405\250\001\250\024\250S\260\001\260\021\260&\270\001\330\014\017\210w\220c\230\025\230c\240\021\240%\240s\250!\330\020\026\220d\230(\240!\2401\240A\330\020\026\220c\230\027\240\006\240j\260\010\270\005\270S\300\007\300~\320UV\320VW\320WX\330\020\023\2205\230\003\2302\230S\240\005\240S\250\001\330\024\034\230D\240\013\2501\250A\250W\260A\260Y\270f\300E\310\026\310q\330\025\032\230#\230Q\330\024\034\230E\240\021\240$\240c\250\021\250!\2506\260\025\260b\270\001\340\024\034\230M\250\021\250$\250c\260\021\260!\2606\270\027\300\005\300U\310$\310a\330\020""\026\220a\220q\230\010\240\t\250\021\250%\250q\330\014\022\220!\330\010\013\2104\210r\220\021\330\014\022\320\022%\240Q\240a\330\010\013\2106\220\023\220B\220d\230$\230d\240!\330\014\022\320\022%\240Q\240a\330\010\017\210q\200A\330\010 \240\004\240F\250$\250b\260\007\260q\360\010\000\t\017\210d\220\"\220A\330\014\020\220\004\220A\220U\230\047\240\025\240a\240q\330\014\017\210q\220\005\220S\230\003\2303\230a\330\020\023\2201\220E\230\023\230M\250\024\250T\260\022\2601\330\024\033\2301\230A\330\020\026\320\026&\240a\320\047?\270z\310\021\310!\3107\320RS\330\014\017\210v\220S\230\002\230$\230a\230u\240C\240q\330\020\027\220q\330\014\023\2204\220u\230A\230Q\230c\240\021\330\014\023\2204\220{\240!\2401\240C\240w\250e\2606\270\021\330\014\017\210v\220S\230\002\230$\230a\230u\240C\240q\330\020\024\220O\2405\250\001\250\024\250S\260\001\260\021\260&\270\001\330\014\023\220?\240!\2407\250!\2501\330\014\022\220$\220h\230a\230q\240\001\330\014\022\220#\220W\230F\240*\250H\260E\270\023\270G\300>\320QR\320RS\320ST\330\014\023\2201\220E\230\021\230(\240#\240]\260!\2601\330\014\017\210u\220C\220r\230\023\230E\240\023\240A\330\020\024\220G\2301\230M\250\021\250&\260\001\260\026\260x\270q\300\001\300\027\310\010\320PT\320TW\320Wa\320af\320fl\320lo\320os\320st\330\020\024\220K\230q\240\001\240\026\240q\250\007\250v\260U\270&\300\007\300w\310a\330\021\026\220c\230\021\330\020\024\220G\2301\230M\250\021\250&\260\001\260\026\260x\270q\300\001\300\027\310\006\310c\320QT\320Te\320ef\340\020\023\2204\220s\230)\2404\240q\250\010\260\002\260!\330\024\032\230%\320\0372\260!\340\024\034\230M\250\021\250$\250c\260\021\260!\2606\270\027\300\005\300U\310$\310a\330\024\032\230%\230x\240q\250\007\250u\260A\260Q\330\020\024\220G\2301\230M\250\021\250&\260\001\260\026\260x\270q\300\001\300\027\310\005\310V\320SW\320W]\320]^\330\014\022\220!\330\010\013\2104\210r\220\021\330\014\022\320\022%\240Q\240a\330\010\017\210q\200A\340\010\014\210D\220\014\230A\230U\240%\240u\250G\2607\270!\330\010\014\210F""\220!\2201\330\010\017\210q\210A\220a\230\001\230\021\230A\230Q\240\001\240!\250\021\2501\270!\320\000\024\320\024&\240k\260\021\3606\000\005\020\210t\2208\2306\240\025\240g\250Z\260q\330\004\n\210,\220a\220q\330\004\005\330\010\016\210c\220\021\330\010\016\210g\220Q\220e\2301\330\010\016\210a\330\010\013\2103\210a\330\014\025\220W\230A\230X\240Q\240e\2501\250C\250q\260\003\260?\300!\330\014\025\220Q\330\014\022\220+\230Q\230c\240\026\240t\2503\250f\260D\270\003\2701\330\014\023\2205\230\001\230\026\230v\240Q\330\014\020\220\004\220L\240\001\240\023\240D\250\013\2601\260D\270\001\330\014\023\2201\220I\230Q\230f\240B\240a\240v\250Q\330\014\017\210s\220!\2206\230\022\2301\330\020\030\230\001\330\014\017\210w\220a\220q\340\014\025\220W\230A\230U\240!\330\014\022\220+\230Q\230c\240\033\250C\250q\260\006\260c\270\026\270t\3003\300a\330\010\013\2103\210l\230\047\240\021\330\014\023\2202\220S\230\003\320\033,\250C\320/@\300\001\330\014\020\220\007\220q\230\r\240Q\240e\2505\260\010\270\010\300\001\300\026\300~\320UV\330\014\017\210r\220\025\220a\330\010\017\210v\220Q\220e\2305\240\003\2405\250\r\260S\270\001\340\010\013\2106\220\021\320\000\032\230!\360 \000\005\013\210,\220a\220q\330\004\005\330\010\016\210c\220\021\330\010\016\210g\220Q\220e\2301\330\010\017\210q\330\010\014\210E\220\024\220V\2306\240\032\2503\250a\330\014\022\220\"\220G\2301\330\014\024\220M\240\021\240#\240Q\240e\2505\260\002\260)\2705\300\003\3001\330\014\022\220%\220q\320\030+\2506\260\024\260S\270\t\300\024\300W\310B\310h\320V^\320^_\320_f\320fk\320kl\330\014\020\220\007\220q\230\r\240Q\240j\260\001\260\026\260u\270H\300A\300V\3105\320PX\320X\\\320\\b\320bc\330\010\013\2103\210a\330\014\025\220W\230A\230X\240Q\240e\2501\250C\250q\260\003\260?\300!\330\014\024\220A\340\014\025\220W\230A\230U\240!\330\014\024\220C\220q\330\010\016\210m\2301\230G\2406\250\024\250S\260\006\260d\270#\270Q\330\010\017\210q\340\010\013\2106\220\021\320\000\034\230K\240\177\260a\360:\000\005\016\210X\220U\230#\230Z\240y\260""\n\270!\330\004\013\2101\330\004\007\200y\220\007\220q\330\010\017\210y\230\001\230\021\330\t\n\330\010\017\210s\220!\2201\340\004\005\360\"\000\005\010\200z\220\021\220)\2307\240+\250Q\330\010\017\210s\220!\2208\2301\330\004\007\200z\220\021\220)\2305\240\002\240!\330\010\t\330\021\025\220Q\220h\230f\240J\250f\260A\330\020\027\320\027*\250!\2504\250q\330\010\017\210{\230!\330\014\022\320\022\"\240!\320#;\2708\300;\310a\330\004\013\320\013\036\230a\230x\240q\320\004\034\230I\240Y\320.>\270a\330\010\014\210F\220$\220e\2304\230v\240T\250\034\260T\270\034\300U\310$\310d\320R\\\320\\]";
+    #else /* compression: none (14073 bytes) */
+static const char bytes[] = " \000 as  at  at 0x bytes too long for VR  for  object> or %02x%s runs past the end%s value runs past the end(()(tree fragment))*,, found .04X1.2.840.10008.1.21.2.840.10008.1.2.11.2.840.10008.1.2.1.991.2.840.10008.1.2.2: << Binary data >< Fragments ><H<HH<I<MemoryView of <contiguous and direct><contiguous and indirect><strided and direct or indirect><strided and direct><strided and indirect>>>H>HH>I?A buffer over the input, with the file descriptor when it is a real file.A decoded element: ``vr`` (str) and ``value``.\n\n``value`` is a ``str`` for text VRs (padding stripped, multiple values joined\nby ``\\``), an ``int``/``float`` or a list of them for numeric VRs, ``bytes``\nfor OB/OW/UN and friends, and a list of item dicts for sequences.AE AS AT CS DA DS DT FD FL IS LO LT OB OD OF OL OV OW PN SH SL SQ SS ST SV TM UC UI UL UN UR US UT UVCannot assign to read-only memoryviewInput ended early (replaced by the shared class at import).Invalid mode, expected \047c\047 or \047fortran\047, got Invalid shape in axis Malformed DICOM input (replaced by the shared class at import).Note that Cython is deliberately stricter than PEP-484 and rejects subclasses of builtin types. If you need to pass subclasses then set the \047annotation_typing\047 directive to False.One row of :func:`list_elements`.\n\n``path`` is the tag path string (``(0008,1115)[1].(0020,000E)``), ``length``\nthe encoded value length (-1 for undefined), ``multiplicity`` the number of\nvalues, ``value`` a display string (binary values over 20 bytes are shown as\n``< Binary data >``, encapsulated data as ``< Fragments >``), ``depth`` the\nsequence nesting level (0 = root).What :func:`rewrite` did: bytes written, the\ntransfer syntax of the output, and the output itself when no destination was\ngiven (else ``None``).[\\]add_noteat most 64 tag masksbad deflated data: %sbad fragment item %scannot encode cannot map the source: %scannot open cannot read collections.abcdeflated dataset too largedisableenableexpected a""n item in ext/tagstream.pyxfile meta element %s runs past the endfragment runs past the endgcinvalid VR isenableditem of undefined length has no delimiteritem runs past the enditem runs past the end of %sitem runs past the end of its sequencelength transfer_syntax datameta_start meta meta_end ts enc deflatedmisplaced misplaced %s in itemneed more dataneed the whole deflated streamno default __reduce__ due to non-trivial __cinit__non-ASCII value for %s needs a Specific Character Setnot a tag or keyword: only an empty value can replace sequence %spath tag keyword vr length multiplicity value depthsequences nested deeper than %dsource shrank while copyingtruncated after file meta informationtruncated element header at %dtruncated must subclass errorunable to allocate array data.unable to allocate shape and strides.undefined length on VR value of vr valueACCESS_READAEASASCIIATAttributeBIG_RANGEBULK_VRSCHARSET_VRSCSDADEFLATEDDEFLATED_LEDSDTDicomDictionaryDicomStreamErrorDicomTruncatedErrorENC_EXPLICIT_BEENC_EXPLICIT_LEENC_IMPLICIT_LEEXPLICIT_BEEXPLICIT_LEElementRecordEllipsisFDFLHHHIIMPLICIT_LEISITEMITEM_DELIMKNOWN_VRSLLOLONG_VRSLTMAP_THRESHOLDMAX_DEPTHMAX_INFLATEDMAX_WBITSMEDIA_SOP_INSTANCE_UIDNUMERIC_FORMATSOBODOFOLOVOWO_CREATO_RDONLYO_TRUNCO_WRONLYPIXEL_DATAPNPathLikeQREMOVEREPLACERewriteResultSEEK_ENDSEQ_DELIMSHSLSOP_INSTANCE_UIDSPECIFIC_CHARSETSQSSSTSVSequenceStructTEXT_VRSTMTRANSFER_SYNTAXUCUIULUNUNDEFINEDURUSUTUVView.MemoryViewWILDCARD__KEEP_T_Layout_REMOVE_T_SQ_TAGS_Source_Source.__init___Source.close_TAGS_U16_U32_Walker_Walker.__reduce_cython___Walker.__setstate_cython___Walker.decide_Walker.inserts_for_Walker.list_dataset_Walker.list_items_Walker.read_dataset_Walker.read_items_Walker.release_Walker.rw_dataset__Pyx_PyDict_NextRef__annotate____class____class_getitem____dict____doc____enter____exit____func____getstate____import____init____init__.<locals>.genexpr__main____metaclass____module____mro_entries____name____new____prepare____pyx_checksum__pyx_result__pyx_""state__pyx_type__pyx_unpickle_Enum__pyx_unpickle__Walker__pyx_vtable____qualname____reduce____reduce_cython____reduce_ex____set_name____setstate____setstate_cython____slots____test___charsets_closed_after_coalesce_copy_range_decode_value_decode_value.<locals>.genexpr_dict_dictionary_vr_display_display.<locals>.genexpr_encode_value_encode_value.<locals>.genexpr_fd_owned_guess_encoding_header_inflate_is_coroutine_is_vr_join_join.<locals>.genexpr_keyword_kind_layout_make_header_map_fd_mm_open_source_rewrite_meta_rewrite_meta.<locals>.genexpr_sq_tags_sq_tags.<locals>.genexpr_stream_prefix_read_trunk_matches_write_write_all_writev_all_writev_all.<locals>.genexprabcaccessactionallocate_bufferasciiasyncio.coroutinesbb0b1basebatchbodybufbufferingccalcsizecharset_rawchunkcicline_in_tracebackclosecollectionscompilecompiledcompletecompresscompressobjconvert_encodingscopy_file_rangecountctddatadecidedecodedecode_bytesdecompressdecompressobjdeflateddelimsdepthdestinationdictionary_VRdoneds_outdst_fddtype_is_objecteelemsencencodeencode_stringencodingsendenumerateeofeposerrorexcexplicitffdfd_ownedfhfilenoflagsflushfmtfnformatformat_tagformat_tag_pathfortranfstatggenexprgethheadhposiidihindexinnerinserts_foritemitemsitemsizejoinkeyword_for_tagkindlastlaylengthlimitlist_datasetlist_elementslist_itemslittlemaxmemviewmergedmetameta_endmeta_startmmmmapmodemoremvnnamenamedtuplendimnew_sopnextobjoldopenosoutownedppackparse_tagpartpathpatternpendingpipiecepiecesplanplan_insertspoppospreadptpydicom._dicom_dictpydicom.charsetpydicom.datadictqrrawrbreadread_attributesread_attributes.<locals>.genexprread_attributes.<locals>.runread_datasetread_itemsregisterreleaseresultrewriterowsrstriprunrw_datasetsseekselfsendsendfileset_error_classessetdefaultshapesizeslenslicebox._speedups.tagstreamsourcesplitsrcsrc_fdst_sizestartstatestepstepsstopstop_tagstripstructsubsumsvrttagtag_for_keywordtagstextthrowtotaltransfer_syntaxtruncatedtrunktsunconsumed_tailunpackunpack_fromupdateuse_setstatevvalsvaluevalu""esvmvposvrvrbwalkerwantwantedwritewritevxzipzlib\000\000\000\000  DICMOOBODOFOLOVOWSQSVUCUIULUNURUTUV\200\001\330\004\005\330\004\007\200y\220\003\2201\330\010\r\320\r(\250\001\340\010\023\2209\230A\230Q\330\004\013\2101\200\001\330\004\005\330\010\017\210r\220\026\220q\230\003\2301\330\010\013\2105\220\002\220!\340\014\023\2202\220V\2301\230D\240\006\240f\250J\260a\330\014\023\2207\230!\2306\240\026\240v\250Z\260t\270;\300m\320ST\320TZ\320Z[\330\010\r\210T\220\025\220a\220t\2303\230g\240T\250\021\330\004\014\210I\220_\240A\330\010\013\2101\330\014\016\210f\220A\220Q\330\010\016\320\016\036\230a\320\037;\2702\270Z\300q\330\004\013\2107\220!\2204\220t\2304\230q\200\001\330\004\006\200f\210A\210Q\330\004\013\2107\220!\2201\200\001\330\004\007\200s\210!\2105\220\002\220$\220b\230\001\330\010\017\210q\330\004\017\210v\220Q\220c\230\021\230$\230b\240\004\240C\240q\250\004\250B\250a\330\004\007\200y\220\004\220C\220q\230\005\230S\240\002\240$\240c\250\021\250$\250b\260\003\2603\260a\330\010\017\210q\330\004\013\320\013\036\230n\250A\200\001\330\004\007\200s\210!\2109\220C\220s\230!\2301\330\010\017\210q\330\004\010\210\001\210\024\210V\2204\220w\230c\240\021\240)\2501\330\010\013\2103\210c\220\023\220D\230\003\2303\230i\240t\2503\250c\260\021\330\014\023\2201\330\004\013\2101\200\001\330\004\007\200s\210#\210Q\330\010\013\2103\210c\220\021\330\014\030\230\t\240\021\240!\330\014\017\210q\330\020\025\320\025,\250A\340\020\031\230\021\230&\240\006\240i\250s\260#\260[\300\006\300f\310F\320RX\320XY\330\020\021\330\024\033\230<\240q\250\005\250Q\250f\260K\270q\330\027\030\330\024\033\2305\240\001\240\024\240W\250A\250Q\340\020\027\220u\230A\230T\240\027\250\001\250\021\340\014\023\2205\230\001\230\024\230W\240A\240Q\330\010\013\2103\210d\220&\230\006\230a\330\014\023\2204\220w\230a\230q\330\010\017\210t\2205\230\010\320 F\300e\3103\310j\320X\\\320\\b\320bc\320cd\330\004\007\200s\210#\210Q\330\010\021\220\027\230\004\230C\320\0374\260A\330\010\014\210C\210q\220\005\220S\230\001""\330\010\017\210v\220\\\240\021\240\047\250\022\2505\260\002\260#\260Q\330\010\017\210q\220\004\220A\220S\230\003\2303\230b\240\004\240A\240R\240r\250\023\250D\260\005\260U\270!\2703\270b\300\002\300#\300Q\330\010\017\210t\2201\220F\230\"\230C\230w\240a\330\004\007\200s\210#\320\r\035\230T\240\023\240G\2501\330\010\016\210o\230Q\230a\330\010\017\210v\220Y\230a\230q\330\010\014\210C\210q\220\005\220S\230\001\330\010\021\220\027\230\004\230C\320\0374\260A\330\010\017\210t\2201\220F\230,\240a\240w\250b\260\004\260B\260c\270\021\330\010\017\210t\2201\220F\230\"\230C\230w\240a\330\004\013\2105\220\001\220\021\200\001\330\004\007\200x\210q\220\001\330\010\020\220\005\220Q\220a\330\004\007\200v\210S\220\001\330\010\020\220\001\330\004\007\200z\220\021\220(\230\047\240\033\250A\330\010\017\210u\220A\220Q\330\t\023\2201\220G\2301\330\010\017\210q\330\010\013\2103\210c\220\021\330\014\030\230\t\240\021\240!\330\014\017\210q\330\020\025\320\025,\250A\340\020\027\220}\240A\240W\250A\330\010\013\2105\220\003\2201\330\014\r\330\020\027\220u\230G\2401\240A\330\014\023\320\023)\250\021\330\020\026\320\026&\240a\330\024L\310B\310a\330\027\030\330\t\014\210C\320\017\037\230s\240#\240S\250\001\330\010\021\220\024\220Q\220j\240\n\250!\2508\2606\270\035\300a\300q\330\010\021\220\027\230\004\230C\320\0374\260A\330\010\t\330\014\017\210s\220#\220Q\330\020\027\220s\230%\230|\2501\340\020\027\220v\230U\240!\2407\250\"\250O\2701\270D\300\002\300#\300Q\300j\320PQ\330\010\020\220\006\220h\230n\250A\330\014\022\320\022\"\240!\320#?\270w\300j\320PQ\330\t\023\2201\220H\230E\240\030\250\024\250S\260\003\2601\330\010\017\210s\220!\2206\230\027\240\001\240\021\340\010\016\320\016\036\230a\320\037;\2707\300!\330\004\007\200s\210!\2106\220\022\2201\330\010\020\220\010\230\003\2303\230i\240t\2503\250c\260\032\2701\330\004\013\2101\200\001\330\004\007\200z\220\021\220\047\230\021\330\010\013\2107\220\"\220A\330\014\023\320\023&\240a\330\010\017\210t\2205\230\010\320 5\260U\270+\300Q\330\004\007\200z""\220\021\220\047\230\021\330\010\017\210x\220u\230F\240!\2406\250\022\2505\260\013\2701\330\004\007\200z\220\021\220\047\230\021\330\010\017\210t\2205\230\004\320\0341\260\023\260A\260Q\330\004\013\2103\210a\210x\220q\200\001\330\004\007\200z\220\021\220\047\230\021\330\010\017\210q\330\004\010\210\003\2101\210F\220&\230\002\230&\240\001\240\025\240h\250a\250u\260A\330\004\007\200s\210!\2103\210c\220\021\330\010\t\330\014\023\2203\220a\220s\230!\330\017\020\340\004\t\320\t!\240\021\340\004\n\210/\230\021\230#\230Q\230f\240F\250!\330\004\007\200t\2103\210a\330\010\016\320\016\036\230a\320\037=\270Q\330\004\013\2101\200\001\330\004\007\200z\220\021\220)\2307\240+\250Q\330\010\017\210w\220a\220q\330\004\007\200z\220\021\220)\2305\240\002\240!\330\010\t\330\014\021\220\022\2205\230\001\230\030\240\022\2401\330\010\017\210{\230!\330\014\022\320\022\"\240!\320#;\2708\300;\310a\330\010\017\210w\220a\220t\2306\240\021\330\004\005\330\010\r\210V\2207\230!\330\010\n\210&\220\001\220\021\330\014\034\230I\240Q\330\010\r\210Q\330\004\007\200s\210\047\220\025\220d\230\047\240\021\240(\250!\330\010\017\210w\220a\220t\2306\240\021\330\004\013\2107\220!\2206\230\025\230a\200\001\330\004\010\210\003\2101\210A\330\004\021\220\021\330\004\007\200r\210\023\210D\220\004\220E\230\021\230#\230Q\230d\240&\250\003\2501\330\010\025\220Q\330\t\013\2103\210b\220\004\220C\220q\230\003\2303\230b\240\004\240C\240q\250\003\2503\250b\260\004\260F\270!\2703\270a\270t\3003\300a\300q\330\010\025\220Q\330\004\013\2101\330\004\t\210\021\330\004\n\210!\330\004\007\200{\220\047\230\021\330\010\016\210d\220\"\220B\220c\230\022\2304\230s\240!\2405\250\003\2502\250T\260\023\260A\260T\270\022\2703\270c\300\021\330\014\021\220\024\220X\230W\240G\2501\250E\260\025\260c\270\021\330\014\017\210w\220c\230\032\2403\240e\2502\250W\260B\260a\330\020\026\320\026)\250\021\320*S\320SU\320U_\320_`\320`a\330\014\017\210t\2203\220c\230\023\230A\330\020\021\330\014\020\220\007\220r\230\025\230d\240%\240v\250Q\330\014\017""\210t\2203\220a\330\020\025\220U\230!\2303\230a\230u\240E\250\022\2508\2607\270!\2707\300\047\310\021\310)\320ST\330\014\022\220%\220r\230\021\330\010\013\2104\210r\220\022\2202\220R\220t\2304\230r\240\021\330\014\022\320\022%\240Q\240a\340\010\016\210a\330\004\007\320\007\027\220w\230e\2404\240s\250#\250Q\330\010\r\210Q\330\004\017\210s\220#\220Q\330\004\007\200s\210#\210Q\330\010\016\210o\230Q\230e\2401\330\010\016\210m\230=\250\014\260A\260Q\330\t\014\210C\210q\330\010\016\210a\330\t\014\210C\210q\330\010\016\210a\340\010\016\210a\330\004\007\200t\2109\220D\230\003\2301\230E\240\023\240D\250\002\250!\360\006\000\t\016\210U\220!\2203\220a\220t\2302\230R\230t\2402\240Q\330\010\013\2104\210s\320\022\"\240$\240c\250\027\260\001\330\014\022\220!\330\r\021\220\023\320\024$\240D\250\003\2503\250a\330\014\022\220!\330\004\013\2107\220!\220<\230v\240U\250$\250e\2601\200\001\330\004\010\210\004\210N\230!\2301\230D\240\001\330\004\005\330\010\016\210a\210{\230!\2306\240\021\330\004\013\2104\210z\230\021\330\010\016\320\016\036\230a\320\0377\260r\270\032\3001\330\004\007\200q\210\001\330\010\016\320\016\036\230a\230q\330\004\013\2101\200\001\330\004\t\210\032\2201\220A\330\004\005\330\010\017\210s\220%\220q\230\001\340\010\n\210(\220!\200\001\330\004\t\210\032\2201\220A\330\004\n\210!\330\010\014\210B\210f\220A\220T\230\021\330\010\r\210R\210q\220\001\200\001\330\004\t\320\t \240\001\340\004\007\200t\2103\210a\330\010\017\210q\330\004\013\2105\220\001\220\024\220W\230A\230Y\240j\260\006\260a\260q\330\004\007\200t\2101\330\010\017\210q\330\004\005\330\010\017\320\017 \240\001\240\021\240!\2406\250\023\250D\260\005\260T\270\026\270q\300\001\330\013\014\330\010\017\210q\200\001\330\004\t\320\t!\240\021\340\004\005\330\010\r\210]\230!\2301\330\013\014\330\010\017\210q\330\004\013\2102\210V\2201\220G\2301\230A\200\001\330\004\t\320\t!\240\021\340\004\013\210?\230!\2305\240\003\2401\200\001\330\004\n\210&\220\002\220!\330\010\t\330\014\020\220\002\320\022\"\240!\2408\2508\2607""\270!\330\017\020\330\014\020\220\001\330\010\013\2102\210S\220\001\330\014\r\330\020\024\220B\220i\230q\240\010\250\010\260\007\260q\330\023\024\330\020\024\220A\330\010\013\2102\210S\220\001\330\014\023\2202\220V\2301\230L\250\t\260\030\270\021\330\014\017\210t\2201\330\020\026\320\026)\250\021\250!\330\014\026\220a\220x\230q\330\014\020\220\003\2201\220A\330\010\021\220\021\330\010\021\220\021\200\001\330\004\n\210)\2201\220A\330\004\007\200|\2203\220a\330\010\017\210u\220A\220U\230!\330\010\017\210}\230A\230S\240\001\240\027\250\004\250A\330\004\014\210J\220a\220~\240U\250\"\250A\330\004\007\200q\330\010\021\220\022\2205\230\001\230\035\240b\250\n\260\"\260B\260i\270r\300\022\300:\310Q\340\010\t\330\014\027\220v\230Q\330\014\025\220[\240\007\240q\330\020 \240\t\250\021\330\014\023\2205\230\001\230\025\230a\330\014\027\220v\230Q\230a\330\014\023\220=\240\001\240\023\240A\240W\250D\260\001\330\004\005\330\010\r\210Z\220q\230\001\330\010\020\220\001\330\010\022\220!\330\010\014\210I\220Q\330\014\017\210t\2201\220G\2303\230a\330\020\027\220u\230A\230S\240\002\240%\240q\250\001\330\020\023\2207\230\047\240\025\240d\250%\250s\260!\330\024\027\220q\330\030#\2401\240H\250A\330\030\"\240!\330\024\037\230q\240\010\250\010\260\005\260Q\260d\270!\340\024\033\2307\240!\2402\240Q\240e\2501\250C\250u\260A\260Q\340\020\027\220s\230!\2301\330\020\027\220w\230a\230q\330\014\025\220Q\330\010\013\2101\330\014\027\220q\230\010\240\001\330\010\014\210A\330\010\n\210(\220!\340\010\013\2101\330\014\016\210f\220A\220Q\340\014\027\220u\230A\230S\240\002\240!\330\004\013\210=\230\001\230\027\240\004\240A\200\001\330\004\013\2103\210c\220\026\220s\230$\230c\240\023\240F\250!\200\001\330\004\013\320\013\034\230D\240\003\2404\240t\2502\250Q\200\001\330\004\014\210A\210\\\230\032\2401\240D\250\007\250r\260\023\260N\300#\300T\310\023\310E\320QR\330\004\t\210\027\220\001\220\032\2301\230A\330\004\013\2103\210e\2201\220A\200\001\330\004\r\210Q\330\004\010\210\t\220\021\330\010\013\2104\210q\220""\007\220s\230!\330\014\023\2203\220a\220x\230r\240\021\330\014\017\210w\220d\230$\230a\230v\240Q\240g\250S\260\006\260d\270&\300\001\300\025\300a\300s\310#\310U\320RS\320ST\330\020\026\220a\220y\240\006\240a\240u\250A\250T\260\025\260a\260q\330\021\026\220a\220s\230\"\230E\240\021\240!\330\020\026\220g\230Q\230a\330\r\016\330\014\022\220\047\230\021\230!\330\004\013\2101\200\001\330\004\r\210T\220\023\220A\330\004\013\2105\220\001\220\027\230\005\230Q\230d\240#\240T\250\024\250R\250q\330\004\007\200t\2103\320\016\036\230c\240\024\240S\250\003\2503\250a\330\010\017\210u\220B\220d\230!\2307\240%\240q\250\001\330\004\007\200s\210#\210Q\330\010\017\210u\220B\220c\230\022\2308\2402\240T\250\021\250\047\260\025\260a\260q\330\004\007\200w\210b\220\001\330\010\016\320\016\036\230a\320\037I\310\030\320QS\320SZ\320Z[\330\004\013\2105\220\002\220#\220R\220t\2301\230G\2405\250\001\250\021\200\001\330\004%\240Q\240f\250A\200\001\340\004\005\330\004\007\200t\210:\220Q\220k\240\021\330\010\016\210i\220q\230\001\330\004\026\320\026,\250G\2601\200\001\340\004\007\200t\2102\210R\210r\220\024\220S\230\004\230B\230b\240\002\240#\240Q\240a\330\010\016\320\016!\240\021\320\"C\3002\300Q\330\004\r\210T\220\023\220A\330\004\007\200t\2105\220\001\220\027\230\014\240A\240U\250!\330\004\n\210\"\210C\210s\220\"\220A\330\004\007\200r\210\023\210G\2203\220d\230#\230Q\330\010\017\210u\220F\230$\230a\230w\240l\260!\2605\270\004\270B\270b\300\001\300\024\300T\310\022\3101\330\004\t\210\025\210a\210s\220!\2204\220r\230\022\2304\230r\240\021\330\004\007\200t\2106\220\021\220\"\220A\220T\230\022\2301\230A\330\010\016\320\016\036\230a\320\037?\270t\3005\310\n\320RS\320ST\330\004\007\200s\210#\210Q\330\010\013\2104\210r\220\023\220B\220d\230#\230T\240\022\2403\240b\250\003\2501\250A\330\014\022\320\022%\240Q\320&G\300r\310\021\330\010\017\210u\220D\230\004\230A\230W\240L\260\001\260\025\260d\270\"\270B\270a\270t\3004\300r\310\021\330\004\013\2105\220\004\220D\230\001\230\027\240\014\250A\250U\260$\260b""\270\002\270!\2704\270t\3002\300Q\200\001\340\004\007\200t\2103\210a\330\010\013\2107\220#\220Q\330\014\023\2205\230\004\230C\320\037/\250q\330\010\017\210u\220D\230\003\2308\2408\2501\330\004\007\200s\210#\210Q\330\010\017\210q\330\004\007\200w\210c\220\021\330\010\013\2103\210c\220\021\330\014\023\2201\330\010\013\2103\210c\220\026\220s\230#\230S\240\001\330\014\023\2201\330\010\016\320\016\036\230a\320\037E\300R\300w\310d\320R\\\320\\]\320]^\330\004\013\2101\200\001\340\004\n\210!\330\010\020\220\006\220b\230\001\330\010\017\210s\220$\220a\330\010\017\210r\220\027\230\001\230\024\230Q\330\010\013\2105\220\002\220!\330\014\026\220a\220t\2303\230e\2406\320)<\270A\270Q\330\010\021\220\026\220q\230\001\200\001\340\004\013\2101\330\004\014\210A\330\004\005\330\010\017\210q\330\010\016\210c\220\021\220&\230\002\230!\330\014\023\2206\230\025\230a\230v\240R\240s\250!\2501\330\014\017\210t\2201\330\020\021\330\014\024\220A\330\010\020\220\001\330\010\016\210c\220\021\220&\230\002\230!\330\010\t\330\014\023\2202\220Q\220f\230A\330\017\020\330\014\017\210q\330\020\021\330\010\021\220\021\200\001\340\004\014\210A\330\004\010\210\005\210T\220\026\220v\230Z\240s\250!\330\010\013\2104\210s\220!\330\014\r\330\010\020\220\010\230\006\230g\240Q\240e\2504\250q\330\010\013\2104\210s\320\022)\250\024\250V\2609\270G\3001\330\014\021\220\021\220\047\230\034\240Q\240e\2507\260#\260Q\260f\270K\300s\310\"\310F\320RS\330\r\024\220C\220q\330\014\r\330\r\024\220C\220q\330\014\023\220=\240\001\240\027\250\002\250\047\260\024\260S\270\005\270Q\270c\300\021\300%\300u\310B\310j\320XY\330\014\021\220\021\220\047\230\034\240Q\240e\2504\250s\260!\2607\270#\270R\270q\340\014\021\220\021\220\047\230\025\230a\230s\240!\2405\250\005\250R\250q\330\004\010\210\007\210u\220D\230\t\240\021\330\010\013\2104\210v\220T\230\024\230S\240\003\2403\240b\250\004\250D\260\003\2601\330\014\023\220=\240\001\240\027\250\004\250C\250v\260Q\330\014\021\220\021\220\047\230\034\240Q\240e\2502\250W\260D\270\003\2701\270G""\3003\300b\310\001\330\004\007\200v\210Y\220g\230U\240$\320&=\270W\300A\330\010\r\210Q\320\016(\250\014\260A\3205M\310W\320TW\320WX\320X^\320^i\320il\320ln\320nt\320tu\330\004\013\2103\210e\2206\230\021\330\004\013\210<\220q\230\014\240G\2503\250c\260\022\2606\270\025\270a\270v\300S\310\001\310\027\320PR\320RS\200\001\340\004\037\230q\320 0\260\013\270;\300k\320QR\330\004\023\2207\230(\240!\2401\330\004\007\200|\2207\230!\330\010)\250\021\250*\260N\300!\330\004\013\2101\200\001\360\010\000\n\033\230!\330\010\021\220\024\220V\2304\230~\250T\260\030\270\024\270[\310\004\310G\320SW\320Wc\320cg\320gr\320rv\360\000\000w\001A\002\360\000\000A\002E\002\360\000\000E\002L\002\360\000\000L\002P\002\360\000\000P\002X\002\360\000\000X\002\\\002\360\000\000\\\002a\002\360\000\000a\002e\002\360\000\000e\002i\002\360\000\000i\002m\002\360\000\000m\002~\002\360\000\000~\002B\003\360\000\000B\003L\003\360\000\000L\003P\003\360\000\000P\003Y\003\360\000\000Y\003]\003\360\000\000]\003g\003\360\000\000g\003k\003\360\000\000k\003s\003\360\000\000s\003w\003\360\000\000w\003\177\003\360\000\000\177\003C\004\360\000\000C\004K\004\360\000\000K\004O\004\360\000\000O\004P\004\330\010\020\220\007\220q\230\006\230l\250!\330\004\007\200v\210W\220E\230\024\230Q\330\010\022\220!\330\010\027\220q\340\010\027\220t\2305\240\007\240u\250C\250t\260=\300\007\300u\310C\310t\320S\\\320\\c\320ch\320hk\320ko\320ou\320u|\360\000\000}\001B\002\360\000\000B\002E\002\360\000\000E\002I\002\360\000\000I\002P\002\360\000\000P\002W\002\360\000\000W\002\\\002\360\000\000\\\002_\002\360\000\000_\002c\002\360\000\000c\002l\002\360\000\000l\002s\002\360\000\000s\002x\002\360\000\000x\002{\002\360\000\000{\002\177\002\360\000\000\177\002F\003\360\000\000F\003M\003\360\000\000M\003R\003\360\000\000R\003U\003\360\000\000U\003Y\003\360\000\000Y\003b\003\360\000\000b\003i\003\360\000\000i\003j\003\330\004\007\200q\330\010\017\320\017(\250\004\250A\250W\260K\270w\300a\340\010\017\320\017(\250\004\250A\250W\260K\270q\200A""\330\010\013\2104\210u\220G\2301\330\014\r\330\020\024\220D\230\006\230a\330\023\024\340\010\013\2104\210{\230$\230d\240$\240g\250Q\330\014\016\210f\220A\220T\230\021\330\010\014\210G\2204\220w\230a\200A\330\010\013\2106\220\024\220T\230\024\230Q\330\014\023\2201\330\010\017\210q\330\r\022\220$\220a\330\014\020\220\t\230\025\230d\240)\2504\250q\330\014\017\210~\230Q\230i\240w\250e\2606\270\023\270D\300\003\3003\300c\310\021\200A\330\010\014\210F\220!\330\010\014\210G\2201\200A\330\010\016\210g\220Q\220e\2301\330\010\021\220\021\330\010\021\220\027\230\001\230\025\230f\240A\330\010\014\210E\220\024\220V\2306\240\032\2503\250a\330\014\017\210w\220c\230\025\230c\240\024\240S\250\001\330\020\026\220a\220w\230i\240q\250\002\250\047\260\024\260]\300!\3003\300a\300u\310E\320QS\320S\\\320\\^\320^e\320ei\320il\320lm\330\010\013\2103\210a\330\014\017\210t\2201\330\020\026\320\026)\250\021\250!\330\014\025\220W\230A\230X\240Q\240e\2501\250C\250q\260\003\260?\300&\310\001\330\014\024\220A\340\014\024\220C\220q\330\010\016\210m\2301\230G\2406\250\024\250S\260\006\260c\270\030\300\026\300q\330\010\017\210q\200A\330\010\031\320\031.\250e\2603\260g\270Q\330\010\036\230a\330\010 \240\001\340\010\016\210d\220\"\220A\330\014\020\220\004\220A\220U\230&\240\007\240q\250\001\330\014\017\210r\220\025\220c\230\021\330\020\021\330\014\025\220Q\330\014\022\220&\230\003\2301\230E\240\021\330\014\017\210r\220\030\230\023\230H\240D\250\002\250&\260\002\260\"\260H\270B\270a\330\020\026\320\026)\250\021\250!\330\014\017\210r\220\030\230\023\230A\330\020\026\220d\230-\240q\250\002\250(\260#\260W\270E\300\026\300r\310\023\310A\340\020\024\220M\240\021\240\"\240G\2502\250V\2602\260R\260y\300\007\300u\310F\320RT\320TW\320WX\330\020\026\220b\230\006\230b\240\002\240!\200A\330\010\031\320\031.\250e\2603\260g\270Q\330\010\036\230a\340\010\020\220\001\330\010\016\210d\220\"\220A\330\014\020\220\004\220A\220U\230&\240\007\240q\250\001\330\014\017\210r\220\025\220c\230\021\330\020\021\330\014\023\2201\330""\014\017\210r\220\030\230\023\230H\240D\250\002\250&\260\002\260\"\260H\270B\270a\330\020\026\320\026)\250\021\250!\330\014\017\210r\220\030\230\023\230A\330\020\026\220d\230-\240q\250\002\250(\260#\260W\270F\300\"\300C\300v\310Y\320VW\340\020\024\220M\240\021\240\"\240G\2502\250V\2602\260R\260y\300\007\300v\310R\310s\320RX\320Xa\320ab\330\020\026\220b\230\006\230b\240\002\240!\330\014\021\220\027\230\001\230\021\330\010\017\210q\200A\330\010\032\230!\340\010\037\230t\2402\240Q\330\010\020\220\001\330\010\013\2104\210z\230\021\230#\230S\240\003\2403\240b\250\004\250C\250r\260\021\330\014\026\220d\230&\240\004\240A\240Q\330\014\017\210x\220w\230a\330\020\024\220I\230U\240\047\250\021\330\024\027\220x\230s\240%\240s\250.\270\001\270\031\300!\330\030 \240\010\250\005\250Q\330\030\031\330\010\013\2107\220#\220Q\330\014\017\210s\220#\220Q\330\020\027\220q\330\014\017\210t\2209\230E\240\024\240S\250\004\250B\250a\330\020\027\220q\330\014\020\220\005\220U\230!\2304\230q\330\020\023\2204\220r\230\024\230V\2401\240C\240s\250$\250e\2601\260A\330\024\033\2301\330\014\017\210v\220S\230\002\230$\230d\240&\250\007\250u\260D\270\004\270G\3004\300q\330\020\027\220q\330\014\017\210w\220c\230\021\330\020\027\220q\330\010\020\220\010\230\001\200A\330\010 \240\004\240F\250$\250b\260\007\260q\360\010\000\t\017\210d\220\"\220A\330\014\020\220\004\220A\220U\230\047\240\025\240a\240q\330\014\017\210q\220\005\220S\230\003\2303\230a\330\020\023\2201\220E\230\023\230M\250\024\250T\260\022\2601\330\024\033\2301\230A\330\020\026\320\026&\240a\320\047?\270z\310\021\310!\3107\320RS\330\014\017\210q\220\005\220R\220q\330\020\027\220q\330\014\023\2204\220u\230A\230Q\230c\240\021\330\014\023\2204\220{\240!\2401\240C\240w\250e\2606\270\021\330\014\017\210v\220S\230\002\230$\230a\230u\240C\240q\330\020\024\220O\2405\250\001\250\024\250S\260\001\260\021\260&\270\001\330\014\017\210w\220c\230\025\230c\240\021\240%\240s\250!\330\020\026\220d\230(\240!\2401\240A\330\020\026\220c\230\027\240\006\240j\260""\010\270\005\270S\300\007\300~\320UV\320VW\320WX\330\020\023\2205\230\003\2302\230S\240\005\240S\250\001\330\024\034\230D\240\013\2501\250A\250W\260A\260Y\270f\300E\310\026\310q\330\025\032\230#\230Q\330\024\034\230E\240\021\240$\240c\250\021\250!\2506\260\025\260b\270\001\340\024\034\230M\250\021\250$\250c\260\021\260!\2606\270\027\300\005\300U\310$\310a\330\020\026\220a\220q\230\010\240\t\250\021\250%\250q\330\014\022\220!\330\010\013\2104\210r\220\021\330\014\022\320\022%\240Q\240a\330\010\013\2106\220\023\220B\220d\230$\230d\240!\330\014\022\320\022%\240Q\240a\330\010\017\210q\200A\330\010 \240\004\240F\250$\250b\260\007\260q\360\010\000\t\017\210d\220\"\220A\330\014\020\220\004\220A\220U\230\047\240\025\240a\240q\330\014\017\210q\220\005\220S\230\003\2303\230a\330\020\023\2201\220E\230\023\230M\250\024\250T\260\022\2601\330\024\033\2301\230A\330\020\026\320\026&\240a\320\047?\270z\310\021\310!\3107\320RS\330\014\017\210v\220S\230\002\230$\230a\230u\240C\240q\330\020\027\220q\330\014\023\2204\220u\230A\230Q\230c\240\021\330\014\023\2204\220{\240!\2401\240C\240w\250e\2606\270\021\330\014\017\210v\220S\230\002\230$\230a\230u\240C\240q\330\020\024\220O\2405\250\001\250\024\250S\260\001\260\021\260&\270\001\330\014\023\220?\240!\2407\250!\2501\330\014\022\220$\220h\230a\230q\240\001\330\014\022\220#\220W\230F\240*\250H\260E\270\023\270G\300>\320QR\320RS\320ST\330\014\023\2201\220E\230\021\230(\240#\240]\260!\2601\330\014\017\210u\220C\220r\230\023\230E\240\023\240A\330\020\024\220G\2301\230M\250\021\250&\260\001\260\026\260x\270q\300\001\300\027\310\010\320PT\320TW\320Wa\320af\320fl\320lo\320os\320st\330\020\024\220K\230q\240\001\240\026\240q\250\007\250v\260U\270&\300\007\300w\310a\330\021\026\220c\230\021\330\020\024\220G\2301\230M\250\021\250&\260\001\260\026\260x\270q\300\001\300\027\310\006\310c\320QT\320Te\320ef\340\020\023\2204\220s\230)\2404\240q\250\010\260\002\260!\330\024\032\230%\320\0372\260!\340\024\034\230M\250\021\250$\250c\260\021\260!\2606\270\027""\300\005\300U\310$\310a\330\024\032\230%\230x\240q\250\007\250u\260A\260Q\330\020\024\220G\2301\230M\250\021\250&\260\001\260\026\260x\270q\300\001\300\027\310\005\310V\320SW\320W]\320]^\330\014\022\220!\330\010\013\2104\210r\220\021\330\014\022\320\022%\240Q\240a\330\010\017\210q\200A\340\010\014\210D\220\014\230A\230U\240%\240u\250G\2607\270!\330\010\014\210F\220!\2201\330\010\017\210q\210A\220a\230\001\230\021\230A\230Q\240\001\240!\250\021\2501\270!\320\000\024\320\024&\240k\260\021\3606\000\005\020\210t\2208\2306\240\025\240g\250Z\260q\330\004\n\210,\220a\220q\330\004\005\330\010\016\210c\220\021\330\010\016\210g\220Q\220e\2301\330\010\016\210a\330\010\013\2103\210a\330\014\025\220W\230A\230X\240Q\240e\2501\250C\250q\260\003\260?\300!\330\014\025\220Q\330\014\022\220+\230Q\230c\240\026\240t\2503\250f\260D\270\003\2701\330\014\023\2205\230\001\230\026\230v\240Q\330\014\020\220\004\220L\240\001\240\023\240D\250\013\2601\260D\270\001\330\014\023\2201\220I\230Q\230f\240B\240a\240v\250Q\330\014\017\210s\220!\2206\230\022\2301\330\020\030\230\001\330\014\017\210w\220a\220q\340\014\025\220W\230A\230U\240!\330\014\022\220+\230Q\230c\240\033\250C\250q\260\006\260c\270\026\270t\3003\300a\330\010\013\2103\210l\230\047\240\021\330\014\023\2202\220S\230\003\320\033,\250C\320/@\300\001\330\014\020\220\007\220q\230\r\240Q\240e\2505\260\010\270\010\300\001\300\026\300~\320UV\330\014\017\210r\220\025\220a\330\010\017\210v\220Q\220e\2305\240\003\2405\250\r\260S\270\001\340\010\013\2106\220\021\320\000\032\230!\360 \000\005\013\210,\220a\220q\330\004\005\330\010\016\210c\220\021\330\010\016\210g\220Q\220e\2301\330\010\017\210q\330\010\014\210E\220\024\220V\2306\240\032\2503\250a\330\014\022\220\"\220G\2301\330\014\024\220M\240\021\240#\240Q\240e\2505\260\002\260)\2705\300\003\3001\330\014\022\220%\220q\320\030+\2506\260\024\260S\270\t\300\024\300W\310B\310h\320V^\320^_\320_f\320fk\320kl\330\014\020\220\007\220q\230\r\240Q\240j\260\001\260\026\260u\270H\300A\300V\3105\320PX\320X""\\\320\\b\320bc\330\010\013\2103\210a\330\014\025\220W\230A\230X\240Q\240e\2501\250C\250q\260\003\260?\300!\330\014\024\220A\340\014\025\220W\230A\230U\240!\330\014\024\220C\220q\330\010\016\210m\2301\230G\2406\250\024\250S\260\006\260d\270#\270Q\330\010\017\210q\340\010\013\2106\220\021\320\000\034\230K\240\177\260a\360:\000\005\016\210X\220U\230#\230Z\240y\260\n\270!\330\004\013\2101\330\004\007\200y\220\007\220q\330\010\017\210y\230\001\230\021\330\t\n\330\010\017\210s\220!\2201\340\004\005\360\"\000\005\010\200z\220\021\220)\2307\240+\250Q\330\010\017\210s\220!\2208\2301\330\004\007\200z\220\021\220)\2305\240\002\240!\330\010\t\330\021\025\220Q\220h\230f\240J\250f\260A\330\020\027\320\027*\250!\2504\250q\330\010\017\210{\230!\330\014\022\320\022\"\240!\320#;\2708\300;\310a\330\004\013\320\013\036\230a\230x\240q\320\004\034\230I\240Y\320.>\270a\330\010\014\210F\220$\220e\2304\230v\240T\250\034\260T\270\034\300U\310$\310d\320R\\\320\\]";
     PyObject *data = NULL;
     #define __Pyx_DecompressString_UNUSED
     #define __Pyx_DecompressString_LZSS_UNUSED
     #endif
     PyObject **stringtab = __pyx_mstate->__pyx_string_tab;
     Py_ssize_t pos = 0;
-    for (int i = 0; i < 502; i++) {
+    for (int i = 0; i < 503; i++) {
       Py_ssize_t bytes_length = str_length_index[i].length;
       PyObject *string = PyUnicode_DecodeUTF8(bytes + pos, bytes_length, NULL);
-      if (likely(string) && i >= 100) PyUnicode_InternInPlace(&string);
+      if (likely(string) && i >= 101) PyUnicode_InternInPlace(&string);
       if (unlikely(!string)) {
         Py_XDECREF(data);
         __PYX_ERR(0, 1, __pyx_L1_error)
@@ -65782,8 +65993,8 @@ static const char bytes[] = " \000 as  at  at 0x bytes too long for VR  for  obj
       stringtab[i] = string;
       pos += bytes_length;
     }
-    for (int i = 502; i < 582; i++) {
-      Py_ssize_t bytes_length = bytes_length_index[i-502].length;
+    for (int i = 503; i < 583; i++) {
+      Py_ssize_t bytes_length = bytes_length_index[i-503].length;
       PyObject *string = PyBytes_FromStringAndSize(bytes + pos, bytes_length);
       stringtab[i] = string;
       pos += bytes_length;
@@ -65793,14 +66004,14 @@ static const char bytes[] = " \000 as  at  at 0x bytes too long for VR  for  obj
       }
     }
     Py_XDECREF(data);
-    for (Py_ssize_t i = 0; i < 582; i++) {
+    for (Py_ssize_t i = 0; i < 583; i++) {
       if (unlikely(PyObject_Hash(stringtab[i]) == -1)) {
         __PYX_ERR(0, 1, __pyx_L1_error)
       }
     }
     #if CYTHON_IMMORTAL_CONSTANTS
     {
-      PyObject **table = stringtab + 502;
+      PyObject **table = stringtab + 503;
       for (Py_ssize_t i=0; i<80; ++i) {
         #if PY_VERSION_HEX >= 0x030F0000
         PyUnstable_SetImmortal(table[i]);
@@ -65925,32 +66136,32 @@ static int __Pyx_CreateCodeObjects(__pyx_mstatetype *__pyx_mstate) {
     __pyx_mstate_global->__pyx_codeobj_tab[6] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_ext_tagstream_pyx, __pyx_mstate->__pyx_n_u_genexpr, __pyx_mstate->__pyx_kp_b_iso88591__21, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[6])) goto bad;
   }
   {
-    const __Pyx_PyCode_New_function_description descr = {0, 0, 0, 1, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS|CO_GENERATOR), 1065};
+    const __Pyx_PyCode_New_function_description descr = {0, 0, 0, 1, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS|CO_GENERATOR), 1069};
     PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_t};
     __pyx_mstate_global->__pyx_codeobj_tab[7] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_ext_tagstream_pyx, __pyx_mstate->__pyx_n_u_genexpr, __pyx_mstate->__pyx_kp_b_iso88591__23, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[7])) goto bad;
   }
   {
-    const __Pyx_PyCode_New_function_description descr = {2, 0, 0, 11, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 1072};
+    const __Pyx_PyCode_New_function_description descr = {2, 0, 0, 11, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 1076};
     PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_buf, __pyx_mstate->__pyx_n_u_complete, __pyx_mstate->__pyx_n_u_lay, __pyx_mstate->__pyx_n_u_result, __pyx_mstate->__pyx_n_u_walker, __pyx_mstate->__pyx_n_u_tag, __pyx_mstate->__pyx_n_u_vr, __pyx_mstate->__pyx_n_u_hpos, __pyx_mstate->__pyx_n_u_vpos, __pyx_mstate->__pyx_n_u_length, __pyx_mstate->__pyx_n_u_start};
     __pyx_mstate_global->__pyx_codeobj_tab[8] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_ext_tagstream_pyx, __pyx_mstate->__pyx_n_u_run, __pyx_mstate->__pyx_kp_b_iso88591_A_gQe1_fA_E_V6_3a_wc_c_S_awiq_3a, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[8])) goto bad;
   }
   {
-    const __Pyx_PyCode_New_function_description descr = {0, 0, 0, 1, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS|CO_GENERATOR), 1160};
+    const __Pyx_PyCode_New_function_description descr = {0, 0, 0, 1, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS|CO_GENERATOR), 1164};
     PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_t};
     __pyx_mstate_global->__pyx_codeobj_tab[9] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_ext_tagstream_pyx, __pyx_mstate->__pyx_n_u_genexpr, __pyx_mstate->__pyx_kp_b_iso88591__24, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[9])) goto bad;
   }
   {
-    const __Pyx_PyCode_New_function_description descr = {0, 0, 0, 1, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS|CO_GENERATOR), 1236};
+    const __Pyx_PyCode_New_function_description descr = {0, 0, 0, 1, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS|CO_GENERATOR), 1240};
     PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_p};
     __pyx_mstate_global->__pyx_codeobj_tab[10] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_ext_tagstream_pyx, __pyx_mstate->__pyx_n_u_genexpr, __pyx_mstate->__pyx_kp_b_iso88591__25, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[10])) goto bad;
   }
   {
-    const __Pyx_PyCode_New_function_description descr = {0, 0, 0, 1, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS|CO_GENERATOR), 1252};
+    const __Pyx_PyCode_New_function_description descr = {0, 0, 0, 1, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS|CO_GENERATOR), 1256};
     PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_p};
     __pyx_mstate_global->__pyx_codeobj_tab[11] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_ext_tagstream_pyx, __pyx_mstate->__pyx_n_u_genexpr, __pyx_mstate->__pyx_kp_b_iso88591_a, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[11])) goto bad;
   }
   {
-    const __Pyx_PyCode_New_function_description descr = {0, 0, 0, 1, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS|CO_GENERATOR), 1255};
+    const __Pyx_PyCode_New_function_description descr = {0, 0, 0, 1, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS|CO_GENERATOR), 1259};
     PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_p};
     __pyx_mstate_global->__pyx_codeobj_tab[12] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_ext_tagstream_pyx, __pyx_mstate->__pyx_n_u_genexpr, __pyx_mstate->__pyx_kp_b_iso88591__26, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[12])) goto bad;
   }
@@ -66032,7 +66243,7 @@ static int __Pyx_CreateCodeObjects(__pyx_mstatetype *__pyx_mstate) {
   {
     const __Pyx_PyCode_New_function_description descr = {4, 0, 0, 9, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 307};
     PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_buf, __pyx_mstate->__pyx_n_u_pos, __pyx_mstate->__pyx_n_u_end, __pyx_mstate->__pyx_n_u_enc, __pyx_mstate->__pyx_n_u_little, __pyx_mstate->__pyx_n_u_g, __pyx_mstate->__pyx_n_u_e, __pyx_mstate->__pyx_n_u_tag, __pyx_mstate->__pyx_n_u_vr};
-    __pyx_mstate_global->__pyx_codeobj_tab[28] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_ext_tagstream_pyx, __pyx_mstate->__pyx_n_u_header, __pyx_mstate->__pyx_kp_b_iso88591_t2Rr_C2Q_T_A_t5_AU_Cs_A_r_G3d_Q, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[28])) goto bad;
+    __pyx_mstate_global->__pyx_codeobj_tab[28] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_ext_tagstream_pyx, __pyx_mstate->__pyx_n_u_header, __pyx_mstate->__pyx_kp_b_iso88591_t2Rr_S_Bb_Qa_C2Q_T_A_t5_AU_Cs_A, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[28])) goto bad;
   }
   {
     const __Pyx_PyCode_New_function_description descr = {4, 0, 0, 4, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 326};
@@ -66097,17 +66308,17 @@ static int __Pyx_CreateCodeObjects(__pyx_mstatetype *__pyx_mstate) {
   {
     const __Pyx_PyCode_New_function_description descr = {7, 0, 0, 12, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 920};
     PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_self, __pyx_mstate->__pyx_n_u_vpos, __pyx_mstate->__pyx_n_u_length, __pyx_mstate->__pyx_n_u_epos, __pyx_mstate->__pyx_n_u_enc, __pyx_mstate->__pyx_n_u_kind, __pyx_mstate->__pyx_n_u_depth, __pyx_mstate->__pyx_n_u_inner, __pyx_mstate->__pyx_n_u_pos, __pyx_mstate->__pyx_n_u_ih, __pyx_mstate->__pyx_n_u_items, __pyx_mstate->__pyx_n_u_item};
-    __pyx_mstate_global->__pyx_codeobj_tab[41] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_ext_tagstream_pyx, __pyx_mstate->__pyx_n_u_read_items, __pyx_mstate->__pyx_kp_b_iso88591_A_e3gQ_a_d_A_AU_q_r_c_1_r_A_d_q, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[41])) goto bad;
+    __pyx_mstate_global->__pyx_codeobj_tab[41] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_ext_tagstream_pyx, __pyx_mstate->__pyx_n_u_read_items, __pyx_mstate->__pyx_kp_b_iso88591_A_e3gQ_a_d_A_AU_q_r_c_1_r_HD_HBa, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[41])) goto bad;
   }
   {
-    const __Pyx_PyCode_New_function_description descr = {7, 0, 0, 18, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 938};
+    const __Pyx_PyCode_New_function_description descr = {7, 0, 0, 18, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 940};
     PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_self, __pyx_mstate->__pyx_n_u_pos, __pyx_mstate->__pyx_n_u_end, __pyx_mstate->__pyx_n_u_enc, __pyx_mstate->__pyx_n_u_trunk, __pyx_mstate->__pyx_n_u_depth, __pyx_mstate->__pyx_n_u_rows, __pyx_mstate->__pyx_n_u_limit, __pyx_mstate->__pyx_n_u_epos, __pyx_mstate->__pyx_n_u_h, __pyx_mstate->__pyx_n_u_kind, __pyx_mstate->__pyx_n_u_path, __pyx_mstate->__pyx_n_u_vrb, __pyx_mstate->__pyx_n_u_svr, __pyx_mstate->__pyx_n_u_slen, __pyx_mstate->__pyx_n_u_text, __pyx_mstate->__pyx_n_u_vm, __pyx_mstate->__pyx_n_u_value};
     __pyx_mstate_global->__pyx_codeobj_tab[42] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_ext_tagstream_pyx, __pyx_mstate->__pyx_n_u_list_dataset, __pyx_mstate->__pyx_kp_b_iso88591_A_F_b_q_d_A_AU_aq_q_S_3a_1E_M_T_2, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[42])) goto bad;
   }
   {
-    const __Pyx_PyCode_New_function_description descr = {9, 0, 0, 14, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 976};
+    const __Pyx_PyCode_New_function_description descr = {9, 0, 0, 14, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 978};
     PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_self, __pyx_mstate->__pyx_n_u_tag, __pyx_mstate->__pyx_n_u_vpos, __pyx_mstate->__pyx_n_u_epos, __pyx_mstate->__pyx_n_u_enc, __pyx_mstate->__pyx_n_u_kind, __pyx_mstate->__pyx_n_u_trunk, __pyx_mstate->__pyx_n_u_depth, __pyx_mstate->__pyx_n_u_rows, __pyx_mstate->__pyx_n_u_inner, __pyx_mstate->__pyx_n_u_pos, __pyx_mstate->__pyx_n_u_index, __pyx_mstate->__pyx_n_u_ih, __pyx_mstate->__pyx_n_u_sub};
-    __pyx_mstate_global->__pyx_codeobj_tab[43] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_ext_tagstream_pyx, __pyx_mstate->__pyx_n_u_list_items, __pyx_mstate->__pyx_kp_b_iso88591_A_e3gQ_a_d_A_AU_q_r_c_Q_1E_r_A_d, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[43])) goto bad;
+    __pyx_mstate_global->__pyx_codeobj_tab[43] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_ext_tagstream_pyx, __pyx_mstate->__pyx_n_u_list_items, __pyx_mstate->__pyx_kp_b_iso88591_A_e3gQ_a_d_A_AU_q_r_c_Q_1E_r_HD, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[43])) goto bad;
   }
   {
     const __Pyx_PyCode_New_function_description descr = {1, 0, 0, 4, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 1};
@@ -66120,62 +66331,62 @@ static int __Pyx_CreateCodeObjects(__pyx_mstatetype *__pyx_mstate) {
     __pyx_mstate_global->__pyx_codeobj_tab[45] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_tree_fragment, __pyx_mstate->__pyx_n_u_setstate_cython, __pyx_mstate->__pyx_kp_b_iso88591_QfA, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[45])) goto bad;
   }
   {
-    const __Pyx_PyCode_New_function_description descr = {1, 0, 0, 4, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 1004};
+    const __Pyx_PyCode_New_function_description descr = {1, 0, 0, 4, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 1008};
     PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_data, __pyx_mstate->__pyx_n_u_d, __pyx_mstate->__pyx_n_u_out, __pyx_mstate->__pyx_n_u_exc};
     __pyx_mstate_global->__pyx_codeobj_tab[46] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_ext_tagstream_pyx, __pyx_mstate->__pyx_n_u_inflate, __pyx_mstate->__pyx_kp_b_iso88591_N_1D_a_6_4z_a_7r_1_q_aq_1, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[46])) goto bad;
   }
   {
-    const __Pyx_PyCode_New_function_description descr = {2, 0, 0, 7, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 1015};
+    const __Pyx_PyCode_New_function_description descr = {2, 0, 0, 7, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 1019};
     PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_source, __pyx_mstate->__pyx_n_u_fn, __pyx_mstate->__pyx_n_u_data, __pyx_mstate->__pyx_n_u_chunk, __pyx_mstate->__pyx_n_u_more, __pyx_mstate->__pyx_n_u_part, __pyx_mstate->__pyx_n_u_eof};
     __pyx_mstate_global->__pyx_codeobj_tab[47] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_ext_tagstream_pyx, __pyx_mstate->__pyx_n_u_stream_prefix_read, __pyx_mstate->__pyx_kp_b_iso88591_1_A_q_c_6_avRs_1_t1_A_c_2QfA_q, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[47])) goto bad;
   }
   {
-    const __Pyx_PyCode_New_function_description descr = {4, 0, 0, 12, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 1036};
+    const __Pyx_PyCode_New_function_description descr = {4, 0, 0, 12, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 1040};
     PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_source, __pyx_mstate->__pyx_n_u_tags, __pyx_mstate->__pyx_n_u_stop_tag, __pyx_mstate->__pyx_n_u_transfer_syntax, __pyx_mstate->__pyx_n_u_wanted, __pyx_mstate->__pyx_n_u_stop, __pyx_mstate->__pyx_n_u_run, __pyx_mstate->__pyx_n_u_run, __pyx_mstate->__pyx_n_u_fh, __pyx_mstate->__pyx_n_u_exc, __pyx_mstate->__pyx_n_u_genexpr, __pyx_mstate->__pyx_n_u_genexpr};
     __pyx_mstate_global->__pyx_codeobj_tab[48] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_ext_tagstream_pyx, __pyx_mstate->__pyx_n_u_read_attributes, __pyx_mstate->__pyx_kp_b_iso88591_K_a_XU_Zy_1_y_q_y_s_1_z_7_Q_s_8, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[48])) goto bad;
   }
   {
-    const __Pyx_PyCode_New_function_description descr = {2, 0, 0, 17, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 1100};
+    const __Pyx_PyCode_New_function_description descr = {2, 0, 0, 17, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 1104};
     PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_source, __pyx_mstate->__pyx_n_u_transfer_syntax, __pyx_mstate->__pyx_n_u_src, __pyx_mstate->__pyx_n_u_buf, __pyx_mstate->__pyx_n_u_lay, __pyx_mstate->__pyx_n_u_rows, __pyx_mstate->__pyx_n_u_tag, __pyx_mstate->__pyx_n_u_vr, __pyx_mstate->__pyx_n_u_hpos, __pyx_mstate->__pyx_n_u_vpos, __pyx_mstate->__pyx_n_u_length, __pyx_mstate->__pyx_n_u_svr, __pyx_mstate->__pyx_n_u_value, __pyx_mstate->__pyx_n_u_text, __pyx_mstate->__pyx_n_u_vm, __pyx_mstate->__pyx_n_u_walker, __pyx_mstate->__pyx_n_u_start};
     __pyx_mstate_global->__pyx_codeobj_tab[49] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_ext_tagstream_pyx, __pyx_mstate->__pyx_n_u_list_elements, __pyx_mstate->__pyx_kp_b_iso88591_aq_c_gQe1_q_E_V6_3a_G1_M_Qe5_5, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[49])) goto bad;
   }
   {
-    const __Pyx_PyCode_New_function_description descr = {4, 0, 0, 17, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 1138};
+    const __Pyx_PyCode_New_function_description descr = {4, 0, 0, 17, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 1142};
     PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_buf, __pyx_mstate->__pyx_n_u_lay, __pyx_mstate->__pyx_n_u_walker, __pyx_mstate->__pyx_n_u_plan_inserts, __pyx_mstate->__pyx_n_u_elems, __pyx_mstate->__pyx_n_u_tag, __pyx_mstate->__pyx_n_u_vr, __pyx_mstate->__pyx_n_u_hpos, __pyx_mstate->__pyx_n_u_vpos, __pyx_mstate->__pyx_n_u_length, __pyx_mstate->__pyx_n_u_action, __pyx_mstate->__pyx_n_u_value, __pyx_mstate->__pyx_n_u_data, __pyx_mstate->__pyx_n_u_trunk, __pyx_mstate->__pyx_n_u_body, __pyx_mstate->__pyx_n_u_genexpr, __pyx_mstate->__pyx_n_u_genexpr};
     __pyx_mstate_global->__pyx_codeobj_tab[50] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_ext_tagstream_pyx, __pyx_mstate->__pyx_n_u_rewrite_meta, __pyx_mstate->__pyx_kp_b_iso88591_A_T_vZs_4s_gQe4q_4s_V9G1_Qe7_Qf, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[50])) goto bad;
   }
   {
-    const __Pyx_PyCode_New_function_description descr = {4, 0, 0, 14, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 1164};
+    const __Pyx_PyCode_New_function_description descr = {4, 0, 0, 14, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 1168};
     PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_source, __pyx_mstate->__pyx_n_u_destination, __pyx_mstate->__pyx_n_u_plan, __pyx_mstate->__pyx_n_u_transfer_syntax, __pyx_mstate->__pyx_n_u_compiled, __pyx_mstate->__pyx_n_u_src, __pyx_mstate->__pyx_n_u_buf, __pyx_mstate->__pyx_n_u_lay, __pyx_mstate->__pyx_n_u_out, __pyx_mstate->__pyx_n_u_walker, __pyx_mstate->__pyx_n_u_ds_out, __pyx_mstate->__pyx_n_u_body, __pyx_mstate->__pyx_n_u_c, __pyx_mstate->__pyx_n_u_head};
     __pyx_mstate_global->__pyx_codeobj_tab[51] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_ext_tagstream_pyx, __pyx_mstate->__pyx_n_u_rewrite, __pyx_mstate->__pyx_kp_b_iso88591_k_6_t86_gZq_aq_c_gQe1_a_3a_WAXQ, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[51])) goto bad;
   }
   {
-    const __Pyx_PyCode_New_function_description descr = {1, 0, 0, 4, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 1219};
+    const __Pyx_PyCode_New_function_description descr = {1, 0, 0, 4, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 1223};
     PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_out, __pyx_mstate->__pyx_n_u_merged, __pyx_mstate->__pyx_n_u_piece, __pyx_mstate->__pyx_n_u_last};
     __pyx_mstate_global->__pyx_codeobj_tab[52] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_ext_tagstream_pyx, __pyx_mstate->__pyx_n_u_coalesce, __pyx_mstate->__pyx_kp_b_iso88591_Q_4q_s_3axr_wd_avQgS_d_as_URSST, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[52])) goto bad;
   }
   {
-    const __Pyx_PyCode_New_function_description descr = {2, 0, 0, 5, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 1233};
+    const __Pyx_PyCode_New_function_description descr = {2, 0, 0, 5, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 1237};
     PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_buf, __pyx_mstate->__pyx_n_u_out, __pyx_mstate->__pyx_n_u_mv, __pyx_mstate->__pyx_n_u_genexpr, __pyx_mstate->__pyx_n_u_genexpr};
     __pyx_mstate_global->__pyx_codeobj_tab[53] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_ext_tagstream_pyx, __pyx_mstate->__pyx_n_u_join_2, __pyx_mstate->__pyx_kp_b_iso88591_1A_s_q, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[53])) goto bad;
   }
   {
-    const __Pyx_PyCode_New_function_description descr = {2, 0, 0, 4, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 1241};
+    const __Pyx_PyCode_New_function_description descr = {2, 0, 0, 4, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 1245};
     PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_fd, __pyx_mstate->__pyx_n_u_data, __pyx_mstate->__pyx_n_u_mv, __pyx_mstate->__pyx_n_u_n};
     __pyx_mstate_global->__pyx_codeobj_tab[54] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_ext_tagstream_pyx, __pyx_mstate->__pyx_n_u_write_all, __pyx_mstate->__pyx_kp_b_iso88591_1A_BfAT_Rq, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[54])) goto bad;
   }
   {
-    const __Pyx_PyCode_New_function_description descr = {2, 0, 0, 8, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 1248};
+    const __Pyx_PyCode_New_function_description descr = {2, 0, 0, 8, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 1252};
     PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_fd, __pyx_mstate->__pyx_n_u_pieces, __pyx_mstate->__pyx_n_u_batch, __pyx_mstate->__pyx_n_u_want, __pyx_mstate->__pyx_n_u_done, __pyx_mstate->__pyx_n_u_genexpr, __pyx_mstate->__pyx_n_u_genexpr, __pyx_mstate->__pyx_n_u_genexpr};
     __pyx_mstate_global->__pyx_codeobj_tab[55] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_ext_tagstream_pyx, __pyx_mstate->__pyx_n_u_writev_all, __pyx_mstate->__pyx_kp_b_iso88591_b_s_a_r_Q_5_at3e6_AQ_q, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[55])) goto bad;
   }
   {
-    const __Pyx_PyCode_New_function_description descr = {4, 0, 0, 6, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 1259};
+    const __Pyx_PyCode_New_function_description descr = {4, 0, 0, 6, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 1263};
     PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_src_fd, __pyx_mstate->__pyx_n_u_dst_fd, __pyx_mstate->__pyx_n_u_start, __pyx_mstate->__pyx_n_u_count, __pyx_mstate->__pyx_n_u_n, __pyx_mstate->__pyx_n_u_data};
     __pyx_mstate_global->__pyx_codeobj_tab[56] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_ext_tagstream_pyx, __pyx_mstate->__pyx_n_u_copy_range, __pyx_mstate->__pyx_kp_b_iso88591_887_2S_Biq_q_A_2S_2V1L_t1_axq_1, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[56])) goto bad;
   }
   {
-    const __Pyx_PyCode_New_function_description descr = {5, 0, 0, 13, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 1280};
+    const __Pyx_PyCode_New_function_description descr = {5, 0, 0, 13, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 1284};
     PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_out, __pyx_mstate->__pyx_n_u_buf, __pyx_mstate->__pyx_n_u_src_fd, __pyx_mstate->__pyx_n_u_destination, __pyx_mstate->__pyx_n_u_ts, __pyx_mstate->__pyx_n_u_data, __pyx_mstate->__pyx_n_u_owned, __pyx_mstate->__pyx_n_u_dst_fd, __pyx_mstate->__pyx_n_u_mv, __pyx_mstate->__pyx_n_u_total, __pyx_mstate->__pyx_n_u_pending, __pyx_mstate->__pyx_n_u_piece, __pyx_mstate->__pyx_n_u_size};
     __pyx_mstate_global->__pyx_codeobj_tab[57] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_ext_tagstream_pyx, __pyx_mstate->__pyx_n_u_write, __pyx_mstate->__pyx_kp_b_iso88591_1A_3a_uAU_AS_A_Ja_U_A_q_5_b_Bir, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[57])) goto bad;
   }

@@ -306,7 +306,7 @@ _TAGS = {True: struct.Struct("<HH"), False: struct.Struct(">HH")}
 
 def _header(buf, pos, end, enc):
     """Decode the element header at ``pos``: ``(tag, vr bytes|None, length, value pos)``."""
-    if pos + 8 > end:
+    if pos + 8 > end or pos + 8 > len(buf):
         raise DicomTruncatedError("truncated element header at %d" % pos)
     little = enc != ENC_EXPLICIT_BE
     g, e = _TAGS[little].unpack_from(buf, pos)
@@ -317,7 +317,7 @@ def _header(buf, pos, end, enc):
     if not _is_vr(vr[0], vr[1]):
         raise DicomStreamError("invalid VR %r at %d for %s" % (vr, pos, format_tag(tag)))
     if vr in LONG_VRS:
-        if pos + 12 > end:
+        if pos + 12 > end or pos + 12 > len(buf):
             raise DicomTruncatedError("truncated element header at %d" % pos)
         return tag, vr, _U32[little].unpack_from(buf, pos + 8)[0], pos + 12
     return tag, vr, _U16[little].unpack_from(buf, pos + 6)[0], pos + 8
@@ -555,7 +555,7 @@ cdef class _Walker:
     cdef int hdr(self, Py_ssize_t pos, Py_ssize_t end, int enc, Hdr* h) except -1:
         cdef const unsigned char* p
         cdef unsigned int g, e
-        if pos + 8 > end:
+        if pos + 8 > end or pos + 8 > self.n:  # never read outside the buffer
             raise DicomTruncatedError("truncated element header at %d" % pos)
         p = &self.mv[pos]
         if enc == C_ENC_EXPLICIT_BE:
@@ -577,7 +577,7 @@ cdef class _Walker:
             raise DicomStreamError("invalid VR %r at %d for %s" % (bytes(self.mv[pos + 4:pos + 6]), pos, format_tag(h.tag)))
         h.vr = p[4] << 8 | p[5]
         if _is_long_vr(h.vr):
-            if pos + 12 > end:
+            if pos + 12 > end or pos + 12 > self.n:
                 raise DicomTruncatedError("truncated element header at %d" % pos)
             if enc == C_ENC_EXPLICIT_BE:
                 h.length = <unsigned int>p[8] << 24 | <unsigned int>p[9] << 16 | p[10] << 8 | p[11]
@@ -927,6 +927,8 @@ cdef class _Walker:
             if ih.tag == C_SEQ_DELIM:
                 break
             item = {}
+            if ih.length != C_UNDEF and ih.vpos + ih.length > epos:
+                raise DicomTruncatedError("item runs past the end of its sequence")
             if ih.length == C_UNDEF:
                 pos = self.read_dataset(ih.vpos, -1, inner, depth + 1, None, C_UNDEF, item)
             else:
@@ -984,6 +986,8 @@ cdef class _Walker:
                 break
             index += 1
             sub = trunk + ((tag, index),)
+            if ih.length != C_UNDEF and ih.vpos + ih.length > epos:
+                raise DicomTruncatedError("item runs past the end of its sequence")
             if ih.length == C_UNDEF:
                 pos = self.list_dataset(ih.vpos, -1, inner, sub, depth + 1, rows)
             else:

@@ -420,7 +420,7 @@ _TAGS = {True: struct.Struct("<HH"), False: struct.Struct(">HH")}
 
 def _header(buf, pos, end, enc):
     """Decode the element header at ``pos``: ``(tag, vr bytes|None, length, value pos)``."""
-    if pos + 8 > end:
+    if pos + 8 > end or pos + 8 > len(buf):
         raise DicomTruncatedError("truncated element header at %d" % pos)
     little = enc != ENC_EXPLICIT_BE
     g, e = _TAGS[little].unpack_from(buf, pos)
@@ -431,7 +431,7 @@ def _header(buf, pos, end, enc):
     if not _is_vr(vr[0], vr[1]):
         raise DicomStreamError("invalid VR %r at %d for %s" % (vr, pos, format_tag(tag)))
     if vr in LONG_VRS:
-        if pos + 12 > end:
+        if pos + 12 > end or pos + 12 > len(buf):
             raise DicomTruncatedError("truncated element header at %d" % pos)
         return tag, vr, _U32[little].unpack_from(buf, pos + 8)[0], pos + 12
     return tag, vr, _U16[little].unpack_from(buf, pos + 6)[0], pos + 8
@@ -847,6 +847,8 @@ class _Walker:
             if itag == SEQ_DELIM:
                 break
             item = {}
+            if ilen != UNDEFINED and ivpos + ilen > limit:
+                raise DicomTruncatedError("item runs past the end of its sequence")
             if ilen == UNDEFINED:
                 pos = self.read_dataset(ivpos, -1, inner, depth + 1, None, UNDEFINED, item)
             else:
@@ -899,6 +901,8 @@ class _Walker:
                 break
             index += 1
             sub = trunk + ((tag, index),)
+            if ilen != UNDEFINED and ivpos + ilen > epos:
+                raise DicomTruncatedError("item runs past the end of its sequence")
             if ilen == UNDEFINED:
                 pos = self.list_dataset(ivpos, -1, inner, sub, depth + 1, rows)
             else:
