@@ -5,9 +5,10 @@ implements the same functions with the same results; use them through the
 selector :mod:`slicebox.dicom.tagstream`.
 
 The engine works on encoded bytes, never on pydicom objects, and never
-decodes pixel data. A source (bytes, a path, or a file object) is mapped into
-memory (``mmap`` for files, so only the pages that are looked at are read) and
-walked element by element:
+decodes pixel data. A source (bytes, a path, or a file object) is read in one
+call when small, memory-mapped when large (files of :data:`MAP_THRESHOLD`
+bytes or more: only the pages looked at are read, so memory stays flat in
+file size), and walked element by element:
 
 * :func:`read_attributes` decodes a chosen set of root-level attributes and
   stops at the first root element past the largest requested tag.
