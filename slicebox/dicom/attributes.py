@@ -77,11 +77,15 @@ def list_attributes(source: str | os.PathLike | BinaryIO) -> list[dict]:
 
 def _list(fh: BinaryIO) -> list[dict]:
     ds = _read_header(fh)
+    # Reading deferred values below may move a shared file object: remember
+    # where Pixel Data starts.
+    pixel_position = fh.tell()
     rows: list[dict] = []
     meta = getattr(ds, "file_meta", None)
     if meta is not None:
         rows.extend(_walk(meta, depth=0, prefix=""))
     rows.extend(_walk(ds, depth=0, prefix=""))
+    fh.seek(pixel_position)
     pixel_row = _pixel_data_row(fh, ds)
     if pixel_row is not None:
         rows.append(pixel_row)
@@ -115,6 +119,8 @@ def _walk(ds: Dataset, depth: int, prefix: str) -> Iterator[dict]:
             continue
         try:
             elem = ds[tag]
+            # pydicom resolves implicit and ambiguous VRs ("US or SS") on conversion
+            vr = str(elem.VR) if elem.VR and " or " not in str(elem.VR) else vr
             value, multiplicity = _format_value(elem, vr)
             if isinstance(raw, DataElement) or raw is None:
                 length = _length(raw, elem)
