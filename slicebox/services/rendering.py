@@ -3,12 +3,13 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 from typing import BinaryIO, Iterator
 
 from slicebox.context import Services
 from slicebox.dicom import attributes as dicom_attributes
 from slicebox.dicom import pixels
-from slicebox.errors import BadRequest, NotImplementedYet
+from slicebox.errors import BadRequest, NotFound, NotImplementedYet
 from slicebox.imaging import png
 from slicebox.services.images import get_image
 
@@ -21,6 +22,8 @@ def open_source(services: Services, image_id: int) -> Iterator[str | BinaryIO]:
     get_image(services, image_id)
     path = services.storage.path(image_id)
     if path is not None:
+        if not os.path.exists(path):
+            raise NotFound(f"dataset for image {image_id} not found")
         yield path
         return
     with services.storage.open(image_id) as fh:
