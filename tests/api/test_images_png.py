@@ -240,3 +240,36 @@ def test_app_start_warms_up_numba(app):
     from slicebox.imaging import window
 
     assert window.backend() == "numba"
+
+
+def test_enhanced_multi_frame_uses_per_frame_window_and_shared_rescale(client, upload):
+    from pydicom.dataset import Dataset
+    from pydicom.sequence import Sequence
+
+    frames = np.stack([VALUES, VALUES])
+    ds = make_dataset(rows=4, columns=4, NumberOfFrames=2, RescaleSlope=None, RescaleIntercept=None)
+    ds.PixelData = frames.astype(np.uint16).tobytes()
+    transform = Dataset()
+    transform.RescaleSlope = 2
+    transform.RescaleIntercept = 0
+    transform.RescaleType = "US"
+    shared = Dataset()
+    shared.PixelValueTransformationSequence = Sequence([transform])
+    ds.SharedFunctionalGroupsSequence = Sequence([shared])
+    per_frame = []
+    for center, width in ((300, 200), (3000, 2000)):  # rescaled units: stored 100..200, then 1000..2000
+        voi = Dataset()
+        voi.WindowCenter = center
+        voi.WindowWidth = width
+        group = Dataset()
+        group.FrameVOILUTSequence = Sequence([voi])
+        per_frame.append(group)
+    ds.PerFrameFunctionalGroupsSequence = Sequence(per_frame)
+    image = upload(make_dicom_bytes(ds)).get_json()
+
+    first = _pixels(_png(client, image["id"], framenumber=1))
+    second = _pixels(_png(client, image["id"], framenumber=2))
+    assert (first[VALUES <= 100] == 0).all() and (first[VALUES >= 200] == 255).all()
+    assert (second[VALUES <= 1000] == 0).all() and (second[VALUES >= 2000] == 255).all()
+    # stored 150 is mid-window in frame 1 and black in frame 2
+    assert 100 < first[1, 1] < 155 and second[1, 1] == 0
