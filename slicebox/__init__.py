@@ -18,6 +18,7 @@ def create_app(test_config: dict | None = None):
     from slicebox.db import Database
     from slicebox.db.schema import migrate
     from slicebox.errors import register_error_handlers
+    from slicebox.imaging import window as imaging_window
     from slicebox.services import users as users_service
     from slicebox.storage import open_storage
 
@@ -36,6 +37,7 @@ def create_app(test_config: dict | None = None):
     services = Services(config=config, db=db, storage=storage)
     users_service.ensure_superuser(services)
     app.extensions["slicebox"] = services
+    imaging_window.warm_up()  # numba kernel compiled now, never on a request; numpy if it fails
 
     register_error_handlers(app)
     install_auth(app)

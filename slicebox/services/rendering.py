@@ -1,0 +1,84 @@
+"""Viewing images: PNG rendering, image information and the attribute list."""
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+from typing import BinaryIO, Iterator
+
+from slicebox.context import Services
+from slicebox.dicom import attributes as dicom_attributes
+from slicebox.dicom import pixels
+from slicebox.errors import BadRequest, NotFound, NotImplementedYet
+from slicebox.imaging import png
+from slicebox.services.images import get_image
+
+logger = logging.getLogger(__name__)
+
+
+@contextlib.contextmanager
+def open_source(services: Services, image_id: int) -> Iterator[str | BinaryIO]:
+    """The stored dataset as a local path when the storage has one, else an open file."""
+    get_image(services, image_id)
+    path = services.storage.path(image_id)
+    if path is not None:
+        if not os.path.exists(path):
+            raise NotFound(f"dataset for image {image_id} not found")
+        yield path
+        return
+    with services.storage.open(image_id) as fh:
+        yield fh
+
+
+def list_attributes(services: Services, image_id: int) -> list[dict]:
+    """Every attribute of the image's dataset (spec ``imageAttribute``)."""
+    with open_source(services, image_id) as source:
+        return dicom_attributes.list_attributes(source)
+
+
+def image_information(services: Services, image_id: int) -> dict:
+    """Frames, frame index and pixel value range from the header (spec ``imageInformation``)."""
+    with open_source(services, image_id) as source:
+        return dicom_attributes.read_image_information(source)
+
+
+def render_png(services: Services, image_id: int, frame_number: int = 1, window_min: int = 0,
+               window_max: int = 0, image_height: int = 0) -> bytes:
+    """PNG of one frame (1-based), windowed and optionally resized.
+
+    Raises
+    ------
+    NotFound
+        Unknown image.
+    BadRequest
+        ``frame_number`` outside 1..NumberOfFrames, or an unusable image height.
+    NotImplementedYet
+        No pixel data, or pixel data no installed decoder can decode (501).
+    """
+    if frame_number < 1:
+        raise BadRequest("framenumber must be >= 1")
+    if image_height < 0 or image_height > png.MAX_IMAGE_HEIGHT:
+        raise BadRequest(f"imageheight must be between 0 and {png.MAX_IMAGE_HEIGHT}")
+    with open_source(services, image_id) as source:
+        header = pixels.read_pixel_header(_rewound(source), frame_number - 1)
+        if not header.has_pixels:
+            raise NotImplementedYet(f"image {image_id} has no pixel data to render")
+        if frame_number > header.number_of_frames:
+            raise BadRequest(f"framenumber {frame_number} is out of range: the image has "
+                             f"{header.number_of_frames} frame(s)")
+        try:
+            frame = pixels.decode_frame(_rewound(source), header, frame_number - 1)
+        except pixels.PixelDecodeError as exc:
+            raise NotImplementedYet(f"cannot decode the pixel data of image {image_id}: {exc}") from None
+    picture = png.display_pixels(
+        frame, photometric=header.photometric, bits_stored=header.bits_stored,
+        slope=header.slope, intercept=header.intercept,
+        window_min=window_min, window_max=window_max,
+        dataset_center=header.window_center, dataset_width=header.window_width)
+    return png.encode_png(picture, image_height, services.config["PNG_COMPRESS_LEVEL"])
+
+
+def _rewound(source):
+    if hasattr(source, "seek"):
+        source.seek(0)
+    return source
