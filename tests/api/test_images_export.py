@@ -76,7 +76,7 @@ def test_unknown_set_is_404_and_missing_id_is_400(client):
 def test_set_survives_a_restart(app_factory, upload, client):
     image, data = _store(upload)
     export_id = client.post("/api/images/export", json=[image["id"]]).get_json()["value"]
-    from conftest import ADMIN, AuthClient
+    from helpers import ADMIN, AuthClient
 
     second = AuthClient(app_factory().test_client(), ADMIN)
     _, archive = _download(second, export_id)
@@ -97,7 +97,7 @@ def test_set_expires_after_ttl(client, upload, monkeypatch):
 
 
 def test_configured_ttl_is_used(app_factory):
-    from conftest import ADMIN, AuthClient
+    from helpers import ADMIN, AuthClient
 
     app = app_factory(EXPORT_SET_TTL=0)
     c = AuthClient(app.test_client(), ADMIN)

@@ -6,7 +6,7 @@ import pytest
 from PIL import Image
 from pydicom.data import get_testdata_file
 
-from conftest import ADMIN, AuthClient
+from helpers import ADMIN, AuthClient
 
 
 @pytest.fixture
