@@ -380,6 +380,24 @@ def _charsets(raw):
         return None
 
 
+
+def _encode_items(items, enc, charset_raw):
+    """Encode a new sequence's items: a list of items, each a list of (tag, vr, value).
+
+    Elements of an item are written in the given order (give them ascending).
+    """
+    parts = []
+    for item in items:
+        body = b""
+        for tag, vr, value in item:
+            data = _encode_value(value, vr, enc, None, charset_raw)
+            if vr == "SQ":
+                raise DicomStreamError("nested sequences cannot be inserted")
+            body += _make_header(tag, vr.encode("ascii"), len(data), enc) + data
+        parts.append(_make_header(ITEM, None, len(body), enc) + body)
+    return b"".join(parts)
+
+
 def _encode_value(value, vr, enc, old, charset_raw):
     if callable(value):
         value = value(old)
@@ -869,9 +887,13 @@ cdef class _Walker:
 
     cdef Py_ssize_t emit_new(self, list out, tuple item, int enc, object old, int depth, object raw_vr) except -1:
         tag, vr, value = item
-        data = _encode_value(value, vr, enc, old, self.charset_raw)
-        if vr == "SQ" and data:
-            raise DicomStreamError("only an empty value can replace sequence %s" % format_tag(tag))
+        if vr == "SQ" and isinstance(value, list):
+            data = _encode_items(value, enc, self.charset_raw)
+        else:
+            data = _encode_value(value, vr, enc, old, self.charset_raw)
+            if vr == "SQ" and data:
+                raise DicomStreamError("only an empty value or a list of items can replace sequence %s"
+                                       % format_tag(tag))
         bvr = raw_vr if raw_vr is not None else vr.encode("ascii")
         head = _make_header(tag, bvr, len(data), enc)
         out.append(head + data)

@@ -251,9 +251,10 @@ SEND_METHODS = ("PUSH", "POLL")
 
 def profile_json(options: tuple[str, ...]) -> dict:
     """An anonymizationProfile: options as confidentialityOption objects (name at least)."""
-    from slicebox.dicom import profiles_info
+    from slicebox.dicom import profiles
 
-    return {"options": [profiles_info.option_json(name) for name in options]}
+    return {"options": [profiles.OPTIONS_BY_NAME[n].to_json() if n in profiles.OPTIONS_BY_NAME
+                        else {"name": n} for n in options]}
 
 
 @dataclass(frozen=True)

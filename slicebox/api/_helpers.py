@@ -4,7 +4,9 @@ from __future__ import annotations
 import functools
 import json
 
-from flask import Flask, current_app, g, request
+import os
+
+from flask import Flask, Response, current_app, g, request
 
 from slicebox.context import get_services
 from slicebox.errors import BadRequest, Forbidden, PayloadTooLarge, Unauthorized
@@ -170,3 +172,32 @@ def require_fields(body: dict, *fields: str) -> None:
     missing = [f for f in fields if f not in body or body[f] is None]
     if missing:
         raise BadRequest(f"missing field(s): {', '.join(missing)}")
+
+
+# -- streaming responses --------------------------------------------------------------
+_STREAM_CHUNK = 1 << 20
+
+
+def stream_file(fh, size: int, mimetype: str = "application/octet-stream") -> Response:
+    """Stream an open binary file in chunks (never the whole thing in memory); closes it."""
+    def generate():
+        with fh:
+            while True:
+                chunk = fh.read(_STREAM_CHUNK)
+                if not chunk:
+                    break
+                yield chunk
+
+    response = Response(generate(), mimetype=mimetype)
+    response.headers["Content-Length"] = str(size)
+    return response
+
+
+def stream_temp_file(path: str, mimetype: str = "application/octet-stream") -> Response:
+    """Stream a temporary file and remove it (unlinked at once; the open handle keeps the data)."""
+    fh = open(path, "rb")
+    try:
+        size = os.fstat(fh.fileno()).st_size
+    finally:
+        os.unlink(path)
+    return stream_file(fh, size, mimetype)

@@ -1,9 +1,10 @@
 """Images: upload, download, delete, attributes, rendering, JPEG wrapping, export sets."""
 from flask import Blueprint, Response, g, jsonify, request
 
-from slicebox.api._helpers import id_list_body, int_arg, required_int_arg
+from slicebox.api._helpers import id_list_body, int_arg, json_body, required_int_arg, stream_file, stream_temp_file
 from slicebox.context import get_services
 from slicebox.errors import BadRequest
+from slicebox.services import anonymizer
 from slicebox.services import exports as exports_service
 from slicebox.services import images as service
 from slicebox.services import rendering
@@ -22,20 +23,6 @@ def _upload_stream():
                 return request.files[field].stream
         raise BadRequest("multipart upload has no 'file' field")
     return request.stream
-
-
-def stream_file(fh, size: int, mimetype: str = "application/octet-stream") -> Response:
-    def generate():
-        with fh:
-            while True:
-                chunk = fh.read(_STREAM_CHUNK)
-                if not chunk:
-                    break
-                yield chunk
-
-    response = Response(generate(), mimetype=mimetype)
-    response.headers["Content-Length"] = str(size)
-    return response
 
 
 @bp.post("")
@@ -117,3 +104,10 @@ def download_export_set():
     response = Response(exports_service.stream_zip(services, entries), mimetype="application/zip")
     response.headers["Content-Disposition"] = f"attachment; filename={exports_service.ZIP_NAME}"
     return response
+
+
+@bp.post("/<int:image_id>/anonymized")
+def anonymized_copy(image_id: int):
+    """An anonymized copy of the image's dataset (the key is recorded; nothing else is stored)."""
+    path = anonymizer.download_anonymized(get_services(), image_id, json_body(dict))
+    return stream_temp_file(path)

@@ -8,12 +8,10 @@ import json
 
 from flask import Blueprint, jsonify, request
 
-from slicebox.api._helpers import json_body, public, required_int_arg
-from slicebox.api.images import stream_file
+from slicebox.api._helpers import json_body, public, required_int_arg, stream_temp_file
 from slicebox.context import get_services
 from slicebox.errors import BadRequest
 from slicebox.services import boxes as service
-from slicebox.services import ingest
 
 bp = Blueprint("transactions", __name__, url_prefix="/api/transactions/<token>")
 
@@ -52,11 +50,7 @@ def fetch(token: str):
     services = get_services()
     box = service.box_for_token(services, token)
     path = service.outgoing_file(services, box, required_int_arg("transactionid"), required_int_arg("imageid"))
-    fh = open(path, "rb")
-    size = fh.seek(0, 2)
-    fh.seek(0)
-    ingest.discard(path)  # the open handle keeps the data readable until streamed
-    return stream_file(fh, size)
+    return stream_temp_file(path)
 
 
 @bp.post("/outgoing/done")

@@ -252,6 +252,8 @@ class EditPlan:
         vr = vr or _dictionary_vr(p.tag)
         if vr == "UN" and p.tag >> 16 & 1 == 0 and isinstance(value, str):
             raise DicomStreamError("give a VR to insert unknown tag %s" % format_tag(p.tag))
+        # Inserting the same path again replaces the earlier insert: one element, last value wins.
+        self._inserts = [i for i in self._inserts if (i[0], i[1]) != (p.trunk, p.tag)]
         self._inserts.append((p.trunk, p.tag, vr, value))
         self._compiled = None
         return self
@@ -493,6 +495,24 @@ def _charsets(raw):
         return convert_encodings([v.strip() for v in text.split("\\")])
     except Exception:  # noqa: BLE001 - unknown charset: fall back to default
         return None
+
+
+
+def _encode_items(items, enc, charset_raw):
+    """Encode a new sequence's items: a list of items, each a list of (tag, vr, value).
+
+    Elements of an item are written in the given order (give them ascending).
+    """
+    parts = []
+    for item in items:
+        body = b""
+        for tag, vr, value in item:
+            data = _encode_value(value, vr, enc, None, charset_raw)
+            if vr == "SQ":
+                raise DicomStreamError("nested sequences cannot be inserted")
+            body += _make_header(tag, vr.encode("ascii"), len(data), enc) + data
+        parts.append(_make_header(ITEM, None, len(body), enc) + body)
+    return b"".join(parts)
 
 
 def _encode_value(value, vr, enc, old, charset_raw):
@@ -792,9 +812,13 @@ class _Walker:
 
     def emit_new(self, out, item, enc, old, depth, raw_vr=None):
         tag, vr, value = item
-        data = _encode_value(value, vr, enc, old, self.charset_raw)
-        if vr == "SQ" and data:
-            raise DicomStreamError("only an empty value can replace sequence %s" % format_tag(tag))
+        if vr == "SQ" and isinstance(value, list):
+            data = _encode_items(value, enc, self.charset_raw)
+        else:
+            data = _encode_value(value, vr, enc, old, self.charset_raw)
+            if vr == "SQ" and data:
+                raise DicomStreamError("only an empty value or a list of items can replace sequence %s"
+                                       % format_tag(tag))
         bvr = raw_vr if raw_vr is not None else vr.encode("ascii")
         head = _make_header(tag, bvr, len(data), enc)
         out.append(head + data)

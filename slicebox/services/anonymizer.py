@@ -1,29 +1,338 @@
-"""Producing anonymized copies of stored images (the flow on top of the engine).
+"""Anonymizing and re-identifying datasets: PS3.15 profiles applied by the streaming engine.
 
-INTERIM: until the streaming engine and the profile tables are merged, this
-copies the stored bytes unchanged.  Box transport is built and tested against
-this seam; the anonymizing implementation replaces the body of
-``anonymized_copy`` without changing its signature.
+``anonymize_file`` turns one dataset into its anonymous form in one pass of the
+engine (slicebox.dicom.tagstream): every attribute the resolved profile names
+gets its action (X remove, Z empty, D dummy, U one-to-one UID, C clean, K keep)
+at any depth, private attributes and masked groups go, the patient gets this
+box's pseudonym, and Patient Identity Removed / De-identification Method (+
+its code sequence) are written.  The key (real and anonymous identities plus
+the changed root attributes) is recorded so that ``reverse_step`` can restore
+the real identity when the anonymous data comes back through ingest.
+
+Pseudonyms come from services.anonymization (one row per real value, decided
+by unique constraints), so any number of workers anonymizing one patient agree
+on one anonymous patient, study, series and image UID, and references inside
+sequences (Referenced SOP Instance UID, ...) map to the same anonymous UIDs as
+the images they point to.
 """
 from __future__ import annotations
 
+import datetime
+import logging
+import os
 import shutil
+from dataclasses import dataclass
 
 from slicebox.context import Services
-from slicebox.services import ingest
+from slicebox.dicom import profiles, tagstream
+from slicebox.dicom.errors import DicomStreamError
+from slicebox.dicom.tagpath import TagPath, format_tag_path, parse_tag_path, tag_path_from_json
+from slicebox.errors import BadRequest, InvalidDicom
+from slicebox.models import AnonymizationKey, DicomIdentity, Source
+from slicebox.services import anonymization, ingest, logs
+
+logger = logging.getLogger(__name__)
+
+PATIENT_NAME = 0x00100010
+PATIENT_ID = 0x00100020
+STUDY_UID = 0x0020000D
+SERIES_UID = 0x0020000E
+SOP_UID = 0x00080018
+IDENTITY_REMOVED = 0x00120062
+DEID_METHOD = 0x00120063
+DEID_CODES = 0x00120064
+PIXEL_DATA = 0x7FE00010
+_KEY_COLUMNS = {PATIENT_NAME, PATIENT_ID, STUDY_UID, SERIES_UID, SOP_UID}
+_DEID = {IDENTITY_REMOVED, DEID_METHOD, DEID_CODES}
+_BINARY_VRS = {"OB", "OD", "OF", "OL", "OV", "OW", "UN", "SQ", "AT", "US", "SS", "UL", "SL", "FL", "FD",
+               "UV", "SV"}
+
+# Attributes restored on a study- or series-level match (an image made from
+# the anonymous data elsewhere, e.g. a segmentation): the patient module, and
+# the study or series identity.  An image-level match restores every value.
+_STUDY_LEVEL = {0x00080020, 0x00080030, 0x00080050, 0x00080090, 0x00081030, 0x00200010, 0x00101010,
+                0x00101020, 0x00101030, STUDY_UID}
+_SERIES_LEVEL = {0x00080021, 0x00080031, 0x0008103E, 0x00181030, 0x00081070, 0x00081050, SERIES_UID,
+                 0x00200052}
+_LEVELS = ("patient", "study", "series", "image")
 
 
-def anonymized_copy(services: Services, image_id: int, profile: tuple[str, ...],
-                    tag_values: list[tuple[dict, str]]) -> str:
-    """Write an anonymized copy of image ``image_id`` to a temporary file; return its path."""
+@dataclass(frozen=True)
+class AnonymizedFile:
+    path: str
+    key: AnonymizationKey | None  # None when the data was already anonymous and passed unchanged
+
+
+def _text(attribute) -> str:
+    if attribute is None:
+        return ""
+    value = attribute.value
+    if value is None:
+        return ""
+    if isinstance(value, (list, tuple)):
+        return "\\".join(_text_scalar(v) for v in value)
+    return _text_scalar(value)
+
+
+def _text_scalar(value) -> str:
+    if isinstance(value, bytes):
+        return value.decode("ascii", "replace").strip(" \0")
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value).strip(" \0")
+
+
+def _decode(old: bytes | None) -> str:
+    return (old or b"").decode("ascii", "replace").strip(" \0")
+
+
+def parse_tag_values(raw) -> list[tuple[TagPath, str]]:
+    """Custom values from the spec's tagValue list: [{tagPath: tagPathTag, value: str}]."""
+    if raw is None:
+        return []
+    if not isinstance(raw, list):
+        raise BadRequest("tagValues must be an array of {tagPath, value}")
+    values = []
+    for item in raw:
+        if not isinstance(item, dict) or not isinstance(item.get("value"), str):
+            raise BadRequest("each tag value needs a tagPath object and a string value")
+        try:
+            values.append((tag_path_from_json(item.get("tagPath")), item["value"]))
+        except DicomStreamError as exc:
+            raise BadRequest(f"bad tagPath: {exc}") from None
+    return values
+
+
+def _shift_date(text: str, days: int) -> str:
+    def one(value: str) -> str:
+        value = value.strip()
+        if len(value) < 8 or not value[:8].isdigit():
+            return value and "19000101"
+        try:
+            day = datetime.date(int(value[:4]), int(value[4:6]), int(value[6:8]))
+            shifted = day + datetime.timedelta(days=days)
+        except (ValueError, OverflowError):
+            return "19000101" + value[8:]
+        return shifted.strftime("%Y%m%d") + value[8:]
+
+    return "\\".join("-".join(one(p) for p in v.split("-")) for v in text.split("\\"))
+
+
+def build_plan(services: Services, prof: profiles.Profile, real: dict, custom: list[tuple[TagPath, str]]):
+    """The engine's EditPlan for one dataset with root attributes ``real``."""
+    name, pid = _text(real.get(PATIENT_NAME)), _text(real.get(PATIENT_ID))
+    anon_name, anon_id = anonymization.pseudonym_for_patient(services, name, pid)
+    shift = anonymization.date_shift_for_patient(services, name, pid) if prof.modified_dates else 0
+
+    def uid_map(old):
+        text = _decode(old)
+        return "\\".join(anonymization.anon_uid(services, u) for u in text.split("\\")) if text else ""
+
+    def date_shift(old):
+        text = _decode(old)
+        return _shift_date(text, shift) if text else ""
+
+    plan = tagstream.EditPlan()
+    for tag, action in prof.exact.items():
+        if action == "K" or tag in _DEID:
+            continue
+        vr = prof.vrs.get(tag, "")
+        if action == "X":
+            plan.remove(tag)
+        elif action == "Z":
+            plan.replace(tag, b"")
+        elif action == "D":
+            plan.replace(tag, profiles.dummy_value(vr))
+        elif action == "U":
+            plan.replace(tag, uid_map)
+        elif action == "C":
+            kind = profiles.clean_kind(vr, prof)
+            if kind == "shift":
+                plan.replace(tag, date_shift)
+            elif kind == "dummy":
+                plan.replace(tag, profiles.dummy_value(vr))
+            # 'keep' and 'recurse': the element stays, nested items get their own rules
+    for mask, action in prof.masks:
+        if action not in ("K", "U"):
+            plan.remove_mask((mask.mask, mask.value))
+    if prof.private != "K" and not prof.safe_private:
+        plan.remove_private()
+    # Root identity: this box's pseudonyms (inserts win over the profile's Z).
+    plan.insert(PATIENT_NAME, anon_name)
+    plan.insert(PATIENT_ID, anon_id)
+    plan.insert(IDENTITY_REMOVED, "YES")
+    plan.insert(DEID_METHOD, profiles.deidentification_method(prof)[:64])
+    plan.insert(DEID_CODES, [
+        [(0x00080100, "SH", code), (0x00080102, "SH", scheme), (0x00080104, "LO", meaning[:64])]
+        for code, scheme, meaning in profiles.deidentification_codes(prof)
+    ], vr="SQ")
+    for path, value in custom:  # a user's chosen values win over generated ones
+        plan.insert(path, value)
+    return plan
+
+
+def _wanted_tags(prof: profiles.Profile, custom: list[tuple[TagPath, str]]) -> set[int]:
+    tags = {t for t, a in prof.exact.items() if a != "K"} | _KEY_COLUMNS | _DEID
+    tags |= {p.tag for p, _ in custom if not p.trunk}
+    tags.discard(PIXEL_DATA)
+    return tags
+
+
+def _read(path: str, tags: set[int]) -> dict:
+    try:
+        return tagstream.read_attributes(path, tags=tags)
+    except DicomStreamError as exc:
+        raise InvalidDicom(f"malformed DICOM: {exc}") from None
+
+
+def anonymize_file(services: Services, src: str, dst: str, options, custom: list[tuple[TagPath, str]],
+                   image_id: int, force: bool = False) -> AnonymizationKey | None:
+    """Write the anonymized form of ``src`` to ``dst`` and record its key.
+
+    Data already marked Patient Identity Removed = YES is copied unchanged
+    (no key) unless ``force``.  Returns the recorded key, or None when copied.
+    """
+    prof = profiles.profile(options)
+    tags = _wanted_tags(prof, custom)
+    real = _read(src, tags)
+    if not force and _text(real.get(IDENTITY_REMOVED)).upper() == "YES":
+        shutil.copyfile(src, dst)
+        return None
+    plan = build_plan(services, prof, real, custom)
+    try:
+        tagstream.rewrite(src, dst, plan)
+    except DicomStreamError as exc:
+        raise BadRequest(f"cannot anonymize this dataset: {exc}") from None
+    anon = _read(dst, tags)
+    return _record_key(services, image_id, real, anon)
+
+
+def _record_key(services: Services, image_id: int, real: dict, anon: dict) -> AnonymizationKey:
+    values = []
+    for tag in sorted(set(real) | set(anon)):
+        if tag in _KEY_COLUMNS or tag in _DEID or tag >> 16 == 0x0002:
+            continue
+        before, after = real.get(tag), anon.get(tag)
+        if before is None or before.vr in _BINARY_VRS:
+            continue  # only text values present in the real data can be restored
+        real_text, anon_text = _text(before), _text(after)
+        if real_text != anon_text or after is None:
+            values.append((format_tag_path(TagPath(tag)), real_text, anon_text))
+    key = AnonymizationKey(
+        id=0, created=0, image_id=image_id,
+        patient_name=_text(real.get(PATIENT_NAME)), anon_patient_name=_text(anon.get(PATIENT_NAME)),
+        patient_id=_text(real.get(PATIENT_ID)), anon_patient_id=_text(anon.get(PATIENT_ID)),
+        study_instance_uid=_text(real.get(STUDY_UID)), anon_study_instance_uid=_text(anon.get(STUDY_UID)),
+        series_instance_uid=_text(real.get(SERIES_UID)), anon_series_instance_uid=_text(anon.get(SERIES_UID)),
+        sop_instance_uid=_text(real.get(SOP_UID)), anon_sop_instance_uid=_text(anon.get(SOP_UID)),
+    )
+    return anonymization.record_key(services, key, values)
+
+
+def anonymized_copy(services: Services, image_id: int, options, tag_values, force: bool = False) -> str:
+    """Anonymize stored image ``image_id`` into a temporary file; return its path.
+
+    ``tag_values`` are (tagPath JSON or TagPath, value) pairs; raises NotFound
+    when the image is gone.
+    """
     from slicebox.services.images import open_dataset
 
-    fh, _size = open_dataset(services, image_id)
-    path = ingest.new_temp_path(services)
+    custom = [(p if isinstance(p, TagPath) else tag_path_from_json(p), v) for p, v in tag_values]
+    src = services.storage.path(image_id)
+    spooled = None
+    if src is None or not os.path.exists(src):
+        fh, _size = open_dataset(services, image_id)
+        with fh:
+            spooled = ingest.spool(services, fh)
+        src = spooled
+    else:
+        from slicebox.services.images import get_image
+
+        get_image(services, image_id)  # 404 for an image deleted meanwhile
+    dst = ingest.new_temp_path(services)
     try:
-        with fh, open(path, "wb") as out:
-            shutil.copyfileobj(fh, out, ingest.CHUNK)
+        anonymize_file(services, src, dst, options, custom, image_id, force=force)
     except BaseException:
-        ingest.discard(path)
+        ingest.discard(dst)
         raise
-    return path
+    finally:
+        ingest.discard(spooled)
+    return dst
+
+
+# -- reverse anonymization (an ingest step) -------------------------------------------
+def reverse_step(services: Services, path: str, ident: DicomIdentity, source: Source):
+    """Restore the real identity of anonymous data this box anonymized (any source).
+
+    Data marked Patient Identity Removed = YES whose anonymous identities match
+    a key of this box gets the real values back in its root dataset and so
+    lands on the original patient, study, series (and image).  Without a match
+    it is stored as it is.
+    """
+    if ident.patient_identity_removed.strip().upper() != "YES":
+        return path, ident
+    match = anonymization.find_key_for_anonymous(
+        services, ident.patient_name, ident.patient_id, ident.study_instance_uid,
+        ident.series_instance_uid, ident.sop_instance_uid)
+    if match is None:
+        return path, ident
+    level = _LEVELS.index(match.level)
+    key = match.key
+    plan = tagstream.EditPlan()
+    restore = [(PATIENT_NAME, key.patient_name), (PATIENT_ID, key.patient_id)]
+    if level >= 1:
+        restore.append((STUDY_UID, key.study_instance_uid))
+    if level >= 2:
+        restore.append((SERIES_UID, key.series_instance_uid))
+    if level >= 3:
+        restore.append((SOP_UID, key.sop_instance_uid))
+    for kv in match.values:
+        try:
+            tag_path = parse_tag_path(kv.tag_path)
+        except DicomStreamError:
+            continue
+        tag = tag_path.tag
+        if tag_path.trunk or tag in _KEY_COLUMNS:
+            continue
+        if level == 3 or tag >> 16 == 0x0010 or (level >= 1 and tag in _STUDY_LEVEL) \
+                or (level >= 2 and tag in _SERIES_LEVEL):
+            restore.append((tag, kv.value))
+    for tag, value in restore:
+        plan.insert(tag, value)
+    if level == 3:
+        plan.remove(IDENTITY_REMOVED, DEID_METHOD, DEID_CODES)
+    out = ingest.new_temp_path(services)
+    try:
+        tagstream.rewrite(path, out, plan)
+        from slicebox.dicom.parsing import read_identity
+
+        restored = read_identity(out)
+    except (DicomStreamError, InvalidDicom, ValueError) as exc:
+        ingest.discard(out)
+        logs.warn(services, "Anonymization",
+                  f"could not restore identity of image {ident.sop_instance_uid}: {exc}; stored as received")
+        return path, ident
+    ingest.discard(path)
+    return out, restored
+
+
+ingest.PREPARE_STEPS.append(reverse_step)
+
+
+# -- request bodies ---------------------------------------------------------------------
+def profile_options(raw) -> tuple[str, ...]:
+    """Option names of a spec anonymizationProfile ({options: [...]}); the basic profile always."""
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict) or not isinstance(raw.get("options", []), list):
+        raise BadRequest("profile must be an object with an 'options' array")
+    return tuple(o.name for o in profiles.parse_options(raw.get("options", [])))
+
+
+def download_anonymized(services: Services, image_id: int, body) -> str:
+    """POST /images/{id}/anonymized: an anonymized copy in a temporary file (nothing stored)."""
+    if not isinstance(body, dict):
+        raise BadRequest("body must be an anonymizationData object {profile, tagValues}")
+    options = profile_options(body.get("profile"))
+    custom = parse_tag_values(body.get("tagValues"))
+    return anonymized_copy(services, image_id, options, custom)

@@ -18,7 +18,6 @@ from slicebox.clock import now_ms
 from slicebox.context import Services
 from slicebox.db import IntegrityError
 from slicebox.db import boxes as repo
-from slicebox.dicom.profiles_info import parse_profile
 from slicebox.errors import BadRequest, InvalidDicom, NotFound, Unauthorized
 from slicebox.models import Box, Image, IncomingTransaction, OutgoingImage, OutgoingTransaction, Page, Source
 from slicebox.services import ingest, logs
@@ -39,10 +38,10 @@ def _box(row: dict) -> Box:
 
 
 def _profile_or_400(value) -> tuple[str, ...]:
-    try:
-        return parse_profile(value)
-    except ValueError as exc:
-        raise BadRequest(str(exc)) from None
+    """Option names of a profile; the basic profile is always included (400 for unknown names)."""
+    from slicebox.services.anonymizer import profile_options
+
+    return profile_options(value)
 
 
 def _name_or_400(name) -> str:

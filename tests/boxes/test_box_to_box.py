@@ -136,3 +136,43 @@ def test_sender_killed_mid_transfer_delivers_every_image_exactly_once(tmp_path):
     finally:
         uni.stop()
         hospital.stop()
+
+
+def test_anonymized_on_arrival_and_reidentified_on_return(boxes):
+    uni, hospital = boxes
+    poll_box, push_box = connect(uni, hospital)
+    real = [make_dicom_bytes(PatientName="Real^Person", PatientID="REAL-ID-77", StudyDescription="Secret study",
+                             InstitutionName="Saint Real Hospital") for _ in range(5)]
+    ids = [hospital.upload(d)["id"] for d in real]
+    custom = [{"tagPath": {"tag": 0x00100010}, "value": "Project^001"}]
+    body = {"profile": {"options": [{"name": "RETAIN_PATIENT_CHARACTERISTICS"}]},
+            "imageTagValuesSet": [{"imageId": i, "tagValues": custom} for i in ids]}
+    hospital.json("POST", f"/boxes/{push_box['id']}/send", body, expect=201)
+    wait_for(lambda: uni.count_images() == 5, what="5 anonymized images on uni")
+
+    # what arrived carries no real identity, anywhere in the bytes
+    assert uni.sql("SELECT patient_name FROM patients") == [("Project^001",)]
+    storage = os.path.join(uni.data_dir, "storage")
+    for name in os.listdir(storage):
+        if name.isdigit():
+            with open(os.path.join(storage, name), "rb") as fh:
+                data = fh.read()
+            for secret in (b"Real^Person", b"REAL-ID-77", b"Secret study", b"Saint Real Hospital"):
+                assert secret not in data, (secret, name)
+            assert b"YES" in data
+    uni_study_uids = {r[0] for r in uni.sql("SELECT study_instance_uid FROM studies")}
+    hospital_study_uids = {r[0] for r in hospital.sql("SELECT study_instance_uid FROM studies")}
+    assert len(uni_study_uids) == 1 and not uni_study_uids & hospital_study_uids
+    keys = hospital.json("GET", "/anonymization/keys?count=100")
+    assert len(keys) == 5 and {k["anonPatientName"] for k in keys} == {"Project^001"}
+
+    # send them back: hospital restores the real identity onto its original rows
+    back_ids = [r[0] for r in uni.sql("SELECT id FROM images ORDER BY id")]
+    send_all(uni, poll_box["id"], back_ids)
+    incoming = wait_for(lambda: [t for t in hospital.json("GET", "/boxes/incoming") if t["status"] == "FINISHED"],
+                        what="returned images received")
+    assert incoming[0]["receivedImageCount"] == 5
+    assert incoming[0]["addedImageCount"] == 0  # all landed on the original images
+    assert hospital.count_images() == 5
+    assert sorted(r[0] for r in hospital.sql("SELECT id FROM images")) == sorted(ids)
+    assert hospital.sql("SELECT patient_name, patient_id FROM patients") == [("Real^Person", "REAL-ID-77")]
