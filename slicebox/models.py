@@ -402,7 +402,7 @@ class AnonymizationKeyValue:
     anonymized_value: str
 
     def to_json(self) -> dict:
-        from slicebox.dicom.tagpaths import tag_path_to_json
+        from slicebox.dicom.tagpath import tag_path_to_json
 
         return {
             "id": self.id,

@@ -14,7 +14,6 @@ from pydicom.valuerep import validate_value
 
 from slicebox.dicom import profiles
 from slicebox.dicom.profiles import PRIVATE, TagMask, dummy_value, resolve
-from slicebox.dicom.tagpaths import format_tag_path, parse_tag_path, tag_path_from_json, tag_path_to_json
 from slicebox.errors import BadRequest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
@@ -208,16 +207,3 @@ def test_dummy_value_edge_cases():
     assert dummy_value("OB or OW") == dummy_value("OB")
     assert dummy_value("SQ") == b""
     assert dummy_value("") == b""
-
-
-def test_tag_paths_round_trip():
-    text = "(0008,1110)[1].(0008,1155)"
-    assert parse_tag_path(text) == [(0x00081110, "1"), (0x00081155, None)]
-    assert format_tag_path(parse_tag_path(text)) == text
-    as_json = tag_path_to_json(text)
-    assert as_json == {"tag": 0x00081155, "previous": {"tag": 0x00081110, "item": "1"}}
-    assert tag_path_from_json(as_json) == text
-    assert tag_path_to_json("(0010,0010)") == {"tag": 0x00100010}
-    for bad in ("", "(0010,0010)[1]", "(0010,0010).(0010,0020)", "0010,0010"):
-        with pytest.raises(ValueError):
-            parse_tag_path(bad)
