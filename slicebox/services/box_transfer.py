@@ -28,7 +28,7 @@ import urllib3
 from slicebox.clock import now_ms
 from slicebox.context import Services
 from slicebox.db import boxes as repo
-from slicebox.errors import InvalidDicom, NotFound
+from slicebox.errors import BadRequest, InvalidDicom, NotFound
 from slicebox.models import Box, OutgoingImage, OutgoingTransaction
 from slicebox.services import boxes as box_service
 from slicebox.services import ingest, logs
@@ -153,6 +153,10 @@ class TransferWorker:
             path = box_service.prepare_outgoing(self.services, tx, img)
         except NotFound:
             box_service.mark_sent(self.services, tx.id, img.id, skipped_reason="image no longer exists")
+            return 0
+        except BadRequest as exc:  # the stored data cannot be anonymized: it never will be
+            box_service.mark_sent(self.services, tx.id, img.id,
+                                  skipped_reason=f"image {img.image_id} cannot be anonymized: {exc.message}")
             return 0
         try:
             url = (f"{box.base_url}/image?transactionid={tx.id}&sequencenumber={img.sequence_number}"

@@ -324,6 +324,10 @@ def outgoing_file(services: Services, box: Box, transaction_id: int, outgoing_im
         # peer does not ask again, and say so.
         mark_sent(services, tx.id, img.id, skipped_reason="image no longer exists")
         raise
+    except BadRequest as exc:  # unreadable stored data: it will never succeed
+        mark_sent(services, tx.id, img.id,
+                  skipped_reason=f"image {img.image_id} cannot be anonymized: {exc.message}")
+        raise
 
 
 def mark_sent(services: Services, transaction_id: int, outgoing_image_id: int,

@@ -176,3 +176,53 @@ def test_anonymized_on_arrival_and_reidentified_on_return(boxes):
     assert hospital.count_images() == 5
     assert sorted(r[0] for r in hospital.sql("SELECT id FROM images")) == sorted(ids)
     assert hospital.sql("SELECT patient_name, patient_id FROM patients") == [("Real^Person", "REAL-ID-77")]
+
+
+def _tamper_without_series_uid(box: BoxProcess, image_id: int) -> None:
+    """Replace a stored file with valid DICOM the peer's ingest must refuse (no Series UID)."""
+    import io
+
+    import pydicom
+
+    path = os.path.join(box.data_dir, "storage", str(image_id))
+    ds = pydicom.dcmread(path)
+    del ds.SeriesInstanceUID
+    buf = io.BytesIO()
+    ds.save_as(buf)
+    with open(path, "wb") as fh:
+        fh.write(buf.getvalue())
+
+
+def test_image_refused_by_the_receiver_is_skipped_and_reported(boxes):
+    uni, hospital = boxes
+    _poll_box, push_box = connect(uni, hospital)
+    uni.stop()
+    ids = [hospital.upload(make_dicom_bytes())["id"] for _ in range(3)]
+    _tamper_without_series_uid(hospital, ids[0])
+    send_all(hospital, push_box["id"], ids)
+    uni.start()
+    done = wait_for(lambda: [t for t in hospital.json("GET", "/boxes/outgoing") if t["status"] == "FINISHED"],
+                    what="finished")
+    assert done[0]["sentImageCount"] == 3
+    assert uni.count_images() == 2
+    warnings = hospital.json("GET", "/log?type=WARN&count=100")
+    assert any("box answered 400" in e["message"] and "SeriesInstanceUID" in e["message"] for e in warnings), \
+        warnings
+    uni_warnings = uni.json("GET", "/log?type=WARN&count=100")
+    assert any("rejected image" in e["message"] for e in uni_warnings), uni_warnings
+
+
+def test_polled_image_the_receiver_cannot_store_fails_the_transaction(boxes):
+    uni, hospital = boxes
+    poll_box, _push_box = connect(uni, hospital)
+    hospital.stop()
+    ids = [uni.upload(make_dicom_bytes())["id"] for _ in range(2)]
+    _tamper_without_series_uid(uni, ids[1])
+    tx = send_all(uni, poll_box["id"], ids)
+    hospital.start()
+    failed = wait_for(lambda: [t for t in uni.json("GET", "/boxes/outgoing") if t["status"] == "FAILED"],
+                      what="uni's transaction FAILED")
+    assert failed[0]["id"] == tx["id"]
+    errors = uni.json("GET", "/log?type=ERROR&count=100")
+    assert any("failed to receive image" in e["message"] for e in errors), errors
+    assert hospital.count_images() == 1
