@@ -3,9 +3,9 @@
 Run from the repository root::
 
     python slicebox/dicom/data/build_profiles.py \
-        --csv ../shared/ps315_annex_e.csv \
-        --content-items ../shared/ps315_annex_e_content_items.csv \
-        --notice ../shared/ps315_annex_e.NOTICE
+        --csv slicebox/dicom/data/source/ps315_annex_e.csv \
+        --content-items slicebox/dicom/data/source/ps315_annex_e_content_items.csv \
+        --notice slicebox/dicom/data/source/ps315_annex_e.NOTICE
 
 The action codes are copied verbatim from the CSV (Table E.1-1, edition 2026d);
 nothing is typed by hand.  Two things are *added* here, both derived rather
@@ -172,7 +172,7 @@ def build(csv_path: str, content_items: str | None, notice: str, safe_private: s
 
 
 def main(argv: list[str] | None = None) -> int:
-    default_shared = os.path.normpath(os.path.join(HERE, "..", "..", "..", "..", "shared"))
+    default_shared = os.path.join(HERE, "source")  # the standard's extract, kept in the repo
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--csv", default=os.path.join(default_shared, "ps315_annex_e.csv"))
     parser.add_argument("--content-items",

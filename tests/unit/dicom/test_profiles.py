@@ -17,7 +17,7 @@ from slicebox.dicom.profiles import PRIVATE, TagMask, dummy_value, resolve
 from slicebox.errors import BadRequest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
-SHARED = os.environ.get("SLICEBOX_SHARED_DIR", os.path.join(os.path.dirname(ROOT), "shared"))
+SHARED = os.path.join(ROOT, "slicebox", "dicom", "data", "source")
 CSV_PATH = os.path.join(SHARED, "ps315_annex_e.csv")
 
 OPTION_NAMES = [o.name for o in profiles.OPTIONS if o.name != "BASIC_PROFILE"]
