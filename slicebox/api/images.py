@@ -1,11 +1,12 @@
 """Images: upload, download, delete, attributes, rendering, JPEG wrapping, export sets."""
 from flask import Blueprint, Response, g, jsonify, request
 
-from slicebox.api._helpers import id_list_body, int_arg, required_int_arg
+from slicebox.api._helpers import id_list_body, int_arg, json_body, required_int_arg
 from slicebox.context import get_services
 from slicebox.errors import BadRequest
 from slicebox.services import exports as exports_service
 from slicebox.services import images as service
+from slicebox.services import modify as modify_service
 from slicebox.services import rendering
 
 bp = Blueprint("images", __name__, url_prefix="/api/images")
@@ -117,3 +118,10 @@ def download_export_set():
     response = Response(exports_service.stream_zip(services, entries), mimetype="application/zip")
     response.headers["Content-Disposition"] = f"attachment; filename={exports_service.ZIP_NAME}"
     return response
+
+
+@bp.put("/<int:image_id>/modify")
+def modify_image(image_id: int):
+    """Set or insert attributes (tag path -> value); the result is a new image (201)."""
+    result = modify_service.modify_image(get_services(), image_id, json_body(), g.user)
+    return jsonify(result.image.to_json()), 201
