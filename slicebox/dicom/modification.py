@@ -52,6 +52,7 @@ logger = logging.getLogger(__name__)
 __all__ = ["TagMapping", "ModificationError", "build_plan"]
 
 SPECIFIC_CHARSET = 0x00080005
+PIXEL_REPRESENTATION = 0x00280103
 PIXEL_DATA = 0x7FE00010
 
 _INT_RANGES = {
@@ -109,8 +110,10 @@ def build_plan(source, mappings: list[TagMapping]) -> tagstream.EditPlan:
     for m in mappings:
         _check_target(m.path)
     roots = {m.path.trunk[0][0] if m.path.trunk else m.path.tag for m in mappings}
-    roots.add(SPECIFIC_CHARSET)
+    roots.update((SPECIFIC_CHARSET, PIXEL_REPRESENTATION))
     attrs = tagstream.read_attributes(source, tags=sorted(roots))
+    pixel_rep = attrs.get(PIXEL_REPRESENTATION)
+    signed = pixel_rep is not None and pixel_rep.value == 1
     encodings = _encodings(attrs.get(SPECIFIC_CHARSET))
     # A modification of the character set itself governs the new values.
     for m in mappings:
@@ -126,7 +129,7 @@ def build_plan(source, mappings: list[TagMapping]) -> tagstream.EditPlan:
                 "items are not created")
         for trunk, dataset in targets:
             existing = dataset.get(m.path.tag)
-            vr = existing.vr if existing is not None else _dictionary_vr(m.path.tag)
+            vr = existing.vr if existing is not None else _dictionary_vr(m.path.tag, signed)
             encoded = encode_value(m.value, vr, encodings, TagPath(m.path.tag, trunk))
             edits[(trunk, m.path.tag)] = (vr, encoded)
     plan = tagstream.EditPlan()
@@ -154,15 +157,19 @@ def _check_target(path: TagPath) -> None:
         raise ModificationError(f"{where}: Pixel Data cannot be modified")
 
 
-def _dictionary_vr(tag: int) -> str:
+def _dictionary_vr(tag: int, signed: bool = False) -> str:
     try:
         vr = dictionary_VR(tag)
     except KeyError:
         raise ModificationError(
             f"{format_tag(tag)} is not in the DICOM dictionary and not in the dataset, "
             "so its VR is unknown") from None
-    # "US or SS" and the like: the first is the common encoding.
-    return vr.split(" or ")[0]
+    options = vr.split(" or ")
+    # "US or SS" (pixel value attributes) follows Pixel Representation (PS3.5 A.1 c);
+    # for the others ("OB or OW", ...) the first is the common encoding.
+    if signed and "SS" in options:
+        return "SS"
+    return options[0]
 
 
 def _expand(attrs: dict, path: TagPath) -> list[tuple[tuple, dict]]:

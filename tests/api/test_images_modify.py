@@ -207,6 +207,15 @@ def test_binary_numeric_values_are_encoded_per_vr(client, stored):
     assert after.PixelData == read(data).PixelData
 
 
+def test_us_or_ss_attribute_follows_pixel_representation(client, stored):
+    image, _ = stored(PixelRepresentation=1)
+    r = modify(client, image["id"], [{"tagPath": tp(0x00280106), "value": "-5"}])
+    assert r.status_code == 201, r.get_json()
+    after = read(client.get(f"/api/images/{r.get_json()['id']}").data)
+    assert after["SmallestImagePixelValue"].VR == "SS"
+    assert after.SmallestImagePixelValue == -5
+
+
 def test_modify_rows_us_value(client, stored):
     image, data = stored()
     r = modify(client, image["id"], [{"tagPath": tp(0x00280010), "value": "8"}])  # same value
