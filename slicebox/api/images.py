@@ -7,11 +7,11 @@ from slicebox.errors import BadRequest
 from slicebox.services import anonymizer
 from slicebox.services import exports as exports_service
 from slicebox.services import images as service
+from slicebox.services import modify as modify_service
 from slicebox.services import rendering
 
 bp = Blueprint("images", __name__, url_prefix="/api/images")
 
-_STREAM_CHUNK = 1 << 20
 
 
 def _upload_stream():
@@ -111,3 +111,17 @@ def anonymized_copy(image_id: int):
     """An anonymized copy of the image's dataset (the key is recorded; nothing else is stored)."""
     path = anonymizer.download_anonymized(get_services(), image_id, json_body(dict))
     return stream_temp_file(path)
+
+
+@bp.put("/<int:image_id>/modify")
+def modify_image(image_id: int):
+    """Set or insert attributes (tag path -> value); the result is a new image (201)."""
+    result = modify_service.modify_image(get_services(), image_id, json_body(), g.user)
+    return jsonify(result.image.to_json()), 201
+
+
+@bp.put("/<int:image_id>/anonymize")
+def anonymize_image(image_id: int):
+    """Replace the image by its anonymized version; returns the new image."""
+    image = anonymizer.anonymize_image(get_services(), image_id, json_body(dict), g.user)
+    return jsonify(image.to_json()), 200

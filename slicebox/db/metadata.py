@@ -161,32 +161,50 @@ def delete_images(conn: Connection, image_ids: list[int]) -> list[int]:
     for start in range(0, len(image_ids), 500):
         chunk = [int(i) for i in image_ids[start:start + 500]]
         marks = ", ".join("?" for _ in chunk)
-        rows = conn.all(f"SELECT id, series_id FROM images WHERE id IN ({marks})", chunk)
+        # DELETE .. RETURNING, not SELECT then DELETE: under PostgreSQL's read
+        # committed a row a concurrent transaction deleted first is then not
+        # reported as deleted by this one too.
+        rows = conn.all(f"DELETE FROM images WHERE id IN ({marks}) RETURNING id, series_id", chunk)
         if not rows:
             continue
-        conn.execute(f"DELETE FROM images WHERE id IN ({marks})", chunk)
         deleted.extend(r["id"] for r in rows)
-        series_ids = sorted({r["series_id"] for r in rows})
-        smarks = ", ".join("?" for _ in series_ids)
-        study_ids = [r["study_id"] for r in conn.all(
-            f"SELECT DISTINCT study_id FROM series WHERE id IN ({smarks})", series_ids)]
-        conn.execute(
-            f"DELETE FROM series WHERE id IN ({smarks}) "
-            "AND NOT EXISTS (SELECT 1 FROM images i WHERE i.series_id = series.id)", series_ids)
-        if study_ids:
-            tmarks = ", ".join("?" for _ in study_ids)
-            patient_ids = [r["patient_id"] for r in conn.all(
-                f"SELECT DISTINCT patient_id FROM studies WHERE id IN ({tmarks})", study_ids)]
-            conn.execute(
-                f"DELETE FROM studies WHERE id IN ({tmarks}) "
-                "AND NOT EXISTS (SELECT 1 FROM series s WHERE s.study_id = studies.id)", study_ids)
-            if patient_ids:
-                pmarks = ", ".join("?" for _ in patient_ids)
-                conn.execute(
-                    f"DELETE FROM patients WHERE id IN ({pmarks}) "
-                    "AND NOT EXISTS (SELECT 1 FROM studies s WHERE s.patient_id = patients.id)",
-                    patient_ids)
+        delete_empty_parents(conn, sorted({r["series_id"] for r in rows}))
     return deleted
+
+
+def delete_image(conn: Connection, image_id: int) -> int | None:
+    """Delete one image row (not its parents); return its series id, None if it was not there.
+
+    The row lock the DELETE takes makes a concurrent deleter of the same
+    image wait and then see that it is gone.
+    """
+    row = conn.one("DELETE FROM images WHERE id = ? RETURNING series_id", (image_id,))
+    return None if row is None else row["series_id"]
+
+
+def delete_empty_parents(conn: Connection, series_ids: list[int]) -> None:
+    """Delete those of ``series_ids`` that have no image, then studies and patients left empty."""
+    if not series_ids:
+        return
+    smarks = ", ".join("?" for _ in series_ids)
+    study_ids = [r["study_id"] for r in conn.all(
+        f"SELECT DISTINCT study_id FROM series WHERE id IN ({smarks})", series_ids)]
+    conn.execute(
+        f"DELETE FROM series WHERE id IN ({smarks}) "
+        "AND NOT EXISTS (SELECT 1 FROM images i WHERE i.series_id = series.id)", series_ids)
+    if study_ids:
+        tmarks = ", ".join("?" for _ in study_ids)
+        patient_ids = [r["patient_id"] for r in conn.all(
+            f"SELECT DISTINCT patient_id FROM studies WHERE id IN ({tmarks})", study_ids)]
+        conn.execute(
+            f"DELETE FROM studies WHERE id IN ({tmarks}) "
+            "AND NOT EXISTS (SELECT 1 FROM series s WHERE s.study_id = studies.id)", study_ids)
+        if patient_ids:
+            pmarks = ", ".join("?" for _ in patient_ids)
+            conn.execute(
+                f"DELETE FROM patients WHERE id IN ({pmarks}) "
+                "AND NOT EXISTS (SELECT 1 FROM studies s WHERE s.patient_id = patients.id)",
+                patient_ids)
 
 
 # -- browsing and queries (Meta Data API) ------------------------------------------
@@ -228,6 +246,14 @@ def tag_series(conn: Connection, series_id: int, name: str) -> SeriesTag:
         "INSERT INTO series_series_tags (series_id, series_tag_id) VALUES (?, ?) "
         "ON CONFLICT (series_id, series_tag_id) DO NOTHING", (series_id, row["id"]))
     return _tag(row)
+
+
+def attach_series_tags(conn: Connection, series_id: int, series_tag_ids: list[int]) -> None:
+    """Attach existing tags (by id) to a series; tags it already has are kept."""
+    for tag_id in series_tag_ids:
+        conn.execute(
+            "INSERT INTO series_series_tags (series_id, series_tag_id) VALUES (?, ?) "
+            "ON CONFLICT (series_id, series_tag_id) DO NOTHING", (series_id, tag_id))
 
 
 def untag_series(conn: Connection, series_id: int, series_tag_id: int) -> None:

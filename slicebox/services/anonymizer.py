@@ -28,7 +28,7 @@ from slicebox.dicom import profiles, tagstream
 from slicebox.dicom.errors import DicomStreamError
 from slicebox.dicom.tagpath import TagPath, format_tag_path, parse_tag_path, tag_path_from_json
 from slicebox.errors import BadRequest, InvalidDicom
-from slicebox.models import AnonymizationKey, DicomIdentity, Source
+from slicebox.models import AnonymizationKey, DicomIdentity, Source, StoredImage
 from slicebox.services import anonymization, ingest, logs
 
 logger = logging.getLogger(__name__)
@@ -336,3 +336,56 @@ def download_anonymized(services: Services, image_id: int, body) -> str:
     options = profile_options(body.get("profile"))
     custom = parse_tag_values(body.get("tagValues"))
     return anonymized_copy(services, image_id, options, custom)
+
+
+def anonymize_in_place(services: Services, image_id: int, options, custom, user) -> StoredImage:
+    """Replace a stored image by its anonymized form (a new image id; keys kept for reversal).
+
+    Always anonymizes, also data already marked Patient Identity Removed.  The
+    replacement is atomic (ingest ``replaces``): a failure leaves the original.
+    """
+    from slicebox.services.images import user_source
+
+    path = anonymized_copy(services, image_id, options, custom, force=True)
+    return ingest.store_file(services, path, user_source(user), replaces=image_id)
+
+
+def anonymize_image(services: Services, image_id: int, body, user):
+    """PUT /images/{id}/anonymize with an anonymizationData body."""
+    if not isinstance(body, dict):
+        raise BadRequest("body must be an anonymizationData object {profile, tagValues}")
+    options = profile_options(body.get("profile"))
+    custom = parse_tag_values(body.get("tagValues"))
+    return anonymize_in_place(services, image_id, options, custom, user).image
+
+
+def anonymize_images(services: Services, body, user) -> list:
+    """POST /anonymization/anonymize: in-place anonymization of many images.
+
+    The body is the spec's array of imageTagValues (basic profile), or an
+    object {profile, imageTagValuesSet} as Slicebox 2.0 clients send.  Every
+    entry is checked before any image is touched; unknown ids are skipped.
+    """
+    if isinstance(body, list):
+        options, entries = profile_options(None), body
+    elif isinstance(body, dict):
+        options, entries = profile_options(body.get("profile")), body.get("imageTagValuesSet")
+    else:
+        raise BadRequest("body must be an array of {imageId, tagValues}")
+    if not isinstance(entries, list):
+        raise BadRequest("imageTagValuesSet must be an array of {imageId, tagValues}")
+    parsed = []
+    for entry in entries:
+        if not isinstance(entry, dict) or not isinstance(entry.get("imageId"), int) \
+                or isinstance(entry.get("imageId"), bool):
+            raise BadRequest("each entry needs an integer imageId")
+        parsed.append((entry["imageId"], parse_tag_values(entry.get("tagValues"))))
+    from slicebox.errors import NotFound
+
+    images = []
+    for image_id, custom in parsed:
+        try:
+            images.append(anonymize_in_place(services, image_id, options, custom, user).image)
+        except NotFound:
+            logger.info("bulk anonymization: image %s not found, skipped", image_id)
+    return images

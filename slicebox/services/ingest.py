@@ -16,6 +16,7 @@ from slicebox.context import Services
 from slicebox.db import IntegrityError
 from slicebox.db import metadata as repo
 from slicebox.dicom import parsing
+from slicebox.errors import Conflict, NotFound
 from slicebox.models import DicomIdentity, Source, StoredImage
 from slicebox.services import logs
 
@@ -67,28 +68,52 @@ def discard(path: str | None) -> None:
             pass
 
 
-def store_file(services: Services, path: str, source: Source) -> StoredImage:
+def store_file(services: Services, path: str, source: Source, replaces: int | None = None) -> StoredImage:
     """Index and store the DICOM file at ``path`` (which this call consumes).
 
     Returns the image and whether it is new.  An image whose SOP Instance UID
     is already stored in the same series is not stored again (created=False).
 
+    Parameters
+    ----------
+    replaces : int, optional
+        Id of a stored image this dataset supersedes (``PUT /images/{id}/modify``).
+        In the one transaction that indexes the new image, the old image row
+        is deleted (with series/study/patient rows left empty), and the old
+        series' source and series tags are attached to the new series (the
+        old source wins over ``source``).  The old file is deleted only after
+        the commit; any failure rolls everything back, leaving the old image
+        and file intact.  The new image always gets a new id.  Prepare steps
+        (tag filters, reverse anonymization) are not applied: a modification
+        stores exactly what was asked for.
+
     Raises
     ------
     InvalidDicom
         The file is not storable DICOM; nothing is written.
+    NotFound
+        ``replaces`` names no stored image (e.g. a concurrent modification
+        replaced it first); nothing is written.
+    Conflict
+        With ``replaces``: the new dataset's identity is that of another
+        stored image; nothing is written.
     """
     try:
         ident = parsing.read_identity(path)
-        for step in PREPARE_STEPS:
-            path, ident = step(services, path, ident, source)
+        if replaces is None:
+            for step in PREPARE_STEPS:
+                path, ident = step(services, path, ident, source)
         try:
-            result = _index_and_move(services, path, ident, source)
+            result = _index_and_move(services, path, ident, source, replaces)
         except IntegrityError:
             # A concurrent delete removed a parent row between our upserts; once more.
-            result = _index_and_move(services, path, ident, source)
+            result = _index_and_move(services, path, ident, source, replaces)
     finally:
         discard(path)
+    if replaces is not None:
+        # After the commit: a crash before this line leaves an orphan file, never a lost image.
+        services.storage.delete(replaces)
+        source = result.extra.get("source", source)
     for step in AFTER_STORE_STEPS:
         try:
             step(services, result, source)
@@ -97,23 +122,38 @@ def store_file(services: Services, path: str, source: Source) -> StoredImage:
     return result
 
 
-def _index_and_move(services: Services, path: str, ident: DicomIdentity, source: Source) -> StoredImage:
+def _index_and_move(services: Services, path: str, ident: DicomIdentity, source: Source,
+                    replaces: int | None = None) -> StoredImage:
     storage = services.storage
     moved_id = None
     try:
         with services.db.transaction() as conn:
+            tag_ids: list[int] = []
+            if replaces is not None:
+                # Delete first: the row lock serializes concurrent replacements of one image.
+                old_series_id = repo.delete_image(conn, replaces)
+                if old_series_id is None:
+                    raise NotFound(f"image {replaces} not found")
+                source = repo.get_series_source(conn, old_series_id) or source
+                tag_ids = [t.id for t in repo.series_tags_of_series(conn, old_series_id)]
+                repo.delete_empty_parents(conn, [old_series_id])
             patient = repo.upsert_patient(conn, ident)
             study = repo.upsert_study(conn, patient.id, ident)
             series = repo.upsert_series(conn, study.id, ident)
             image, created = repo.insert_image(conn, series.id, ident)
+            if replaces is not None and not created:
+                raise Conflict(f"the modified dataset is another stored image (id {image.id}): "
+                               f"SOP Instance UID {ident.sop_instance_uid} in that series")
             repo.upsert_series_source(conn, series.id, source)
+            if tag_ids:
+                repo.attach_series_tags(conn, series.id, tag_ids)
             if created:
                 # Move the bytes into place before commit: if the move fails the
                 # rows roll back; if the commit fails we remove the file below.
                 storage.put_file(image.id, path)
                 moved_id = image.id
         return StoredImage(image=image, created=created, patient=patient, study=study, series=series,
-                           extra={"identity": ident})
+                           extra={"identity": ident, "source": source})
     except BaseException:
         if moved_id is not None:
             storage.delete(moved_id)

@@ -1,0 +1,89 @@
+"""Image modification: set or insert attributes; the result replaces the image.
+
+The stored dataset is streamed through the engine with an edit plan
+(:mod:`slicebox.dicom.modification`) into a temporary file, which the one
+ingest path stores as a *new* image replacing the old one atomically
+(``ingest.store_file(..., replaces=id)``): new id, old id gone, series source
+and series tags carried over, and on any failure the old image untouched.
+"""
+from __future__ import annotations
+
+import logging
+
+from slicebox.context import Services
+from slicebox.dicom import tagstream
+from slicebox.dicom.errors import DicomStreamError
+from slicebox.dicom.modification import ModificationError, TagMapping, build_plan
+from slicebox.dicom.tagpath import tag_path_from_json
+from slicebox.errors import BadRequest
+from slicebox.models import StoredImage, User
+from slicebox.services import ingest
+from slicebox.services.images import get_image, user_source
+
+logger = logging.getLogger(__name__)
+
+
+def parse_tag_mappings(body) -> list[TagMapping]:
+    """Validate the JSON body: a non-empty array of ``{tagPath: tagPathTag, value: string}``.
+
+    Raises
+    ------
+    BadRequest
+        Any other shape, with the index of the offending mapping.
+    """
+    if not isinstance(body, list):
+        raise BadRequest("request body must be a JSON array of tag mappings")
+    if not body:
+        raise BadRequest("no tag mappings given: the array is empty")
+    mappings = []
+    for i, entry in enumerate(body):
+        if not isinstance(entry, dict) or "tagPath" not in entry or "value" not in entry:
+            raise BadRequest(f"tag mapping {i} must be an object with 'tagPath' and 'value'")
+        value = entry["value"]
+        if not isinstance(value, str):
+            raise BadRequest(f"tag mapping {i}: 'value' must be a string")
+        try:
+            path = tag_path_from_json(entry["tagPath"])
+        except DicomStreamError as exc:
+            raise BadRequest(f"tag mapping {i}: invalid tagPath: {exc}") from None
+        mappings.append(TagMapping(path, value))
+    return mappings
+
+
+def modify_image(services: Services, image_id: int, body, user: User) -> StoredImage:
+    """Apply the tag mappings in ``body`` to image ``image_id``; store the result as a new image.
+
+    Raises
+    ------
+    BadRequest
+        Malformed mappings, a path to a missing item, a value the VR cannot
+        hold, or a result that is not storable (e.g. an emptied UID).
+    NotFound
+        Unknown image (also when a concurrent modification replaced it first).
+    Conflict
+        The modified dataset has the identity of another stored image.
+    """
+    mappings = parse_tag_mappings(body)
+    get_image(services, image_id)
+    temp = ingest.new_temp_path(services, suffix=".dcm")
+    try:
+        # One open file for both passes: a concurrent replacement that unlinks
+        # it cannot pull it away in between. The engine maps a real file (and
+        # copies pixel data in the kernel); other file objects are read.
+        with services.storage.open(image_id) as fh:
+            try:
+                plan = build_plan(fh, mappings)
+                fh.seek(0)
+                tagstream.rewrite(fh, temp, plan)
+            except ModificationError as exc:
+                raise BadRequest(str(exc)) from None
+            except DicomStreamError as exc:
+                raise BadRequest(f"cannot modify image {image_id}: {exc}") from None
+    except BaseException:
+        ingest.discard(temp)
+        raise
+    # The old series' source is carried over; the user is only the fallback
+    # for a series that somehow has none.
+    result = ingest.store_file(services, temp, user_source(user), replaces=image_id)
+    logger.info("image %s modified by %s into image %s", image_id, user.user, result.image.id)
+    return result
