@@ -20,6 +20,7 @@ from __future__ import annotations
 import datetime
 import logging
 import os
+import re
 import shutil
 from dataclasses import dataclass
 
@@ -103,19 +104,45 @@ def parse_tag_values(raw) -> list[tuple[TagPath, str]]:
     return values
 
 
-def _shift_date(text: str, days: int) -> str:
-    def one(value: str) -> str:
-        value = value.strip()
-        if len(value) < 8 or not value[:8].isdigit():
-            return value and "19000101"
-        try:
-            day = datetime.date(int(value[:4]), int(value[4:6]), int(value[6:8]))
-            shifted = day + datetime.timedelta(days=days)
-        except (ValueError, OverflowError):
-            return "19000101" + value[8:]
-        return shifted.strftime("%Y%m%d") + value[8:]
+# A DA or DT (optionally with a UTC offset &ZZXX, hours 00-14) and a range of them (A-B, -B, A-).
+_OFFSET = r"[+-](?:0[0-9]|1[0-4])[0-5][0-9]"
+_DATE_OR_DT = rf"[0-9][0-9.]*(?:{_OFFSET})?"
+_RANGE = re.compile(rf"(?P<a>{_DATE_OR_DT})?(?:-(?P<b>{_DATE_OR_DT})?)?")
+_DT_PARTS = re.compile(rf"(?P<date>[0-9]{{8}})(?P<rest>[0-9]*(?:\.[0-9]*)?)(?P<offset>{_OFFSET})?")
+_DUMMY_DATE = "19000101"
 
-    return "\\".join("-".join(one(p) for p in v.split("-")) for v in text.split("\\"))
+
+def _shift_date(text: str, days: int) -> str:
+    """Shift every date in a DA/DT value by ``days``; times and UTC offsets stay.
+
+    A value that is not a full date (or a range of them) cannot be shifted and
+    gets a dummy date: nothing of the original survives.
+    """
+    def one(value: str) -> str:
+        parts = _DT_PARTS.fullmatch(value)
+        if parts is None:
+            return _DUMMY_DATE
+        date = parts["date"]
+        try:
+            day = datetime.date(int(date[:4]), int(date[4:6]), int(date[6:8]))
+            date = (day + datetime.timedelta(days=days)).strftime("%Y%m%d")
+        except (ValueError, OverflowError):
+            date = _DUMMY_DATE
+        return date + parts["rest"] + (parts["offset"] or "")
+
+    def shift_value(value: str) -> str:
+        value = value.strip()
+        found = _RANGE.fullmatch(value)
+        if not value or found is None:
+            return value and _DUMMY_DATE
+        # A '-' before four digits can be a UTC offset or a range; the regex
+        # takes an offset when the digits form one (hours 00-14), else a range.
+        start, end = found["a"], found["b"]
+        if "-" not in value[len(start or ""):]:
+            return one(start)
+        return (one(start) if start else "") + "-" + (one(end) if end else "")
+
+    return "\\".join(shift_value(v) for v in text.split("\\"))
 
 
 def build_plan(services: Services, prof: profiles.Profile, real: dict, custom: list[tuple[TagPath, str]]):
@@ -155,7 +182,11 @@ def build_plan(services: Services, prof: profiles.Profile, real: dict, custom: l
     for mask, action in prof.masks:
         if action not in ("K", "U"):
             plan.remove_mask((mask.mask, mask.value))
-    if prof.private != "K" and not prof.safe_private:
+    if prof.private != "K":
+        # The engine removes private attributes all or nothing: it cannot tell a
+        # safe element (named by creator, group and element) from any other, so
+        # with a safe list every private attribute still goes.  Keeping them all
+        # would leak whatever the unsafe ones carry.
         plan.remove_private()
     # Root identity: this box's pseudonyms (inserts win over the profile's Z).
     plan.insert(PATIENT_NAME, anon_name)
