@@ -56,6 +56,7 @@ _STUDY_LEVEL = {0x00080020, 0x00080030, 0x00080050, 0x00080090, 0x00081030, 0x00
 _SERIES_LEVEL = {0x00080021, 0x00080031, 0x0008103E, 0x00181030, 0x00081070, 0x00081050, SERIES_UID,
                  0x00200052}
 _LEVELS = ("patient", "study", "series", "image")
+_TEXT_VRS = {"AE", "AS", "CS", "DA", "DS", "DT", "IS", "LO", "LT", "PN", "SH", "ST", "TM", "UC", "UI", "UR", "UT"}
 
 
 @dataclass(frozen=True)
@@ -98,10 +99,27 @@ def parse_tag_values(raw) -> list[tuple[TagPath, str]]:
         if not isinstance(item, dict) or not isinstance(item.get("value"), str):
             raise BadRequest("each tag value needs a tagPath object and a string value")
         try:
-            values.append((tag_path_from_json(item.get("tagPath")), item["value"]))
+            path = tag_path_from_json(item.get("tagPath"))
         except DicomStreamError as exc:
             raise BadRequest(f"bad tagPath: {exc}") from None
+        _check_custom_tag(path, item["value"])
+        values.append((path, item["value"]))
     return values
+
+
+def _check_custom_tag(path: TagPath, value: str) -> None:
+    """400 for a custom value the engine cannot write as a text value of that attribute."""
+    tag = path.tag
+    if tag >> 16 in (0x0000, 0x0002, 0xFFFE) or tag == PIXEL_DATA:
+        # file meta follows the dataset (Media Storage SOP Instance UID = SOP Instance UID)
+        raise BadRequest(f"{format_tag_path(path)} cannot take a custom value")
+    try:
+        # The engine knows the dictionary VR; a trial insert says whether it can write the value.
+        [(_trunk, _tag, vr, _value)] = tagstream.EditPlan().insert(path, value).compile()[4]
+    except DicomStreamError as exc:
+        raise BadRequest(f"bad tag value for {format_tag_path(path)}: {exc}") from None
+    if vr == "SQ" or vr not in _TEXT_VRS and not tag >> 16 & 1:
+        raise BadRequest(f"{format_tag_path(path)} has VR {vr}: only text attributes take custom values")
 
 
 # A DA or DT (optionally with a UTC offset &ZZXX, hours 00-14) and a range of them (A-B, -B, A-).
