@@ -347,7 +347,7 @@ def reverse_step(services: Services, path: str, ident: DicomIdentity, source: So
                 or (level >= 2 and tag in _SERIES_LEVEL):
             restore.append((tag, kv.value))
     for tag, value in restore:
-        plan.insert(tag, value)
+        _restore(plan, tag, value)
     if level == 3:
         plan.remove(IDENTITY_REMOVED, DEID_METHOD, DEID_CODES)
     out = ingest.new_temp_path(services)
@@ -363,6 +363,20 @@ def reverse_step(services: Services, path: str, ident: DicomIdentity, source: So
         return path, ident
     ingest.discard(path)
     return out, restored
+
+
+def _restore(plan: tagstream.EditPlan, tag: int, value: str) -> None:
+    """Insert a real value back; attributes newer than pydicom's dictionary take the table's VR."""
+    try:
+        plan.insert(tag, value)
+        return
+    except DicomStreamError:
+        pass
+    vr = profiles.profile(()).vrs.get(tag, "")
+    if vr in _TEXT_VRS:
+        plan.insert(tag, value, vr=vr)
+    else:  # a VR we cannot know: the anonymous value stays rather than failing the store
+        logger.warning("cannot restore %s: unknown VR", format_tag_path(TagPath(tag)))
 
 
 ingest.PREPARE_STEPS.append(reverse_step)
