@@ -107,10 +107,12 @@ def test_basic_profile_spot_checks(client, planted_image):
     assert "ANONYMOUS" in str(out.PatientName) and out.PatientID
     assert out.StudyInstanceUID != BY_KEYWORD["StudyInstanceUID"].value
     assert out.SOPInstanceUID.startswith("2.25.")
-    # the reference inside the kept sequence is mapped like any other UID
-    ref = out.ReferencedImageSequence[0]
-    assert "InstitutionName" not in ref.PurposeOfReferenceCodeSequence[0] \
-        or ref.PurposeOfReferenceCodeSequence[0].InstitutionName != BY_KEYWORD["InstitutionName"].value
+    # inside the kept sequence, at depth 2, the same rules hold
+    inner = out.ReferencedImageSequence[0].PurposeOfReferenceCodeSequence[0]
+    assert "PatientName" not in inner or str(inner.PatientName) != BY_KEYWORD["PatientName"].value
+    assert inner.get("InstitutionName") != BY_KEYWORD["InstitutionName"].value
+    assert inner.get("SOPInstanceUID") != BY_KEYWORD["SOPInstanceUID"].value
+    assert inner.get("SOPInstanceUID") == out.SOPInstanceUID  # one UID, one pseudonym at any depth
 
 
 def test_retain_patient_characteristics_keeps_sex_and_age(client, planted_image):
