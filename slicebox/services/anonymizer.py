@@ -20,6 +20,7 @@ from __future__ import annotations
 import datetime
 import logging
 import os
+import re
 import shutil
 from dataclasses import dataclass
 
@@ -55,6 +56,7 @@ _STUDY_LEVEL = {0x00080020, 0x00080030, 0x00080050, 0x00080090, 0x00081030, 0x00
 _SERIES_LEVEL = {0x00080021, 0x00080031, 0x0008103E, 0x00181030, 0x00081070, 0x00081050, SERIES_UID,
                  0x00200052}
 _LEVELS = ("patient", "study", "series", "image")
+_TEXT_VRS = {"AE", "AS", "CS", "DA", "DS", "DT", "IS", "LO", "LT", "PN", "SH", "ST", "TM", "UC", "UI", "UR", "UT"}
 
 
 @dataclass(frozen=True)
@@ -97,25 +99,68 @@ def parse_tag_values(raw) -> list[tuple[TagPath, str]]:
         if not isinstance(item, dict) or not isinstance(item.get("value"), str):
             raise BadRequest("each tag value needs a tagPath object and a string value")
         try:
-            values.append((tag_path_from_json(item.get("tagPath")), item["value"]))
+            path = tag_path_from_json(item.get("tagPath"))
         except DicomStreamError as exc:
             raise BadRequest(f"bad tagPath: {exc}") from None
+        _check_custom_tag(path, item["value"])
+        values.append((path, item["value"]))
     return values
 
 
-def _shift_date(text: str, days: int) -> str:
-    def one(value: str) -> str:
-        value = value.strip()
-        if len(value) < 8 or not value[:8].isdigit():
-            return value and "19000101"
-        try:
-            day = datetime.date(int(value[:4]), int(value[4:6]), int(value[6:8]))
-            shifted = day + datetime.timedelta(days=days)
-        except (ValueError, OverflowError):
-            return "19000101" + value[8:]
-        return shifted.strftime("%Y%m%d") + value[8:]
+def _check_custom_tag(path: TagPath, value: str) -> None:
+    """400 for a custom value the engine cannot write as a text value of that attribute."""
+    tag = path.tag
+    if tag >> 16 in (0x0000, 0x0002, 0xFFFE) or tag == PIXEL_DATA:
+        # file meta follows the dataset (Media Storage SOP Instance UID = SOP Instance UID)
+        raise BadRequest(f"{format_tag_path(path)} cannot take a custom value")
+    try:
+        # The engine knows the dictionary VR; a trial insert says whether it can write the value.
+        [(_trunk, _tag, vr, _value)] = tagstream.EditPlan().insert(path, value).compile()[4]
+    except DicomStreamError as exc:
+        raise BadRequest(f"bad tag value for {format_tag_path(path)}: {exc}") from None
+    if vr == "SQ" or vr not in _TEXT_VRS and not tag >> 16 & 1:
+        raise BadRequest(f"{format_tag_path(path)} has VR {vr}: only text attributes take custom values")
 
-    return "\\".join("-".join(one(p) for p in v.split("-")) for v in text.split("\\"))
+
+# A DA or DT (optionally with a UTC offset &ZZXX, hours 00-14) and a range of them (A-B, -B, A-).
+_OFFSET = r"[+-](?:0[0-9]|1[0-4])[0-5][0-9]"
+_DATE_OR_DT = rf"[0-9][0-9.]*(?:{_OFFSET})?"
+_RANGE = re.compile(rf"(?P<a>{_DATE_OR_DT})?(?:-(?P<b>{_DATE_OR_DT})?)?")
+_DT_PARTS = re.compile(rf"(?P<date>[0-9]{{8}})(?P<rest>[0-9]*(?:\.[0-9]*)?)(?P<offset>{_OFFSET})?")
+_DUMMY_DATE = "19000101"
+
+
+def _shift_date(text: str, days: int) -> str:
+    """Shift every date in a DA/DT value by ``days``; times and UTC offsets stay.
+
+    A value that is not a full date (or a range of them) cannot be shifted and
+    gets a dummy date: nothing of the original survives.
+    """
+    def one(value: str) -> str:
+        parts = _DT_PARTS.fullmatch(value)
+        if parts is None:
+            return _DUMMY_DATE
+        date = parts["date"]
+        try:
+            day = datetime.date(int(date[:4]), int(date[4:6]), int(date[6:8]))
+            date = (day + datetime.timedelta(days=days)).strftime("%Y%m%d")
+        except (ValueError, OverflowError):
+            date = _DUMMY_DATE
+        return date + parts["rest"] + (parts["offset"] or "")
+
+    def shift_value(value: str) -> str:
+        value = value.strip()
+        found = _RANGE.fullmatch(value)
+        if not value or found is None:
+            return value and _DUMMY_DATE
+        # A '-' before four digits can be a UTC offset or a range; the regex
+        # takes an offset when the digits form one (hours 00-14), else a range.
+        start, end = found["a"], found["b"]
+        if "-" not in value[len(start or ""):]:
+            return one(start)
+        return (one(start) if start else "") + "-" + (one(end) if end else "")
+
+    return "\\".join(shift_value(v) for v in text.split("\\"))
 
 
 def build_plan(services: Services, prof: profiles.Profile, real: dict, custom: list[tuple[TagPath, str]]):
@@ -155,7 +200,11 @@ def build_plan(services: Services, prof: profiles.Profile, real: dict, custom: l
     for mask, action in prof.masks:
         if action not in ("K", "U"):
             plan.remove_mask((mask.mask, mask.value))
-    if prof.private != "K" and not prof.safe_private:
+    if prof.private != "K":
+        # The engine removes private attributes all or nothing: it cannot tell a
+        # safe element (named by creator, group and element) from any other, so
+        # with a safe list every private attribute still goes.  Keeping them all
+        # would leak whatever the unsafe ones carry.
         plan.remove_private()
     # Root identity: this box's pseudonyms (inserts win over the profile's Z).
     plan.insert(PATIENT_NAME, anon_name)
@@ -298,7 +347,7 @@ def reverse_step(services: Services, path: str, ident: DicomIdentity, source: So
                 or (level >= 2 and tag in _SERIES_LEVEL):
             restore.append((tag, kv.value))
     for tag, value in restore:
-        plan.insert(tag, value)
+        _restore(plan, tag, value)
     if level == 3:
         plan.remove(IDENTITY_REMOVED, DEID_METHOD, DEID_CODES)
     out = ingest.new_temp_path(services)
@@ -314,6 +363,20 @@ def reverse_step(services: Services, path: str, ident: DicomIdentity, source: So
         return path, ident
     ingest.discard(path)
     return out, restored
+
+
+def _restore(plan: tagstream.EditPlan, tag: int, value: str) -> None:
+    """Insert a real value back; attributes newer than pydicom's dictionary take the table's VR."""
+    try:
+        plan.insert(tag, value)
+        return
+    except DicomStreamError:
+        pass
+    vr = profiles.profile(()).vrs.get(tag, "")
+    if vr in _TEXT_VRS:
+        plan.insert(tag, value, vr=vr)
+    else:  # a VR we cannot know: the anonymous value stays rather than failing the store
+        logger.warning("cannot restore %s: unknown VR", format_tag_path(TagPath(tag)))
 
 
 ingest.PREPARE_STEPS.append(reverse_step)
