@@ -280,8 +280,11 @@ def upload(target: Target, path: str, files: list[str], id_field: str, clients: 
     return ids
 
 
-def anonymize_all(target: Target, paths: list[str], body: bytes, clients: int) -> tuple[float, int, dict]:
-    """POST every anonymization over ``clients`` connections: (seconds, response bytes, status counts)."""
+def anonymize_all(target: Target, paths: list[str], body: bytes | None, clients: int) -> tuple[float, int, dict]:
+    """POST ``body`` to every path (GET when None) over ``clients`` connections.
+
+    Returns (seconds, response bytes, status counts).
+    """
     statuses: dict[int, int] = {}
     received = [0]
     errors: list[str] = []
@@ -297,9 +300,12 @@ def anonymize_all(target: Target, paths: list[str], body: bytes, clients: int) -
         got = 0
         barrier.wait()
         for path in mine:
-            conn.request("POST", path, body=body, headers={
-                **target.headers, "Content-Type": "application/json", "Content-Length": str(len(body)),
-                "Connection": "keep-alive"})
+            if body is None:
+                conn.request("GET", path, headers={**target.headers, "Connection": "keep-alive"})
+            else:
+                conn.request("POST", path, body=body, headers={
+                    **target.headers, "Content-Type": "application/json", "Content-Length": str(len(body)),
+                    "Connection": "keep-alive"})
             response = conn.getresponse()
             while True:  # read the whole body, without keeping it
                 n = response.readinto(view)
@@ -423,16 +429,18 @@ def main(argv: list[str] | None = None) -> int:
                 warm = min(WARMUP, len(files))
                 anonymize_all(box_target, box_paths[:warm], SLICEBOX_BODY, 1)
                 anonymize_all(orthanc_target, orthanc_paths[:warm], ORTHANC_BODY, 1)
+                get_paths = [f"/api/images/{i}" for i in box_ids]
                 for clients in client_counts:
                     result = {}
-                    for target, paths, body in ((orthanc_target, orthanc_paths, ORTHANC_BODY),
-                                                (box_target, box_paths, SLICEBOX_BODY)):
+                    for name, target, paths, body in (("orthanc", orthanc_target, orthanc_paths, ORTHANC_BODY),
+                                                      ("slicebox", box_target, box_paths, SLICEBOX_BODY),
+                                                      ("get", box_target, get_paths, None)):
                         seconds, received, statuses = anonymize_all(target, paths, body, clients)
                         if statuses != {200: len(paths)}:
-                            print(f"  {target.name} answered {statuses}", file=sys.stderr)
-                        result[target.name] = (seconds, received)
-                    o_s, b_s = result["orthanc"][0], result["slicebox"][0]
-                    rows.append((label, clients, len(files), size_mb, o_s, b_s))
+                            print(f"  {name} answered {statuses}", file=sys.stderr)
+                        result[name] = seconds
+                    o_s, b_s, g_s = result["orthanc"], result["slicebox"], result["get"]
+                    rows.append((label, clients, len(files), size_mb, o_s, b_s, g_s))
                     print(f"  {label}, {clients} client(s): orthanc {len(files) / o_s:.1f} img/s, "
                           f"slicebox {len(files) / b_s:.1f} img/s, ratio {o_s / b_s:.2f}", flush=True)
     except SetupError as exc:
@@ -450,11 +458,14 @@ def main(argv: list[str] | None = None) -> int:
     if rows:
         print()
         print(f"{'set':<12} {'clients':>7} {'images':>6} {'MB':>7} "
-              f"{'orthanc img/s':>13} {'MB/s':>7} {'slicebox img/s':>14} {'MB/s':>7} {'ratio':>6}")
-        for label, clients, n, mb, o_s, b_s in rows:
+              f"{'orthanc img/s':>13} {'MB/s':>7} {'slicebox img/s':>14} {'MB/s':>7} {'ratio':>6} "
+              f"{'sbx GET img/s':>13} {'GET/orthanc':>11}")
+        for label, clients, n, mb, o_s, b_s, g_s in rows:
             print(f"{label:<12} {clients:>7} {n:>6} {mb:>7.1f} {n / o_s:>13.1f} {mb / o_s:>7.1f} "
-                  f"{n / b_s:>14.1f} {mb / b_s:>7.1f} {o_s / b_s:>6.2f}")
-        print("ratio = slicebox / orthanc throughput; target of issue 4: >= 1.5")
+                  f"{n / b_s:>14.1f} {mb / b_s:>7.1f} {o_s / b_s:>6.2f} {n / g_s:>13.1f} {o_s / g_s:>11.2f}")
+        print("ratio = slicebox / orthanc anonymization throughput; target of issue 4: >= 1.5")
+        print("sbx GET = plain GET /api/images/{id} of the same files from the same box: the ceiling of")
+        print("the HTTP layer (gunicorn + Flask + auth + file streaming) with no anonymization at all")
     return status
 
 
