@@ -19,7 +19,6 @@ def create_app(test_config: dict | None = None):
     from slicebox.db.schema import migrate
     from slicebox.errors import register_error_handlers
     from slicebox.imaging import window as imaging_window
-    from slicebox.services import anonymizer  # noqa: F401 - adds reverse anonymization to ingest
     from slicebox.services import users as users_service
     from slicebox.storage import open_storage
 

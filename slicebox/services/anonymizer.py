@@ -447,8 +447,6 @@ def _restore(plan: tagstream.EditPlan, tag: int, value: str) -> None:
         logger.warning("cannot restore %s: unknown VR", format_tag_path(TagPath(tag)))
 
 
-ingest.PREPARE_STEPS.append(reverse_step)
-
 
 # -- request bodies ---------------------------------------------------------------------
 def profile_options(raw) -> tuple[str, ...]:

@@ -24,12 +24,20 @@ logger = logging.getLogger(__name__)
 
 CHUNK = 1 << 20
 
-#: Steps other areas register to transform a spooled dataset before it is
-#: indexed (tag filters, reverse anonymization).  Each takes
-#: (services, path, identity, source) and returns (path, identity).
-PREPARE_STEPS: list[Callable] = []
-#: Steps run after the transaction committed (series types, forwarding).
-AFTER_STORE_STEPS: list[Callable] = []
+def _prepare_steps() -> tuple[Callable, ...]:
+    """What transforms a spooled dataset before it is indexed, in order.
+
+    Each step takes (services, path, identity, source) and returns (path,
+    identity).  Imported here, not at module level: those modules use ingest.
+    """
+    from slicebox.services.anonymizer import reverse_step
+
+    return (reverse_step,)
+
+
+def _after_store_steps() -> tuple[Callable, ...]:
+    """What runs after the transaction committed (a failure there never loses the image)."""
+    return (log_new_series,)
 
 
 def new_temp_path(services: Services, suffix: str = ".part") -> str:
@@ -101,7 +109,7 @@ def store_file(services: Services, path: str, source: Source, replaces: int | No
     try:
         ident = parsing.read_identity(path)
         if replaces is None:
-            for step in PREPARE_STEPS:
+            for step in _prepare_steps():
                 path, ident = step(services, path, ident, source)
         try:
             result = _index_and_move(services, path, ident, source, replaces)
@@ -114,7 +122,7 @@ def store_file(services: Services, path: str, source: Source, replaces: int | No
         # After the commit: a crash before this line leaves an orphan file, never a lost image.
         services.storage.delete(replaces)
         source = result.extra.get("source", source)
-    for step in AFTER_STORE_STEPS:
+    for step in _after_store_steps():
         try:
             step(services, result, source)
         except Exception:  # noqa: BLE001 - a follow-up must never lose the stored image
@@ -181,5 +189,3 @@ def log_new_series(services: Services, result: StoredImage, source: Source) -> N
             logs.add(services, "DEFAULT", "Storage",
                      f"new series {result.series.series_instance_uid} from {source.type} {source.name}")
 
-
-AFTER_STORE_STEPS.append(log_new_series)
