@@ -1,11 +1,14 @@
 """Listing the attributes of a stored dataset, and the few header values viewers need.
 
-Two pure functions with small interfaces, so that the compiled streaming engine
-(``ext/``) can later serve them without building pydicom objects:
+Two pure functions with small interfaces:
 
 * :func:`list_attributes` -- every element (file meta, nested sequences) as the
-  spec's ``imageAttribute`` dicts;
-* :func:`read_image_information` -- the ``imageInformation`` dict.
+  spec's ``imageAttribute`` dicts.  Still pydicom: its value formatting
+  (per-VR padding rules, UN replaced by the dictionary VR, ambiguous VRs
+  resolved, AT as tags) is what clients see, and the engine's display
+  strings differ in those details; this view is not a hot path.
+* :func:`read_image_information` -- the ``imageInformation`` dict, read with
+  the streaming engine (stops after Image Index, never builds a dataset).
 
 Pixel data is never read: the header is parsed up to Pixel Data and that
 element is described from its own header (tag, VR, length) only.
@@ -28,6 +31,7 @@ from pydicom.multival import MultiValue
 from pydicom.tag import BaseTag
 from pydicom.uid import DeflatedExplicitVRLittleEndian
 
+from slicebox.dicom import tagstream
 from slicebox.errors import InvalidDicom
 
 logger = logging.getLogger(__name__)
@@ -269,12 +273,22 @@ def _deflated_pixel_row(fh: BinaryIO) -> dict | None:
 
 
 # -- image information ---------------------------------------------------------------
-_INFO_TAGS = ["NumberOfFrames", "InstanceNumber", "ImageIndex", "SmallestImagePixelValue",
-              "LargestImagePixelValue", "PixelRepresentation", "SpecificCharacterSet"]
+_NUMBER_OF_FRAMES = 0x00280008
+_INSTANCE_NUMBER = 0x00200013
+_IMAGE_INDEX = 0x00541330
+_SMALLEST = 0x00280106
+_LARGEST = 0x00280107
+_PIXEL_REPRESENTATION = 0x00280103
+_TRANSFER_SYNTAX = 0x00020010
+#: File meta elements asked for only to tell a Part 10 file from a bare dataset
+_META_TAGS = (0x00020000, 0x00020001, 0x00020002, 0x00020003, _TRANSFER_SYNTAX)
+_INFO_TAGS = (_NUMBER_OF_FRAMES, _INSTANCE_NUMBER, _IMAGE_INDEX, _SMALLEST, _LARGEST,
+              _PIXEL_REPRESENTATION) + _META_TAGS
+_IMPLICIT_VR_LE = "1.2.840.10008.1.2"
 
 
 def read_image_information(source: str | os.PathLike | BinaryIO) -> dict:
-    """The spec's ``imageInformation`` from the header only.
+    """The spec's ``imageInformation`` from the header only (streaming engine, early stop).
 
     Returns
     -------
@@ -282,38 +296,55 @@ def read_image_information(source: str | os.PathLike | BinaryIO) -> dict:
         ``numberOfFrames`` (NumberOfFrames, default 1), ``frameIndex``
         (max of InstanceNumber and ImageIndex, default 1),
         ``minimumPixelValue`` / ``maximumPixelValue`` (Smallest/Largest Image
-        Pixel Value, default 0).
+        Pixel Value, default 0; signed when Pixel Representation is 1).
     """
     try:
-        ds = pydicom.dcmread(source, stop_before_pixels=True, specific_tags=_INFO_TAGS)
-    except (InvalidDicomError, EOFError, ValueError, KeyError, TypeError, OverflowError, struct.error) as exc:
+        found = tagstream.read_attributes(source, tags=_INFO_TAGS)
+    except tagstream.DicomStreamError as exc:
         raise InvalidDicom(f"malformed DICOM: {exc}") from None
-    frames = _int_or(ds, "NumberOfFrames", None)
-    instance = _int_or(ds, "InstanceNumber", None)
-    index = _int_or(ds, "ImageIndex", None)
+    if not any(tag >> 16 == 2 for tag in found):
+        # As before (pydicom without force): only Part 10 files, not bare datasets or garbage
+        raise InvalidDicom("not a DICOM file: no file meta information")
+    frames = _int_or(found, _NUMBER_OF_FRAMES, None)
+    instance = _int_or(found, _INSTANCE_NUMBER, None)
+    index = _int_or(found, _IMAGE_INDEX, None)
     present = [v for v in (instance, index) if v is not None]
     return {
         "numberOfFrames": frames if frames is not None else 1,
         "frameIndex": max(present) if present else 1,
-        "minimumPixelValue": _int_or(ds, "SmallestImagePixelValue", 0),
-        "maximumPixelValue": _int_or(ds, "LargestImagePixelValue", 0),
+        "minimumPixelValue": _pixel_value(found, _SMALLEST),
+        "maximumPixelValue": _pixel_value(found, _LARGEST),
     }
 
 
-def _int_or(ds: Dataset, keyword: str, default):
+def _int_or(found: dict, tag: int, default):
+    attr = found.get(tag)
+    if attr is None:
+        return default
+    value = attr.value
     try:
-        value = ds.get(keyword)
-        if isinstance(value, (MultiValue, list, tuple)):
+        if isinstance(value, (list, tuple)):
             value = value[0] if value else None
+        elif isinstance(value, str) and "\\" in value:
+            value = value.split("\\")[0]
         if value is None or value == "" or value == b"":
             return default
         if isinstance(value, (bytes, bytearray)):
-            # Smallest/Largest Image Pixel Value is "US or SS"; without
-            # PixelRepresentation pydicom may leave it raw.
-            if len(value) != 2:
-                return default
-            signed = int(ds.get("PixelRepresentation", 0) or 0) == 1
-            return int.from_bytes(value[:2], "little", signed=signed)
+            return default  # UN or a binary VR: not a number we can trust
         return int(float(value))
     except (ValueError, TypeError, OverflowError):
         return default
+
+
+def _pixel_value(found: dict, tag: int) -> int:
+    """Smallest/Largest Image Pixel Value ("US or SS", PS3.5 A.1)."""
+    value = _int_or(found, tag, 0)
+    attr = found.get(tag)
+    # Implicit VR leaves the VR to the reader: PixelRepresentation 1 means SS.
+    # An explicit VR says it itself (and is kept even when it contradicts).
+    ts = found.get(_TRANSFER_SYNTAX)
+    implicit = ts is not None and ts.value == _IMPLICIT_VR_LE
+    if attr is not None and implicit and attr.vr == "US" and value >= 0x8000:
+        if _int_or(found, _PIXEL_REPRESENTATION, 0) == 1:
+            value -= 0x10000
+    return value

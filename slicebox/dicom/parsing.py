@@ -1,16 +1,15 @@
 """Reading what ingest needs from a DICOM Part 10 file, and validating it.
 
-Only the hierarchy attributes are read; pixel data is never decoded.  This is
-the face ingest uses; the streaming engine (``dicom.tagstream``) can serve it
-without building pydicom objects.
+Only the hierarchy attributes are read, with the streaming engine
+(:mod:`slicebox.dicom.tagstream`): it stops at the last attribute ingest
+needs, so pixel data is never read, and no pydicom dataset is built.
 """
 from __future__ import annotations
 
 import logging
+import struct
 
-import pydicom
-from pydicom.errors import InvalidDicomError
-
+from slicebox.dicom import tagstream
 from slicebox.errors import InvalidDicom
 from slicebox.models import DicomIdentity
 
@@ -44,17 +43,61 @@ IDENTITY_KEYWORDS = {
     "PatientIdentityRemoved": "patient_identity_removed",
 }
 
+#: keyword -> tag, spelled out so that ingest needs no data dictionary lookup
+IDENTITY_TAGS = {
+    "PatientName": 0x00100010,
+    "PatientID": 0x00100020,
+    "PatientBirthDate": 0x00100030,
+    "PatientSex": 0x00100040,
+    "StudyInstanceUID": 0x0020000D,
+    "StudyDescription": 0x00081030,
+    "StudyDate": 0x00080020,
+    "StudyID": 0x00200010,
+    "AccessionNumber": 0x00080050,
+    "PatientAge": 0x00101010,
+    "SeriesInstanceUID": 0x0020000E,
+    "SeriesDescription": 0x0008103E,
+    "SeriesDate": 0x00080021,
+    "Modality": 0x00080060,
+    "ProtocolName": 0x00181030,
+    "BodyPartExamined": 0x00180015,
+    "Manufacturer": 0x00080070,
+    "StationName": 0x00081010,
+    "FrameOfReferenceUID": 0x00200052,
+    "ImageType": 0x00080008,
+    "InstanceNumber": 0x00200013,
+    "SOPInstanceUID": 0x00080018,
+    "SOPClassUID": 0x00080016,
+    "PatientIdentityRemoved": 0x00120062,
+}
+TRANSFER_SYNTAX_UID = 0x00020010
+#: What the engine is asked for; it stops after the largest of these tags.
+_WANTED = frozenset(IDENTITY_TAGS.values()) | {TRANSFER_SYNTAX_UID}
+
 REQUIRED = ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID")
 
 _UID_CHARS = set("0123456789.")
 
 
 def _text(value) -> str:
+    """The stored text of a decoded value: padding stripped, values joined by ``\\``.
+
+    Text values arrive decoded (Specific Character Set applied) and
+    ``\\``-joined; each value is stripped as pydicom-based ingest did
+    (whitespace, then trailing NULs), so stored strings are unchanged.
+    ``bytes`` come from a UN element (a private-ish writer): read as text.
+    """
     if value is None:
         return ""
-    if isinstance(value, (list, tuple, pydicom.multival.MultiValue)):
+    if isinstance(value, (list, tuple)):
         return "\\".join(_text(v) for v in value)
-    return str(value).strip().rstrip("\x00")
+    if isinstance(value, (bytes, bytearray)):
+        value = bytes(value).decode("latin-1")
+    if isinstance(value, str):
+        if "\\" in value:
+            return "\\".join(v.strip().rstrip("\x00") for v in value.split("\\"))
+        return value.strip().rstrip("\x00")
+    return str(value)
 
 
 def is_valid_uid(uid: str) -> bool:
@@ -73,34 +116,36 @@ def has_part10_prefix(head: bytes) -> bool:
 def read_identity(path: str) -> DicomIdentity:
     """Read the hierarchy attributes of the Part 10 file at ``path``.
 
+    Reads the file head only: the engine stops at the largest identity tag
+    (Frame of Reference UID), long before pixel data.
+
     Raises
     ------
     InvalidDicom
-        Not a DICOM Part 10 file, no transfer syntax, or a missing/invalid
-        Study, Series or SOP Instance UID.
+        Not a DICOM Part 10 file, no transfer syntax, a missing/invalid
+        Study, Series or SOP Instance UID, or malformed data before the
+        last identity attribute.
     """
     with open(path, "rb") as fh:
-        head = fh.read(132)
-        if not has_part10_prefix(head):
+        if not has_part10_prefix(fh.read(132)):
             raise InvalidDicom("not a DICOM file: missing the 128-byte preamble and 'DICM' prefix")
         fh.seek(0)
         try:
-            ds = pydicom.dcmread(fh, stop_before_pixels=True)
-        except (InvalidDicomError, EOFError, ValueError, KeyError, TypeError, OverflowError) as exc:
+            found = tagstream.read_attributes(fh, tags=_WANTED)
+        except tagstream.DicomStreamError as exc:
             raise InvalidDicom(f"malformed DICOM: {exc}") from None
-        except Exception as exc:  # noqa: BLE001 - pydicom raises many types on garbage
-            logger.debug("pydicom failed on %s", path, exc_info=True)
+        except (LookupError, TypeError, OverflowError, struct.error) as exc:
+            # e.g. an unknown codec named by Specific Character Set
+            logger.debug("engine failed on %s", path, exc_info=True)
             raise InvalidDicom(f"malformed DICOM: {exc}") from None
-    meta = getattr(ds, "file_meta", None)
-    tsuid = _text(getattr(meta, "TransferSyntaxUID", "")) if meta is not None else ""
+    ts = found.get(TRANSFER_SYNTAX_UID)
+    tsuid = _text(ts.value) if ts is not None else ""
     if not tsuid:
         raise InvalidDicom("file meta information has no Transfer Syntax UID")
     values = {}
-    try:
-        for keyword, field_name in IDENTITY_KEYWORDS.items():
-            values[field_name] = _text(ds.get(keyword))
-    except Exception as exc:  # noqa: BLE001 - undecodable values
-        raise InvalidDicom(f"malformed DICOM attribute: {exc}") from None
+    for keyword, field_name in IDENTITY_KEYWORDS.items():
+        attr = found.get(IDENTITY_TAGS[keyword])
+        values[field_name] = _text(attr.value) if attr is not None else ""
     for keyword in REQUIRED:
         uid = values[IDENTITY_KEYWORDS[keyword]]
         if not uid:
