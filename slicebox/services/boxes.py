@@ -397,7 +397,8 @@ def prepare_outgoing(services: Services, tx: OutgoingTransaction, img: OutgoingI
 
 def _deflate_file(services: Services, path: str) -> str:
     out_path = ingest.new_temp_path(services, suffix=".deflate")
-    deflater = zlib.compressobj(1, zlib.DEFLATED, -zlib.MAX_WBITS)
+    level = min(9, max(0, int(services.config["BOX_COMPRESSION_LEVEL"])))
+    deflater = zlib.compressobj(level, zlib.DEFLATED, -zlib.MAX_WBITS)
     try:
         with open(path, "rb") as src, open(out_path, "wb") as out:
             while True:
