@@ -333,7 +333,9 @@ def anonymize_file(services: Services, src, dst: str | None, options, custom: li
     except DicomStreamError as exc:
         raise BadRequest(f"cannot anonymize this dataset: {exc}") from None
     data = result.data if dst is None else None
-    anon = _read(dst if dst is not None else data, tags)
+    # The key only compares attributes the real data has (plus the identity
+    # columns); asking for those few, not the profile's ~650 tags, halves the read.
+    anon = _read(dst if dst is not None else data, frozenset(real).union(_KEY_COLUMNS))
     return _record_key(services, image_id, real, anon), data
 
 
