@@ -109,8 +109,10 @@ def download_export_set():
 @bp.post("/<int:image_id>/anonymized")
 def anonymized_copy(image_id: int):
     """An anonymized copy of the image's dataset (the key is recorded; nothing else is stored)."""
-    path = anonymizer.download_anonymized(get_services(), image_id, json_body(dict))
-    return stream_temp_file(path)
+    copy = anonymizer.download_anonymized(get_services(), image_id, json_body(dict))
+    if copy.data is not None:
+        return Response(copy.data, mimetype="application/octet-stream")
+    return stream_temp_file(copy.path)
 
 
 @bp.put("/<int:image_id>/modify")

@@ -52,17 +52,26 @@ def insert_key(conn: Connection, key: AnonymizationKey, created: int) -> Anonymi
     return _key(row)
 
 
-def insert_key_values(conn: Connection, key_id: int,
-                      values: Iterable[tuple[str, str, str]]) -> list[AnonymizationKeyValue]:
-    out = []
-    for tag_path, value, anonymized in values:
-        row = conn.one(
+#: rows per multi-row INSERT of key values (4 parameters each: far below SQLite's 32766 limit)
+_VALUES_PER_INSERT = 500
+
+
+def insert_key_values(conn: Connection, key_id: int, values: Iterable[tuple[str, str, str]]) -> int:
+    """Insert (tag path, value, anonymized value)s of a key; returns how many.
+
+    One multi-row INSERT per batch rather than one statement per value: a key
+    has about ten values and each statement is a round trip (PostgreSQL) or a
+    separate step through the indexes' pages (SQLite).
+    """
+    rows = [(key_id, tag_path, value or "", anonymized or "") for tag_path, value, anonymized in values]
+    for start in range(0, len(rows), _VALUES_PER_INSERT):
+        batch = rows[start:start + _VALUES_PER_INSERT]
+        conn.execute(
             "INSERT INTO anonymization_key_values (anonymization_key_id, tag_path, value, anonymized_value) "
-            f"VALUES (?, ?, ?, ?) RETURNING {', '.join(VALUE_COLUMNS)}",
-            (key_id, tag_path, value or "", anonymized or ""),
+            "VALUES " + ", ".join(["(?, ?, ?, ?)"] * len(batch)),
+            [v for row in batch for v in row],
         )
-        out.append(_value(row))
-    return out
+    return len(rows)
 
 
 def get_key(conn: Connection, key_id: int) -> AnonymizationKey | None:
@@ -165,12 +174,13 @@ def find_identity(conn: Connection, kind: str, scope: str, real_value: str) -> d
     )
 
 
-def try_insert_identity(conn: Connection, kind: str, scope: str, real_value: str, anon_value: str,
-                        date_shift: int, created: int) -> None:
-    """Insert unless either unique constraint already holds a row (then nothing happens)."""
-    conn.execute(
+def insert_identity(conn: Connection, kind: str, scope: str, real_value: str, anon_value: str,
+                    date_shift: int, created: int) -> dict | None:
+    """Insert a pseudonym; the new row's (anon_value, date_shift), or None when either
+    unique constraint already holds a row (then nothing is written)."""
+    return conn.one(
         "INSERT INTO anonymization_identities (kind, scope, real_value, anon_value, date_shift, created) "
-        "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+        "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING RETURNING anon_value, date_shift",
         (kind, scope, real_value, anon_value, date_shift, created),
     )
 

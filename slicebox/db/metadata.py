@@ -47,6 +47,34 @@ def _upsert(conn: Connection, table: str, keys: tuple, values: dict, columns: tu
     return conn.one(sql, [values[n] for n in names])
 
 
+def _upsert_telling(conn: Connection, table: str, keys: tuple, values: dict,
+                    columns: tuple) -> tuple[dict, bool]:
+    """:func:`_upsert` that also says whether the row was inserted (True) or updated.
+
+    Must run inside a transaction: on a back-end without an "inserted" flag the
+    insert and the update are two statements.
+    """
+    flag = conn.dialect.upsert_inserted
+    names = list(values)
+    updates = [n for n in names if n not in keys]
+    insert = (f"INSERT INTO {table} ({', '.join(names)}) VALUES ({', '.join('?' for _ in names)}) "
+              f"ON CONFLICT ({', '.join(keys)}) ")
+    if flag is not None:
+        row = conn.one(
+            insert + "DO UPDATE SET " + ", ".join(f"{n} = excluded.{n}" for n in updates)
+            + f" RETURNING {', '.join(columns)}, {flag} AS row_inserted",
+            [values[n] for n in names])
+        return row, bool(row.pop("row_inserted"))
+    row = conn.one(insert + f"DO NOTHING RETURNING {', '.join(columns)}", [values[n] for n in names])
+    if row is not None:
+        return row, True
+    row = conn.one(
+        f"UPDATE {table} SET {', '.join(f'{n} = ?' for n in updates)} "
+        f"WHERE {' AND '.join(f'{k} = ?' for k in keys)} RETURNING {', '.join(columns)}",
+        [values[n] for n in updates] + [values[k] for k in keys])
+    return row, False
+
+
 def upsert_patient(conn: Connection, ident: DicomIdentity) -> Patient:
     row = _upsert(conn, "patients", ("patient_name", "patient_id"), {
         "patient_name": ident.patient_name,
@@ -70,8 +98,9 @@ def upsert_study(conn: Connection, patient_id: int, ident: DicomIdentity) -> Stu
     return row_to_study(row)
 
 
-def upsert_series(conn: Connection, study_id: int, ident: DicomIdentity) -> Series:
-    row = _upsert(conn, "series", ("study_id", "series_instance_uid"), {
+def upsert_series(conn: Connection, study_id: int, ident: DicomIdentity) -> tuple[Series, bool]:
+    """Insert or update the series row; return (series, whether the row is new)."""
+    row, inserted = _upsert_telling(conn, "series", ("study_id", "series_instance_uid"), {
         "study_id": study_id,
         "series_instance_uid": ident.series_instance_uid,
         "series_description": ident.series_description,
@@ -83,7 +112,7 @@ def upsert_series(conn: Connection, study_id: int, ident: DicomIdentity) -> Seri
         "station_name": ident.station_name,
         "frame_of_reference_uid": ident.frame_of_reference_uid,
     }, SERIES_COLUMNS)
-    return row_to_series(row)
+    return row_to_series(row), inserted
 
 
 def insert_image(conn: Connection, series_id: int, ident: DicomIdentity) -> tuple[Image, bool]:

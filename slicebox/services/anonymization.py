@@ -65,17 +65,21 @@ def _identity(services: Services, kind: str, scope: str, real: str, make) -> dic
     if hit is not None:
         return hit
     with services.db.connection() as conn:
-        row = repo.find_identity(conn, kind, scope, real)
+        row = None
         attempts = 0
         while row is None:
             attempts += 1
             if attempts > 8:  # only reachable if candidates keep colliding
                 raise RuntimeError(f"could not allocate a pseudonym of kind {kind}")
             anon_value, date_shift = make()
-            # Losing the race on the real value, or colliding on the anonymous
-            # one, both insert nothing; the SELECT tells which happened.
-            repo.try_insert_identity(conn, kind, scope, real, anon_value, date_shift, _now())
-            row = repo.find_identity(conn, kind, scope, real)
+            # Insert first: most misses of this process's cache are values never
+            # seen (every image's own SOP Instance UID), so one statement usually
+            # settles it.  A row already there for the real value (another worker,
+            # an earlier run) or a colliding anonymous value both insert nothing;
+            # the SELECT tells which happened.
+            row = repo.insert_identity(conn, kind, scope, real, anon_value, date_shift, _now())
+            if row is None:
+                row = repo.find_identity(conn, kind, scope, real)
     if len(cache) >= _CACHE_LIMIT:
         cache.clear()
     cache[key] = row

@@ -268,10 +268,10 @@ def _plan_context(services: Services, prof: profiles.Profile, real: dict) -> _Pl
     return _PlanContext(services, anon_name, anon_id, shift)
 
 
-def _rewrite(src: str, dst: str, plan: tagstream.EditPlan, context: _PlanContext) -> None:
+def _rewrite(src, dst: str | None, plan: tagstream.EditPlan, context: _PlanContext) -> tagstream.RewriteResult:
     token = _context.set(context)
     try:
-        tagstream.rewrite(src, dst, plan)
+        return tagstream.rewrite(src, dst, plan)
     finally:
         _context.reset(token)
 
@@ -295,33 +295,48 @@ def _new_wanted_tags(prof: profiles.Profile, custom: list[tuple[TagPath, str]]) 
     return frozenset(t for t in tags if t < PIXEL_DATA)
 
 
-def _read(path: str, tags: frozenset[int]) -> dict:
+def _read(source, tags: frozenset[int]) -> dict:
     try:
-        return tagstream.read_attributes(path, tags=tags)
+        return tagstream.read_attributes(source, tags=tags)
     except DicomStreamError as exc:
         raise InvalidDicom(f"malformed DICOM: {exc}") from None
 
 
-def anonymize_file(services: Services, src: str, dst: str, options, custom: list[tuple[TagPath, str]],
-                   image_id: int, force: bool = False) -> AnonymizationKey | None:
-    """Write the anonymized form of ``src`` to ``dst`` and record its key.
+def anonymize_file(services: Services, src, dst: str | None, options, custom: list[tuple[TagPath, str]],
+                   image_id: int, force: bool = False) -> tuple[AnonymizationKey | None, bytes | None]:
+    """Anonymize ``src`` (a path or the dataset's bytes) and record its key.
 
+    The result goes to the file ``dst``, or with ``dst`` None comes back as
+    bytes (for small datasets: no temporary file to create, write and delete).
     Data already marked Patient Identity Removed = YES is copied unchanged
-    (no key) unless ``force``.  Returns the recorded key, or None when copied.
+    (no key) unless ``force``.  Returns (the recorded key or None when copied,
+    the anonymized bytes or None when written to ``dst``).
     """
     prof = profiles.profile(options)
     tags = _wanted_tags(prof, custom)
     real = _read(src, tags)
     if not force and _text(real.get(IDENTITY_REMOVED)).upper() == "YES":
-        shutil.copyfile(src, dst)
-        return None
+        if dst is not None:
+            if isinstance(src, (bytes, bytearray, memoryview)):
+                with open(dst, "wb") as out:
+                    out.write(src)
+            else:
+                shutil.copyfile(src, dst)
+            return None, None
+        if isinstance(src, (bytes, bytearray, memoryview)):
+            return None, bytes(src)
+        with open(src, "rb") as fh:
+            return None, fh.read()
     plan = _plan_for(prof, custom)
     try:
-        _rewrite(src, dst, plan, _plan_context(services, prof, real))
+        result = _rewrite(src, dst, plan, _plan_context(services, prof, real))
     except DicomStreamError as exc:
         raise BadRequest(f"cannot anonymize this dataset: {exc}") from None
-    anon = _read(dst, tags)
-    return _record_key(services, image_id, real, anon)
+    data = result.data if dst is None else None
+    # The key only compares attributes the real data has (plus the identity
+    # columns); asking for those few, not the profile's ~650 tags, halves the read.
+    anon = _read(dst if dst is not None else data, frozenset(real).union(_KEY_COLUMNS))
+    return _record_key(services, image_id, real, anon), data
 
 
 def _record_key(services: Services, image_id: int, real: dict, anon: dict) -> AnonymizationKey:
@@ -352,20 +367,53 @@ def anonymized_copy(services: Services, image_id: int, options, tag_values, forc
     ``tag_values`` are (tagPath JSON or TagPath, value) pairs; raises NotFound
     when the image is gone.
     """
+    return _anonymized(services, image_id, options, tag_values, force, in_memory=False).path
+
+
+@dataclass(frozen=True)
+class AnonymizedCopy:
+    """An anonymized copy: ``data`` when small enough for memory, else a temporary file ``path``."""
+
+    data: bytes | None
+    path: str | None
+
+
+#: Datasets up to this size are anonymized in memory (``AnonymizedCopy.data``):
+#: a CT image's half megabyte costs less held than written to, read from and
+#: deleted from a temporary file.  Larger ones (multi-frame) stream from a file.
+IN_MEMORY_LIMIT = 8 << 20
+
+
+def _anonymized(services: Services, image_id: int, options, tag_values, force: bool,
+                in_memory: bool) -> AnonymizedCopy:
     from slicebox.services.images import open_dataset
 
     custom = [(p if isinstance(p, TagPath) else tag_path_from_json(p), v) for p, v in tag_values]
     src = services.storage.path(image_id)
     spooled = None
     if src is None or not os.path.exists(src):
-        fh, _size = open_dataset(services, image_id)
+        fh, size = open_dataset(services, image_id)
         with fh:
-            spooled = ingest.spool(services, fh)
-        src = spooled
+            if in_memory and size <= IN_MEMORY_LIMIT:
+                src = fh.read()
+            else:
+                src = spooled = ingest.spool(services, fh)
     else:
         from slicebox.services.images import get_image
 
         get_image(services, image_id)  # 404 for an image deleted meanwhile
+        if in_memory:
+            try:
+                with open(src, "rb") as fh:
+                    if os.fstat(fh.fileno()).st_size <= IN_MEMORY_LIMIT:
+                        src = fh.read()
+            except FileNotFoundError:  # deleted meanwhile
+                from slicebox.errors import NotFound
+
+                raise NotFound(f"dataset for image {image_id} not found") from None
+    if isinstance(src, bytes):
+        _key, data = anonymize_file(services, src, None, options, custom, image_id, force=force)
+        return AnonymizedCopy(data=data, path=None)
     dst = ingest.new_temp_path(services)
     try:
         anonymize_file(services, src, dst, options, custom, image_id, force=force)
@@ -374,7 +422,7 @@ def anonymized_copy(services: Services, image_id: int, options, tag_values, forc
         raise
     finally:
         ingest.discard(spooled)
-    return dst
+    return AnonymizedCopy(data=None, path=dst)
 
 
 # -- reverse anonymization (an ingest step) -------------------------------------------
@@ -458,13 +506,13 @@ def profile_options(raw) -> tuple[str, ...]:
     return tuple(o.name for o in profiles.parse_options(raw.get("options", [])))
 
 
-def download_anonymized(services: Services, image_id: int, body) -> str:
-    """POST /images/{id}/anonymized: an anonymized copy in a temporary file (nothing stored)."""
+def download_anonymized(services: Services, image_id: int, body) -> AnonymizedCopy:
+    """POST /images/{id}/anonymized: an anonymized copy, in memory or a temporary file (nothing stored)."""
     if not isinstance(body, dict):
         raise BadRequest("body must be an anonymizationData object {profile, tagValues}")
     options = profile_options(body.get("profile"))
     custom = parse_tag_values(body.get("tagValues"))
-    return anonymized_copy(services, image_id, options, custom)
+    return _anonymized(services, image_id, options, custom, force=False, in_memory=True)
 
 
 def anonymize_in_place(services: Services, image_id: int, options, custom, user) -> StoredImage:

@@ -147,7 +147,7 @@ def _index_and_move(services: Services, path: str, ident: DicomIdentity, source:
                 repo.delete_empty_parents(conn, [old_series_id])
             patient = repo.upsert_patient(conn, ident)
             study = repo.upsert_study(conn, patient.id, ident)
-            series = repo.upsert_series(conn, study.id, ident)
+            series, series_created = repo.upsert_series(conn, study.id, ident)
             image, created = repo.insert_image(conn, series.id, ident)
             if replaces is not None and not created:
                 raise Conflict(f"the modified dataset is another stored image (id {image.id}): "
@@ -161,7 +161,8 @@ def _index_and_move(services: Services, path: str, ident: DicomIdentity, source:
                 storage.put_file(image.id, path)
                 moved_id = image.id
         return StoredImage(image=image, created=created, patient=patient, study=study, series=series,
-                           extra={"identity": ident, "source": source})
+                           extra={"identity": ident, "source": source,
+                                  "series_created": series_created and created})
     except BaseException:
         if moved_id is not None:
             storage.delete(moved_id)
@@ -181,11 +182,12 @@ def store_bytes(services: Services, data: bytes, source: Source) -> StoredImage:
 
 
 def log_new_series(services: Services, result: StoredImage, source: Source) -> None:
-    """One log line per new series, not per image: the log stays readable."""
-    if result.created and result.series is not None:
-        with services.db.connection() as conn:
-            count = conn.scalar("SELECT COUNT(*) FROM images WHERE series_id = ?", (result.series.id,))
-        if count == 1:
-            logs.add(services, "DEFAULT", "Storage",
-                     f"new series {result.series.series_instance_uid} from {source.type} {source.name}")
+    """One log line per new series, not per image: the log stays readable.
+
+    The series upsert said whether it inserted the row, so exactly one of any
+    number of concurrent first images of a series logs it, with no query here.
+    """
+    if result.extra.get("series_created") and result.series is not None:
+        logs.add(services, "DEFAULT", "Storage",
+                 f"new series {result.series.series_instance_uid} from {source.type} {source.name}")
 
