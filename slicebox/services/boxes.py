@@ -250,6 +250,10 @@ def inflate_to_temp(services: Services, stream: BinaryIO) -> str:
                 while inflater.unconsumed_tail:
                     out.write(inflater.decompress(inflater.unconsumed_tail))
             out.write(inflater.flush())
+        if not inflater.eof:
+            # A peer that vanished mid-transfer leaves a stream without its final
+            # block: never store what would be a truncated image.
+            raise BadRequest("deflated body is incomplete (the transfer was cut short)")
     except zlib.error as exc:
         ingest.discard(path)
         raise BadRequest(f"body is not raw-deflate compressed: {exc}") from None
