@@ -54,7 +54,7 @@ class BoxProcess:
                                         timeout=urllib3.Timeout(connect=5, read=120))
         self.log_path = os.path.join(data_dir, f"{name}.out")
 
-    def start(self, timeout: float = 30) -> "BoxProcess":
+    def start(self, timeout: float = 90) -> "BoxProcess":
         os.makedirs(self.data_dir, exist_ok=True)
         log = open(self.log_path, "ab")
         self.proc = subprocess.Popen([sys.executable, "-m", "slicebox.cli", "serve"], env=self.env,
@@ -129,7 +129,7 @@ class BoxProcess:
         return self.sql("SELECT COUNT(*) FROM images")[0][0]
 
 
-def wait_for(predicate, timeout: float = 60, interval: float = 0.2, what: str = "condition"):
+def wait_for(predicate, timeout: float = 180, interval: float = 0.2, what: str = "condition"):
     deadline = time.monotonic() + timeout
     last = None
     while time.monotonic() < deadline:

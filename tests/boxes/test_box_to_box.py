@@ -120,9 +120,9 @@ def test_sender_killed_mid_transfer_delivers_every_image_exactly_once(tmp_path):
         arrived_at_kill = uni.count_images()
         assert arrived_at_kill < n, "transfer finished before the kill; make it bigger"
         hospital.start()
-        wait_for(lambda: uni.count_images() == n, timeout=120, what="all images on uni")
+        wait_for(lambda: uni.count_images() == n, timeout=300, what="all images on uni")
         incoming = wait_for(lambda: [t for t in uni.json("GET", "/boxes/incoming")
-                                     if t["status"] == "FINISHED"], timeout=60, what="incoming FINISHED")
+                                     if t["status"] == "FINISHED"], timeout=300, what="incoming FINISHED")
         assert incoming[0]["receivedImageCount"] == n
         assert incoming[0]["addedImageCount"] == n
         assert uni.sql("SELECT COUNT(*) FROM incoming_images")[0][0] == n
