@@ -1036,6 +1036,44 @@ def read_attributes(source, tags=None, stop_tag=None, transfer_syntax=None):
     return _stream_prefix_read(source, run)
 
 
+def check_complete(source, transfer_syntax=None):
+    """Walk every root element header to the end of the data without decoding values.
+
+    Raises :class:`DicomStreamError` (``DicomTruncatedError`` when data is
+    missing) if an element's length runs past the end, a sequence or the pixel
+    data fragments lack their delimiters, or garbage follows.  Files are
+    memory-mapped, so only the pages holding element headers are touched:
+    the pixel data of a large file is never read.  Ingest uses this after its
+    early-stopping header read, so a file cut short inside its pixel data is
+    refused instead of stored.
+    """
+    src = _open_source(source)
+    try:
+        buf = src.buf
+        lay = _layout(buf, transfer_syntax)
+        if lay.deflated:
+            walker = _Walker(_inflate(bytes(buf[lay.meta_end:])), None, True)
+            start = 0
+        else:
+            walker = _Walker(buf, None, True)
+            start = lay.meta_end
+        data = walker.buf  # the inflated dataset for deflated syntax
+        pos, limit = start, walker.n
+        while pos < limit:
+            rest = limit - pos
+            # Devices sometimes pad a file with a few zero bytes: too short for
+            # an element, or all zero; that is padding, not a cut.
+            if rest < 8 or (rest <= 1024 and not any(bytes(data[pos:limit]))):
+                break
+            tag, vr, length, vpos = _header(data, pos, limit, lay.enc)
+            if tag >> 16 == 0xFFFE:
+                raise DicomStreamError("misplaced %s at %d" % (format_tag(tag), pos))
+            kind = _kind(tag, vr, length, lay.enc)
+            pos = walker.skip_value(tag, vr, length, vpos, limit, lay.enc, kind, 0)
+    finally:
+        src.close()
+
+
 def list_elements(source, transfer_syntax=None):
     """List every element before Pixel Data, nested content included.
 

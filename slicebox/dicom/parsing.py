@@ -154,3 +154,23 @@ def read_identity(path: str) -> DicomIdentity:
             raise InvalidDicom(f"{keyword} is not a valid UID: {uid[:80]!r}")
     values["transfer_syntax_uid"] = tsuid
     return DicomIdentity(**values)
+
+
+def check_complete(path: str) -> None:
+    """Refuse a file whose elements do not run exactly to its end (e.g. cut short in the pixel data).
+
+    Only element headers are read (the file is memory-mapped), so this costs
+    little even for a multi-gigabyte multi-frame file.
+
+    Raises
+    ------
+    InvalidDicom
+        The data ends inside an element, a sequence or fragments lack their
+        delimiter, or garbage follows the last element.
+    """
+    try:
+        tagstream.check_complete(path)
+    except tagstream.DicomStreamError as exc:
+        raise InvalidDicom(f"incomplete or malformed DICOM: {exc}") from None
+    except (LookupError, TypeError, OverflowError, ValueError) as exc:
+        raise InvalidDicom(f"malformed DICOM: {exc}") from None

@@ -34,6 +34,7 @@ __all__ = [
     "read_attributes",
     "list_elements",
     "rewrite",
+    "check_complete",
 ]
 
 _impl = _tagstream_py
@@ -55,5 +56,8 @@ ElementRecord = _tagstream_py.ElementRecord
 RewriteResult = _tagstream_py.RewriteResult
 
 read_attributes = _impl.read_attributes
+# Walking headers to the end is cheap next to the I/O it avoids, so one
+# implementation (the twin's) serves both modes.
+check_complete = _tagstream_py.check_complete
 list_elements = _impl.list_elements
 rewrite = _impl.rewrite

@@ -108,6 +108,7 @@ def store_file(services: Services, path: str, source: Source, replaces: int | No
     """
     try:
         ident = parsing.read_identity(path)
+        parsing.check_complete(path)
         if replaces is None:
             for step in _prepare_steps():
                 path, ident = step(services, path, ident, source)

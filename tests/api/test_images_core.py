@@ -140,3 +140,29 @@ def test_failed_store_leaves_no_file_and_no_row(client, services, monkeypatch):
         assert conn.scalar("SELECT COUNT(*) FROM images") == 0
     assert [n for n in os.listdir(services.storage.root) if n.isdigit()] == []
     assert os.listdir(services.storage.temp_dir()) == []
+
+
+def test_dicom_cut_short_inside_pixel_data_is_400_and_nothing_stored(client, services):
+    data = make_dicom_bytes(rows=64, columns=64)
+    for cut in (len(data) - 1, len(data) - 100, len(data) - 64 * 64):
+        r = client.post("/api/images", data=data[:cut], content_type="application/octet-stream")
+        assert r.status_code == 400, cut
+        assert "incomplete" in r.get_json()["error"]
+    with services.db.connection() as conn:
+        assert conn.scalar("SELECT COUNT(*) FROM images") == 0
+    assert client.post("/api/images", data=data, content_type="application/octet-stream").status_code == 201
+
+
+def test_garbage_after_the_last_element_is_400(client):
+    data = make_dicom_bytes()
+    r = client.post("/api/images", data=data + b"\x01\x02\x03" * 4, content_type="application/octet-stream")
+    assert r.status_code == 400
+
+
+def test_trailing_zero_padding_is_accepted(client):
+    data = make_dicom_bytes()
+    for pad in (b"\x00" * 3, b"\x00" * 16):
+        fresh = make_dicom_bytes()
+        r = client.post("/api/images", data=fresh + pad, content_type="application/octet-stream")
+        assert r.status_code == 201, (pad, r.get_json())
+    assert client.post("/api/images", data=data, content_type="application/octet-stream").status_code == 201
