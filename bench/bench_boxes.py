@@ -32,31 +32,17 @@ BENCH = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(BENCH)
 sys.path.insert(0, BENCH)
 
-from bench_ingest import free_port, generate, stop, upload_all, wait_ready  # noqa: E402
+from bench_ingest import generate, start_slicebox, stop, upload_all  # noqa: E402
 
 AUTH = "Basic " + base64.b64encode(b"admin:admin").decode()
 
 
 def start_box(work: str, name: str, log, level: int) -> tuple[subprocess.Popen, int]:
-    port = free_port()
-    env = dict(os.environ)
-    env.update({
+    return start_slicebox(work, 2, "", log, extra_env={
         "SLICEBOX_NAME": name,
-        "SLICEBOX_DATA_DIR": os.path.join(work, name),
-        "SLICEBOX_HOST": "127.0.0.1",
-        "SLICEBOX_PORT": str(port),
-        "SLICEBOX_WORKERS": "2",
-        "SLICEBOX_SUPERUSER": "admin",
-        "SLICEBOX_SUPERUSER_PASSWORD": "admin",
-        "SLICEBOX_LOG_LEVEL": "WARNING",
         "SLICEBOX_BOX_POLL_INTERVAL": "0.2",
         "SLICEBOX_BOX_COMPRESSION_LEVEL": str(level),
-        "PYTHONPATH": ROOT + os.pathsep + env.get("PYTHONPATH", ""),
     })
-    proc = subprocess.Popen([sys.executable, "-m", "slicebox.cli", "serve"], cwd=ROOT, env=env,
-                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    wait_ready(port, "/api/system/health", proc)
-    return proc, port
 
 
 def call(port: int, method: str, path: str, body=None):

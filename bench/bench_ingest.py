@@ -148,7 +148,8 @@ def stop(proc: subprocess.Popen) -> None:
             proc.wait()
 
 
-def start_slicebox(work: str, workers: int, database_url: str, log) -> tuple[subprocess.Popen, int]:
+def start_slicebox(work: str, workers: int, database_url: str, log,
+                   extra_env: dict | None = None) -> tuple[subprocess.Popen, int]:
     port = free_port()
     data_dir = tempfile.mkdtemp(prefix="data-", dir=work)
     env = dict(os.environ)
@@ -163,6 +164,7 @@ def start_slicebox(work: str, workers: int, database_url: str, log) -> tuple[sub
         "SLICEBOX_DATABASE_URL": database_url,
         "PYTHONPATH": ROOT + os.pathsep + env.get("PYTHONPATH", ""),
     })
+    env.update(extra_env or {})
     proc = subprocess.Popen([sys.executable, "-m", "slicebox.cli", "serve"], cwd=ROOT, env=env,
                             stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     wait_ready(port, "/api/system/health", proc)
