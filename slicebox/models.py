@@ -2,6 +2,9 @@
 
 DICOM attribute values travel as ``{"value": "..."}`` objects in JSON (the
 spec's ``dicomPropertyValue``); ``to_json`` produces exactly the spec shapes.
+Shapes that need DICOM knowledge (anonymization profiles, tag paths: boxes,
+outgoing transactions, key values) are built in ``slicebox/api/shapes.py``, so
+this module imports nothing from slicebox.
 """
 from __future__ import annotations
 
@@ -249,14 +252,6 @@ TRANSACTION_STATUSES = ("WAITING", "PROCESSING", "FINISHED", "FAILED")
 SEND_METHODS = ("PUSH", "POLL")
 
 
-def profile_json(options: tuple[str, ...]) -> dict:
-    """An anonymizationProfile: options as confidentialityOption objects (name at least)."""
-    from slicebox.dicom import profiles
-
-    return {"options": [profiles.OPTIONS_BY_NAME[n].to_json() if n in profiles.OPTIONS_BY_NAME
-                        else {"name": n} for n in options]}
-
-
 @dataclass(frozen=True)
 class Box:
     id: int
@@ -266,20 +261,6 @@ class Box:
     send_method: str
     profile: tuple[str, ...]
     online: bool = False
-
-    def to_json(self) -> dict:
-        profile = profile_json(self.profile)
-        return {
-            "id": self.id,
-            "name": self.name,
-            "token": self.token,
-            "baseUrl": self.base_url,
-            "sendMethod": self.send_method,
-            "profile": profile,
-            # Slicebox 2.0 peers and UIs read "defaultProfile"
-            "defaultProfile": profile,
-            "online": self.online,
-        }
 
 
 @dataclass(frozen=True)
@@ -293,19 +274,6 @@ class OutgoingTransaction:
     created: int
     updated: int
     status: str
-
-    def to_json(self) -> dict:
-        return {
-            "id": self.id,
-            "boxId": self.box_id,
-            "boxName": self.box_name,
-            "profile": profile_json(self.profile),
-            "sentImageCount": self.sent_image_count,
-            "totalImageCount": self.total_image_count,
-            "created": self.created,
-            "updated": self.updated,
-            "status": self.status,
-        }
 
 
 @dataclass(frozen=True)
@@ -400,14 +368,3 @@ class AnonymizationKeyValue:
     tag_path: str
     value: str
     anonymized_value: str
-
-    def to_json(self) -> dict:
-        from slicebox.dicom.tagpath import tag_path_to_json
-
-        return {
-            "id": self.id,
-            "anonymizationKeyId": self.anonymization_key_id,
-            "tagPath": tag_path_to_json(self.tag_path),
-            "value": self.value,
-            "anonymizedValue": self.anonymized_value,
-        }

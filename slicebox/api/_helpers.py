@@ -11,6 +11,7 @@ from flask import Flask, Response, current_app, g, request
 from slicebox.context import get_services
 from slicebox.errors import BadRequest, Forbidden, PayloadTooLarge, Unauthorized
 from slicebox.models import Page, User
+from slicebox.services import users as users_service
 
 SESSION_COOKIE = "slicebox-session"
 
@@ -24,13 +25,11 @@ def public(view):
 
 def require_role(role: str):
     """Allow only users with ``role`` or a higher one (SUPERUSER > ADMINISTRATOR > USER)."""
-    from slicebox.services.users import has_permission
-
     def decorate(view):
         @functools.wraps(view)
         def wrapper(*args, **kwargs):
             user: User = g.user
-            if not has_permission(user.role, role):
+            if not users_service.has_permission(user.role, role):
                 raise Forbidden(f"this operation requires the role {role}")
             return view(*args, **kwargs)
 
@@ -56,8 +55,6 @@ def authenticate_request() -> User | None:
     invalid.  Basic auth wins over a cookie (as in Slicebox 2.0), so wrong
     credentials are a 401 even next to a valid cookie.
     """
-    from slicebox.services import users as users_service
-
     services = get_services()
     auth = request.authorization
     if auth is not None and auth.type == "basic":
@@ -166,12 +163,6 @@ def id_list_body() -> list[int]:
     if not all(isinstance(i, int) and not isinstance(i, bool) for i in body):
         raise BadRequest("request body must be a JSON array of integer ids")
     return body
-
-
-def require_fields(body: dict, *fields: str) -> None:
-    missing = [f for f in fields if f not in body or body[f] is None]
-    if missing:
-        raise BadRequest(f"missing field(s): {', '.join(missing)}")
 
 
 # -- streaming responses --------------------------------------------------------------

@@ -8,9 +8,10 @@ import logging
 from flask import Blueprint, Response, g, jsonify, request, stream_with_context
 
 from slicebox.api._helpers import admin, bool_arg, json_body, page_args
+from slicebox.api.shapes import key_value_json
 from slicebox.context import get_services
 from slicebox.services import anonymization as service
-from slicebox.services import anonymizer
+from slicebox.services import image_anonymization
 
 logger = logging.getLogger(__name__)
 
@@ -67,11 +68,11 @@ def delete_key(key_id: int):
 @bp.get("/keys/<int:key_id>/keyvalues")
 def key_values(key_id: int):
     """List the key values (tag path, real and anonymized value) of a key."""
-    return jsonify([v.to_json() for v in service.key_values(get_services(), key_id)])
+    return jsonify([key_value_json(v) for v in service.key_values(get_services(), key_id)])
 
 
 @bp.post("/anonymize")
 def anonymize_images():
     """Anonymize many images in place; returns the new images."""
-    images = anonymizer.anonymize_images(get_services(), json_body((list, dict)), g.user)
+    images = image_anonymization.anonymize_images(get_services(), json_body((list, dict)), g.user)
     return jsonify([i.to_json() for i in images])

@@ -2,6 +2,7 @@
 from flask import Blueprint, jsonify
 
 from slicebox.api._helpers import admin, json_body, page_args
+from slicebox.api.shapes import box_json, outgoing_transaction_json
 from slicebox.context import get_services
 from slicebox.services import boxes as service
 
@@ -11,7 +12,7 @@ bp = Blueprint("boxes", __name__, url_prefix="/api/boxes")
 @bp.get("")
 def list_boxes():
     """List box connections with their online status."""
-    return jsonify([b.to_json() for b in service.list_boxes(get_services(), page_args())])
+    return jsonify([box_json(b) for b in service.list_boxes(get_services(), page_args())])
 
 
 @bp.post("/createconnection")
@@ -20,7 +21,7 @@ def create_connection():
     """Create a connection a remote box will use (this box stays passive)."""
     body = json_body(dict)
     box = service.create_connection(get_services(), body.get("name"), body.get("defaultProfile"))
-    return jsonify(box.to_json()), 201
+    return jsonify(box_json(box)), 201
 
 
 @bp.post("/connect")
@@ -29,7 +30,7 @@ def connect():
     """Connect to a remote box with the URL it handed out."""
     body = json_body(dict)
     box = service.connect(get_services(), body.get("name"), body.get("baseUrl"), body.get("defaultProfile"))
-    return jsonify(box.to_json()), 201
+    return jsonify(box_json(box)), 201
 
 
 @bp.delete("/<int:box_id>")
@@ -44,13 +45,13 @@ def delete_box(box_id: int):
 def send(box_id: int):
     """Queue images for the box; they are anonymized when they leave."""
     tx = service.send(get_services(), box_id, json_body(dict))
-    return jsonify(tx.to_json()), 201
+    return jsonify(outgoing_transaction_json(tx)), 201
 
 
 @bp.get("/outgoing")
 def list_outgoing():
     """Outgoing transactions, most recently updated first."""
-    return jsonify([t.to_json() for t in service.list_outgoing(get_services(), page_args())])
+    return jsonify([outgoing_transaction_json(t) for t in service.list_outgoing(get_services(), page_args())])
 
 
 @bp.delete("/outgoing/<int:transaction_id>")

@@ -4,7 +4,7 @@ from flask import Blueprint, Response, g, jsonify, request
 from slicebox.api._helpers import id_list_body, int_arg, json_body, required_int_arg, stream_file, stream_temp_file
 from slicebox.context import get_services
 from slicebox.errors import BadRequest
-from slicebox.services import anonymizer
+from slicebox.services import image_anonymization
 from slicebox.services import exports as exports_service
 from slicebox.services import images as service
 from slicebox.services import modify as modify_service
@@ -109,7 +109,7 @@ def download_export_set():
 @bp.post("/<int:image_id>/anonymized")
 def anonymized_copy(image_id: int):
     """An anonymized copy of the image's dataset (the key is recorded; nothing else is stored)."""
-    copy = anonymizer.download_anonymized(get_services(), image_id, json_body(dict))
+    copy = image_anonymization.download_anonymized(get_services(), image_id, json_body(dict))
     if copy.data is not None:
         return Response(copy.data, mimetype="application/octet-stream")
     return stream_temp_file(copy.path)
@@ -125,5 +125,5 @@ def modify_image(image_id: int):
 @bp.put("/<int:image_id>/anonymize")
 def anonymize_image(image_id: int):
     """Replace the image by its anonymized version; returns the new image."""
-    image = anonymizer.anonymize_image(get_services(), image_id, json_body(dict), g.user)
+    image = image_anonymization.anonymize_image(get_services(), image_id, json_body(dict), g.user)
     return jsonify(image.to_json()), 200

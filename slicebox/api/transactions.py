@@ -9,6 +9,7 @@ import json
 from flask import Blueprint, jsonify, request
 
 from slicebox.api._helpers import json_body, public, required_int_arg, stream_temp_file
+from slicebox.api.shapes import outgoing_transaction_json
 from slicebox.context import get_services
 from slicebox.errors import BadRequest
 from slicebox.services import boxes as service
@@ -40,7 +41,7 @@ def poll(token: str):
     items = service.poll_outgoing(services, box, n)
     if not items:
         return jsonify(error="no outgoing images"), 404
-    return jsonify([{"transaction": tx.to_json(), "image": img.to_json()} for tx, img in items])
+    return jsonify([{"transaction": outgoing_transaction_json(tx), "image": img.to_json()} for tx, img in items])
 
 
 @bp.get("/outgoing")

@@ -5,7 +5,7 @@ whitelist keyed by the spec's JSON names); every value is a bound parameter.
 """
 from __future__ import annotations
 
-from typing import Iterable, Iterator
+from typing import Iterable
 
 from slicebox.db import Connection
 from slicebox.db.dialect import like_pattern
@@ -183,9 +183,3 @@ def insert_identity(conn: Connection, kind: str, scope: str, real_value: str, an
         "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING RETURNING anon_value, date_shift",
         (kind, scope, real_value, anon_value, date_shift, created),
     )
-
-
-def iter_identities(conn: Connection, kind: str) -> Iterator[dict]:
-    yield from conn.execute(
-        "SELECT scope, real_value, anon_value, date_shift FROM anonymization_identities WHERE kind = ? "
-        "ORDER BY id", (kind,))

@@ -7,32 +7,18 @@ are last-write-wins.
 """
 from __future__ import annotations
 
-from slicebox.db import Connection
+from slicebox.db import Connection, querybuild
+from slicebox.db.rows import (
+    IMAGE_COLUMNS,
+    PATIENT_COLUMNS,
+    SERIES_COLUMNS,
+    STUDY_COLUMNS,
+    row_to_image,
+    row_to_patient,
+    row_to_series,
+    row_to_study,
+)
 from slicebox.models import DicomIdentity, Image, Patient, Series, SeriesTag, SeriesType, Source, Study
-
-PATIENT_COLUMNS = ("id", "patient_name", "patient_id", "patient_birth_date", "patient_sex")
-STUDY_COLUMNS = ("id", "patient_id", "study_instance_uid", "study_description", "study_date",
-                 "study_id", "accession_number", "patient_age")
-SERIES_COLUMNS = ("id", "study_id", "series_instance_uid", "series_description", "series_date",
-                  "modality", "protocol_name", "body_part_examined", "manufacturer",
-                  "station_name", "frame_of_reference_uid")
-IMAGE_COLUMNS = ("id", "series_id", "sop_instance_uid", "image_type", "instance_number")
-
-
-def row_to_patient(row: dict, prefix: str = "") -> Patient:
-    return Patient(**{c: row[prefix + c] for c in PATIENT_COLUMNS})
-
-
-def row_to_study(row: dict, prefix: str = "") -> Study:
-    return Study(**{c: row[prefix + c] for c in STUDY_COLUMNS})
-
-
-def row_to_series(row: dict, prefix: str = "") -> Series:
-    return Series(**{c: row[prefix + c] for c in SERIES_COLUMNS})
-
-
-def row_to_image(row: dict, prefix: str = "") -> Image:
-    return Image(**{c: row[prefix + c] for c in IMAGE_COLUMNS})
 
 
 def _upsert(conn: Connection, table: str, keys: tuple, values: dict, columns: tuple) -> dict:
@@ -132,20 +118,6 @@ def insert_image(conn: Connection, series_id: int, ident: DicomIdentity) -> tupl
     return row_to_image(row), False
 
 
-def find_image_by_uids(conn: Connection, ident: DicomIdentity) -> Image | None:
-    """The stored image for these identities, if the whole hierarchy exists already."""
-    row = conn.one(
-        f"SELECT {', '.join('i.' + c for c in IMAGE_COLUMNS)} FROM images i "
-        "JOIN series se ON se.id = i.series_id JOIN studies st ON st.id = se.study_id "
-        "JOIN patients p ON p.id = st.patient_id "
-        "WHERE i.sop_instance_uid = ? AND se.series_instance_uid = ? AND st.study_instance_uid = ? "
-        "AND p.patient_name = ? AND p.patient_id = ?",
-        (ident.sop_instance_uid, ident.series_instance_uid, ident.study_instance_uid,
-         ident.patient_name, ident.patient_id),
-    )
-    return None if row is None else row_to_image(row)
-
-
 def upsert_series_source(conn: Connection, series_id: int, source: Source) -> None:
     conn.execute(
         "INSERT INTO series_sources (series_id, source_type, source_name, source_id) "
@@ -241,8 +213,6 @@ def delete_empty_parents(conn: Connection, series_ids: list[int]) -> None:
 
 def list_level(conn: Connection, level_name: str, spec) -> list:
     """Patients, studies, series, flat series or images matching a querybuild.ListSpec."""
-    from slicebox.db import querybuild
-
     return querybuild.fetch(conn, level_name, spec)
 
 

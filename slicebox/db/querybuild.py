@@ -15,8 +15,10 @@ from dataclasses import dataclass
 from typing import Callable
 
 from slicebox.db import Connection
+from slicebox.db import rows as m
 from slicebox.db.dialect import like_pattern
 from slicebox.errors import BadRequest
+from slicebox.models import FlatSeries
 
 logger = logging.getLogger(__name__)
 
@@ -154,10 +156,6 @@ _JOIN_IMAGE = " JOIN series se ON se.id = i.series_id" + _JOIN_SERIES
 
 
 def _levels() -> dict[str, Level]:
-    # Imported here: db.metadata imports this module for its listing functions.
-    from slicebox.db import metadata as m
-    from slicebox.models import FlatSeries
-
     patient = _props("p", PATIENT_PROPS)
     study = _props("st", STUDY_PROPS)
     series = _props("se", SERIES_PROPS)

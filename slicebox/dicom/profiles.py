@@ -172,6 +172,11 @@ def list_options() -> list[ConfidentialityOption]:
     return sorted(OPTIONS, key=lambda o: o.rank)
 
 
+def profile_json(names: Iterable[str]) -> dict:
+    """An anonymizationProfile: options as confidentialityOption objects (name at least)."""
+    return {"options": [OPTIONS_BY_NAME[n].to_json() if n in OPTIONS_BY_NAME else {"name": n} for n in names]}
+
+
 def parse_options(names: Iterable) -> tuple[ConfidentialityOption, ...]:
     """Options from names (or ``{"name": ...}`` objects); the basic profile is always included.
 

@@ -13,6 +13,8 @@ import os
 import threading
 
 from slicebox.context import Services
+from slicebox.services import boxes, exports, users
+from slicebox.services.box_transfer import TransferWorker
 
 logger = logging.getLogger(__name__)
 
@@ -57,8 +59,6 @@ class ServiceLock:
 
 
 def _register_jobs(scheduler, services: Services) -> None:
-    from slicebox.services import boxes, exports, users
-
     scheduler.add_job(users.purge_expired_sessions, "interval", minutes=10, args=[services],
                       id="purge-sessions", coalesce=True, max_instances=1)
     scheduler.add_job(exports.purge_expired, "interval", minutes=10, args=[services],
@@ -90,8 +90,6 @@ def start(services: Services) -> None:
         _register_jobs(scheduler, services)
         scheduler.start()
         services.state["scheduler"] = scheduler
-        from slicebox.services.box_transfer import TransferWorker
-
         worker = TransferWorker(services)
         worker.start()
         services.state["box_worker"] = worker

@@ -22,6 +22,16 @@ from typing import Iterable, Iterator
 from slicebox.context import Services
 from slicebox.db import anonymization as repo
 from slicebox.dicom import profiles
+from slicebox.dicom.anonymization_plan import (
+    PATIENT_ID,
+    PATIENT_NAME,
+    SERIES_UID,
+    SOP_UID,
+    STUDY_UID,
+    PlanContext,
+    changed_values,
+    text,
+)
 from slicebox.errors import BadRequest, NotFound
 from slicebox.models import AnonymizationKey, AnonymizationKeyValue, Page
 
@@ -121,7 +131,28 @@ def anon_uid(services: Services, uid: str) -> str:
     return _identity(services, KIND_UID, "", real, lambda: (new_uid(), 0))["anon_value"]
 
 
+def plan_context(services: Services, real: dict, shift_dates: bool) -> PlanContext:
+    """This box's pseudonyms (and date shift, when asked) for the patient of ``real`` root attributes."""
+    name, pid = text(real.get(PATIENT_NAME)), text(real.get(PATIENT_ID))
+    anon_name, anon_id = pseudonym_for_patient(services, name, pid)
+    shift = date_shift_for_patient(services, name, pid) if shift_dates else 0
+    return PlanContext(anon_name, anon_id, shift, lambda uid: anon_uid(services, uid))
+
+
 # -- keys ------------------------------------------------------------------------------
+def record_anonymization(services: Services, image_id: int, real: dict, anon: dict) -> AnonymizationKey:
+    """Record the key of one anonymization from the root attributes before (``real``) and after."""
+    key = AnonymizationKey(
+        id=0, created=0, image_id=image_id,
+        patient_name=text(real.get(PATIENT_NAME)), anon_patient_name=text(anon.get(PATIENT_NAME)),
+        patient_id=text(real.get(PATIENT_ID)), anon_patient_id=text(anon.get(PATIENT_ID)),
+        study_instance_uid=text(real.get(STUDY_UID)), anon_study_instance_uid=text(anon.get(STUDY_UID)),
+        series_instance_uid=text(real.get(SERIES_UID)), anon_series_instance_uid=text(anon.get(SERIES_UID)),
+        sop_instance_uid=text(real.get(SOP_UID)), anon_sop_instance_uid=text(anon.get(SOP_UID)),
+    )
+    return record_key(services, key, changed_values(real, anon))
+
+
 def record_key(services: Services, key: AnonymizationKey,
                key_values: Iterable[tuple[str, str, str]] = ()) -> AnonymizationKey:
     """Store a key (its id and created are assigned here) with (tag path, value, anonymized value)s."""

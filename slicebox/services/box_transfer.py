@@ -31,7 +31,8 @@ from slicebox.db import boxes as repo
 from slicebox.errors import BadRequest, InvalidDicom, NotFound
 from slicebox.models import Box, OutgoingImage, OutgoingTransaction
 from slicebox.services import boxes as box_service
-from slicebox.services import ingest, logs
+from slicebox.services import logs
+from slicebox.storage.tempfiles import discard
 
 logger = logging.getLogger(__name__)
 
@@ -168,7 +169,7 @@ class TransferWorker:
                 response = self._request("POST", url, body=body, headers={
                     "Content-Type": "application/octet-stream", "Content-Length": str(size)})
         finally:
-            ingest.discard(path)
+            discard(path)
         if response.status in (400, 404):
             reason = _error_text(response)
             box_service.mark_sent(self.services, tx.id, img.id,

@@ -20,7 +20,9 @@ from slicebox.db import IntegrityError
 from slicebox.db import boxes as repo
 from slicebox.errors import BadRequest, InvalidDicom, NotFound, Unauthorized
 from slicebox.models import Box, Image, IncomingTransaction, OutgoingImage, OutgoingTransaction, Page, Source
-from slicebox.services import ingest, logs
+from slicebox.db.rows import row_to_image
+from slicebox.services import image_anonymization, ingest, logs
+from slicebox.storage.tempfiles import CHUNK, discard, new_temp_path
 
 logger = logging.getLogger(__name__)
 
@@ -39,9 +41,7 @@ def _box(row: dict) -> Box:
 
 def _profile_or_400(value) -> tuple[str, ...]:
     """Option names of a profile; the basic profile is always included (400 for unknown names)."""
-    from slicebox.services.anonymizer import profile_options
-
-    return profile_options(value)
+    return image_anonymization.profile_options(value)
 
 
 def _name_or_400(name) -> str:
@@ -106,14 +106,6 @@ def _is_token(token: str) -> bool:
 def list_boxes(services: Services, page: Page) -> list[Box]:
     with services.db.connection() as conn:
         return [_box(r) for r in repo.list_box_rows(conn, page.start_index, page.count)]
-
-
-def get_box(services: Services, box_id: int) -> Box:
-    with services.db.connection() as conn:
-        row = repo.get_box_row(conn, box_id)
-    if row is None:
-        raise NotFound(f"box {box_id} not found")
-    return _box(row)
 
 
 def delete_box(services: Services, box_id: int) -> None:
@@ -203,7 +195,6 @@ def delete_incoming(services: Services, transaction_id: int) -> None:
 
 
 def _images(conn, image_ids: list[int]) -> list[Image]:
-    from slicebox.db.metadata import row_to_image
 
     by_id = {r["id"]: row_to_image(r) for r in repo.images_existing(conn, image_ids)}
     return [by_id[i] for i in image_ids if i in by_id]
@@ -238,12 +229,12 @@ def box_for_token(services: Services, token: str) -> Box:
 
 def inflate_to_temp(services: Services, stream: BinaryIO) -> str:
     """Inflate a raw-deflate body into a temporary file, in bounded memory."""
-    path = ingest.new_temp_path(services)
+    path = new_temp_path(services.storage)
     inflater = zlib.decompressobj(-zlib.MAX_WBITS)
     try:
         with open(path, "wb") as out:
             while True:
-                chunk = stream.read(ingest.CHUNK)
+                chunk = stream.read(CHUNK)
                 if not chunk:
                     break
                 out.write(inflater.decompress(chunk))
@@ -255,10 +246,10 @@ def inflate_to_temp(services: Services, stream: BinaryIO) -> str:
             # block: never store what would be a truncated image.
             raise BadRequest("deflated body is incomplete (the transfer was cut short)")
     except zlib.error as exc:
-        ingest.discard(path)
+        discard(path)
         raise BadRequest(f"body is not raw-deflate compressed: {exc}") from None
     except BaseException:
-        ingest.discard(path)
+        discard(path)
         raise
     return path
 
@@ -271,7 +262,7 @@ def receive_image(services: Services, box: Box, remote_transaction_id: int, seq:
     transaction can finish) and re-raised as InvalidDicom for a 400 answer.
     """
     if seq < 1 or total < 1 or seq > total:
-        ingest.discard(path)
+        discard(path)
         raise BadRequest("sequencenumber must be between 1 and totalimagecount")
     source = Source(type="box", name=box.name, id=box.id)
     rejected: InvalidDicom | None = None
@@ -388,31 +379,29 @@ def prepare_outgoing(services: Services, tx: OutgoingTransaction, img: OutgoingI
     Returns the path of a temporary file the caller removes.  Raises NotFound
     when the image is gone.
     """
-    from slicebox.services import anonymizer
-
     with services.db.connection() as conn:
         tag_values = repo.outgoing_tag_values(conn, img.id)
-    plain = anonymizer.anonymized_copy(services, img.image_id, tx.profile, tag_values)
+    plain = image_anonymization.anonymized_copy(services, img.image_id, tx.profile, tag_values)
     try:
         return _deflate_file(services, plain)
     finally:
-        ingest.discard(plain)
+        discard(plain)
 
 
 def _deflate_file(services: Services, path: str) -> str:
-    out_path = ingest.new_temp_path(services, suffix=".deflate")
+    out_path = new_temp_path(services.storage, suffix=".deflate")
     level = min(9, max(0, int(services.config["BOX_COMPRESSION_LEVEL"])))
     deflater = zlib.compressobj(level, zlib.DEFLATED, -zlib.MAX_WBITS)
     try:
         with open(path, "rb") as src, open(out_path, "wb") as out:
             while True:
-                chunk = src.read(ingest.CHUNK)
+                chunk = src.read(CHUNK)
                 if not chunk:
                     break
                 out.write(deflater.compress(chunk))
             out.write(deflater.flush())
     except BaseException:
-        ingest.discard(out_path)
+        discard(out_path)
         raise
     return out_path
 

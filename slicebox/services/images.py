@@ -12,6 +12,7 @@ from slicebox.errors import BadRequest, NotFound, PayloadTooLarge
 from slicebox.imaging.jpeg import NotJpeg, read_jpeg_info
 from slicebox.models import Image, Source, StoredImage, User
 from slicebox.services import ingest
+from slicebox.storage.tempfiles import discard, new_temp_path
 
 logger = logging.getLogger(__name__)
 
@@ -102,10 +103,10 @@ def add_jpeg(services: Services, stream: BinaryIO, study_id: int, description: s
                          samples_per_pixel=info.components, photometric=photometric,
                          lossy=not lossless)
     ds = build_secondary_capture(frame, patient, study, description)
-    path = ingest.new_temp_path(services)
+    path = new_temp_path(services.storage)
     try:
         ds.save_as(path, enforce_file_format=True)
     except BaseException:
-        ingest.discard(path)
+        discard(path)
         raise
     return ingest.store_file(services, path, user_source(user))

@@ -1,15 +1,14 @@
 """THE store path.  Every source (upload, SCP, box, directory, import) ends here.
 
-``spool`` streams incoming bytes to a temporary file next to the storage, never
-holding a whole dataset in memory; ``store_file`` then parses it, writes the
+Incoming bytes are spooled (slicebox.storage.tempfiles) to a temporary file
+next to the storage, never holding a whole dataset in memory; ``store_file``
+then parses it, runs the prepare steps (re-identification), writes the
 hierarchy rows and moves the file to its image id inside one transaction, so a
 failure leaves neither a row nor a file.
 """
 from __future__ import annotations
 
 import logging
-import os
-import tempfile
 from typing import BinaryIO, Callable
 
 from slicebox.context import Services
@@ -19,61 +18,23 @@ from slicebox.dicom import parsing
 from slicebox.errors import Conflict, NotFound
 from slicebox.models import DicomIdentity, Source, StoredImage
 from slicebox.services import logs
+from slicebox.services.reidentification import reverse_step
+from slicebox.storage.tempfiles import discard, spool
 
 logger = logging.getLogger(__name__)
 
-CHUNK = 1 << 20
 
 def _prepare_steps() -> tuple[Callable, ...]:
     """What transforms a spooled dataset before it is indexed, in order.
 
-    Each step takes (services, path, identity, source) and returns (path,
-    identity).  Imported here, not at module level: those modules use ingest.
+    Each step takes (services, path, identity, source) and returns (path, identity).
     """
-    from slicebox.services.anonymizer import reverse_step
-
     return (reverse_step,)
 
 
 def _after_store_steps() -> tuple[Callable, ...]:
     """What runs after the transaction committed (a failure there never loses the image)."""
     return (log_new_series,)
-
-
-def new_temp_path(services: Services, suffix: str = ".part") -> str:
-    fd, path = tempfile.mkstemp(dir=services.storage.temp_dir(), prefix="in-", suffix=suffix)
-    os.close(fd)
-    return path
-
-
-def spool(services: Services, stream: BinaryIO, limit: int | None = None) -> str:
-    """Copy a byte stream to a new temporary file; return its path."""
-    path = new_temp_path(services)
-    written = 0
-    try:
-        with open(path, "wb") as out:
-            while True:
-                chunk = stream.read(CHUNK)
-                if not chunk:
-                    break
-                written += len(chunk)
-                if limit is not None and written > limit:
-                    from slicebox.errors import PayloadTooLarge
-
-                    raise PayloadTooLarge(f"dataset larger than {limit} bytes")
-                out.write(chunk)
-    except BaseException:
-        discard(path)
-        raise
-    return path
-
-
-def discard(path: str | None) -> None:
-    if path:
-        try:
-            os.unlink(path)
-        except FileNotFoundError:
-            pass
 
 
 def store_file(services: Services, path: str, source: Source, replaces: int | None = None) -> StoredImage:
@@ -172,14 +133,7 @@ def _index_and_move(services: Services, path: str, ident: DicomIdentity, source:
 
 def store_stream(services: Services, stream: BinaryIO, source: Source) -> StoredImage:
     """Spool ``stream`` to disk, then :func:`store_file` it."""
-    return store_file(services, spool(services, stream), source)
-
-
-def store_bytes(services: Services, data: bytes, source: Source) -> StoredImage:
-    path = new_temp_path(services)
-    with open(path, "wb") as fh:
-        fh.write(data)
-    return store_file(services, path, source)
+    return store_file(services, spool(services.storage, stream), source)
 
 
 def log_new_series(services: Services, result: StoredImage, source: Source) -> None:

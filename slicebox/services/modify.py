@@ -19,6 +19,7 @@ from slicebox.errors import BadRequest
 from slicebox.models import StoredImage, User
 from slicebox.services import ingest
 from slicebox.services.images import get_image, user_source
+from slicebox.storage.tempfiles import discard, new_temp_path
 
 logger = logging.getLogger(__name__)
 
@@ -65,7 +66,7 @@ def modify_image(services: Services, image_id: int, body, user: User) -> StoredI
     """
     mappings = parse_tag_mappings(body)
     get_image(services, image_id)
-    temp = ingest.new_temp_path(services, suffix=".dcm")
+    temp = new_temp_path(services.storage, suffix=".dcm")
     try:
         # One open file for both passes: a concurrent replacement that unlinks
         # it cannot pull it away in between. The engine maps a real file (and
@@ -80,7 +81,7 @@ def modify_image(services: Services, image_id: int, body, user: User) -> StoredI
             except DicomStreamError as exc:
                 raise BadRequest(f"cannot modify image {image_id}: {exc}") from None
     except BaseException:
-        ingest.discard(temp)
+        discard(temp)
         raise
     # The old series' source is carried over; the user is only the fallback
     # for a series that somehow has none.

@@ -3,31 +3,25 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
-from typing import BinaryIO, Iterator
+from typing import Iterator
 
 from slicebox.context import Services
 from slicebox.dicom import attributes as dicom_attributes
 from slicebox.dicom import pixels
-from slicebox.errors import BadRequest, NotFound, NotImplementedYet
+from slicebox.errors import BadRequest, NotImplementedYet
 from slicebox.imaging import png
 from slicebox.services.images import get_image
+from slicebox.storage.tempfiles import local_copy
 
 logger = logging.getLogger(__name__)
 
 
 @contextlib.contextmanager
-def open_source(services: Services, image_id: int) -> Iterator[str | BinaryIO]:
-    """The stored dataset as a local path when the storage has one, else an open file."""
+def open_source(services: Services, image_id: int) -> Iterator[str]:
+    """The stored dataset as a local file path (a temporary copy when the storage keeps no files)."""
     get_image(services, image_id)
-    path = services.storage.path(image_id)
-    if path is not None:
-        if not os.path.exists(path):
-            raise NotFound(f"dataset for image {image_id} not found")
+    with local_copy(services.storage, image_id) as path:
         yield path
-        return
-    with services.storage.open(image_id) as fh:
-        yield fh
 
 
 def list_attributes(services: Services, image_id: int) -> list[dict]:
@@ -60,14 +54,14 @@ def render_png(services: Services, image_id: int, frame_number: int = 1, window_
     if image_height < 0 or image_height > png.MAX_IMAGE_HEIGHT:
         raise BadRequest(f"imageheight must be between 0 and {png.MAX_IMAGE_HEIGHT}")
     with open_source(services, image_id) as source:
-        header = pixels.read_pixel_header(_rewound(source), frame_number - 1)
+        header = pixels.read_pixel_header(source, frame_number - 1)
         if not header.has_pixels:
             raise NotImplementedYet(f"image {image_id} has no pixel data to render")
         if frame_number > header.number_of_frames:
             raise BadRequest(f"framenumber {frame_number} is out of range: the image has "
                              f"{header.number_of_frames} frame(s)")
         try:
-            frame = pixels.decode_frame(_rewound(source), header, frame_number - 1)
+            frame = pixels.decode_frame(source, header, frame_number - 1)
         except pixels.PixelDecodeError as exc:
             raise NotImplementedYet(f"cannot decode the pixel data of image {image_id}: {exc}") from None
     picture = png.display_pixels(
@@ -77,8 +71,3 @@ def render_png(services: Services, image_id: int, frame_number: int = 1, window_
         dataset_center=header.window_center, dataset_width=header.window_width)
     return png.encode_png(picture, image_height, services.config["PNG_COMPRESS_LEVEL"])
 
-
-def _rewound(source):
-    if hasattr(source, "seek"):
-        source.seek(0)
-    return source

@@ -44,6 +44,3 @@ def open_storage(url: str, data_dir: str) -> Storage:
 
         return MemoryStorage(data_dir)
     raise ValueError(f"unsupported storage URL: {url!r}")
-
-
-BACKENDS = ("filesystem", "memory")

@@ -10,7 +10,7 @@ import pydicom
 import pytest
 from factories import make_dicom_bytes
 
-from slicebox.services import anonymizer
+from slicebox.services import image_anonymization
 
 BODY = {"profile": {"options": []}, "tagValues": []}
 KEYS = "/api/anonymization/keys"
@@ -20,7 +20,7 @@ def _temp_files(services) -> list[str]:
     return sorted(os.listdir(services.storage.temp_dir()))
 
 
-@pytest.mark.parametrize("limit", [anonymizer.IN_MEMORY_LIMIT, 0], ids=["memory", "temp-file"])
+@pytest.mark.parametrize("limit", [image_anonymization.IN_MEMORY_LIMIT, 0], ids=["memory", "temp-file"])
 def test_anonymized_copy_is_the_same_from_memory_and_from_a_temp_file(client, upload, services,
                                                                       monkeypatch, limit):
     image = upload(make_dicom_bytes(PatientName="Mem^Pat", PatientID="MEM1", AccessionNumber="ACC77",
@@ -29,7 +29,7 @@ def test_anonymized_copy_is_the_same_from_memory_and_from_a_temp_file(client, up
     before = _temp_files(services)
     first = client.post(f"/api/images/{image['id']}/anonymized", json=BODY)
     assert first.status_code == 200
-    monkeypatch.setattr(anonymizer, "IN_MEMORY_LIMIT", limit)
+    monkeypatch.setattr(image_anonymization, "IN_MEMORY_LIMIT", limit)
     second = client.post(f"/api/images/{image['id']}/anonymized", json=BODY)
     assert second.status_code == 200
     # Pseudonyms are stable, so the two copies are byte for byte the same.
