@@ -83,6 +83,16 @@ def database_url(db_kind, tmp_path):
         schema.drop()
 
 
+class StopRecorder:
+    """Stands in for Services.on_stop: records each call in ``calls``."""
+
+    def __init__(self):
+        self.calls: list = []
+
+    def __call__(self):
+        self.calls.append(True)
+
+
 @pytest.fixture
 def app_factory(tmp_path, database_url):
     """Build apps on this test's database and data dir; all are closed afterwards."""
@@ -102,9 +112,7 @@ def app_factory(tmp_path, database_url):
         config.update(overrides)
         app = create_app(config)
         app.config["TESTING"] = True
-        stops = []
-        app.extensions["slicebox"].on_stop = lambda: stops.append(True)
-        app.extensions["slicebox"].state["stops"] = stops
+        app.extensions["slicebox"].on_stop = StopRecorder()
         apps.append(app)
         return app
 

@@ -29,7 +29,6 @@ logger = logging.getLogger(__name__)
 
 KIND_PATIENT = "patient"
 KIND_UID = "uid"
-_CACHE_KEY = "anonymization.identities"
 _CACHE_LIMIT = 200_000
 _MAX_COUNT = 10_000
 #: a date shift moves dates back by 1..3650 days (whole days keep times and weekdays' intervals)
@@ -53,8 +52,7 @@ def list_options() -> list[profiles.ConfidentialityOption]:
 
 # -- pseudonyms ------------------------------------------------------------------------
 def _cache(services: Services) -> dict:
-    with services.lock:
-        return services.state.setdefault(_CACHE_KEY, {})
+    return services.state.pseudonyms
 
 
 def _identity(services: Services, kind: str, scope: str, real: str, make) -> dict:

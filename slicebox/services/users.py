@@ -25,6 +25,7 @@ logger = logging.getLogger(__name__)
 _RANK = {"SUPERUSER": 3, "ADMINISTRATOR": 2, "USER": 1}
 _TOUCH_INTERVAL_MS = 30_000  # refresh a session's timestamp at most this often
 _VERIFIED_MAX = 4096
+SUPERUSER_LOCK = "superuser"
 
 
 def has_permission(role: str, required: str) -> bool:
@@ -45,7 +46,7 @@ def hash_password(password: str) -> str:
 
 def _check(services: Services, stored_hash: str, password: str) -> bool:
     key = (stored_hash, hashlib.sha256(password.encode("utf-8", "replace")).digest())
-    verified: set = services.state.setdefault("verified_passwords", set())
+    verified = services.state.verified_passwords
     if key in verified:
         return True
     if not check_password_hash(stored_hash, password):
@@ -61,9 +62,9 @@ def _verify(services: Services, row: dict | None, password: str) -> bool:
     """Check a password against a user row; an unknown user costs the same hashing time,
     so response times do not tell which user names exist."""
     if row is None:
-        dummy = services.state.get("dummy_password_hash")
+        dummy = services.state.dummy_password_hash
         if dummy is None:
-            dummy = services.state.setdefault("dummy_password_hash", hash_password(secrets.token_hex(16)))
+            dummy = services.state.dummy_password_hash = hash_password(secrets.token_hex(16))
         check_password_hash(dummy, password)
         return False
     return _check(services, row["password_hash"], password)
@@ -78,8 +79,7 @@ def ensure_superuser(services: Services) -> None:
     name = services.config["SUPERUSER"]
     password = services.config["SUPERUSER_PASSWORD"]
     with services.db.transaction() as conn:
-        if not services.db.is_sqlite:
-            conn.execute("SELECT pg_advisory_xact_lock(?)", (0x51CEB1,))
+        services.db.transaction_lock(conn, SUPERUSER_LOCK)
         supers = repo.superusers(conn)
         if len(supers) == 1 and supers[0]["username"] == name and check_password_hash(
                 supers[0]["password_hash"], password):

@@ -31,7 +31,7 @@ def test_stop_by_admin_calls_the_stop_hook(client, services):
     assert r.mimetype == "text/plain"
     assert "Shutting down" in r.get_data(as_text=True)
     # the shutdown happens after the response went out
-    assert _wait_for(lambda: services.state["stops"] == [True])
+    assert _wait_for(lambda: services.on_stop.calls == [True])
     entries = client.get("/api/log?subject=System").get_json()
     assert any("shutdown requested by admin" in e["message"] for e in entries)
 
@@ -41,12 +41,12 @@ def test_stop_by_user_is_403_and_does_not_stop(user_client, services):
     assert r.status_code == 403
     assert r.get_json()["error"]
     time.sleep(1.3)  # longer than the stop delay
-    assert services.state["stops"] == []
+    assert services.on_stop.calls == []
 
 
 def test_stop_without_auth_is_401(anon_client, services):
     assert anon_client.post("/api/system/stop").status_code == 401
-    assert services.state["stops"] == []
+    assert services.on_stop.calls == []
 
 
 def _insert(services, sql, params):
