@@ -10,10 +10,10 @@ from __future__ import annotations
 import hashlib
 import logging
 import secrets
-import time
 
 from werkzeug.security import check_password_hash, generate_password_hash
 
+from slicebox.clock import now_ms
 from slicebox.context import Services
 from slicebox.db import IntegrityError
 from slicebox.db import users as repo
@@ -30,10 +30,6 @@ SUPERUSER_LOCK = "superuser"
 
 def has_permission(role: str, required: str) -> bool:
     return _RANK.get(role, 0) >= _RANK[required]
-
-
-def _now_ms() -> int:
-    return int(time.time() * 1000)
 
 
 def _agent_digest(agent: str) -> str:
@@ -111,7 +107,7 @@ def login(services: Services, username: str, password: str, ip: str, agent: str)
     if not _verify(services, row, password):
         return None
     digest = _agent_digest(agent)
-    now = _now_ms()
+    now = now_ms()
     timeout_ms = int(services.config["SESSION_TIMEOUT"]) * 1000
     with services.db.transaction() as conn:
         existing = repo.find_session(conn, row["id"], ip, digest)
@@ -129,7 +125,7 @@ def authenticate_session(services: Services, token: str, ip: str, agent: str) ->
     """The user of a live session bound to this client; refreshes the sliding timeout."""
     if not token or not agent:
         return None
-    now = _now_ms()
+    now = now_ms()
     timeout_ms = int(services.config["SESSION_TIMEOUT"]) * 1000
     with services.db.connection() as conn:
         row = repo.session_user(conn, token, ip, _agent_digest(agent))
@@ -153,7 +149,7 @@ def logout(services: Services, token: str | None, user_id: int) -> None:
 
 
 def purge_expired_sessions(services: Services) -> int:
-    cutoff = _now_ms() - int(services.config["SESSION_TIMEOUT"]) * 1000
+    cutoff = now_ms() - int(services.config["SESSION_TIMEOUT"]) * 1000
     with services.db.connection() as conn:
         return repo.purge_sessions(conn, cutoff)
 
