@@ -34,6 +34,7 @@ def _serve(args) -> int:
             self.cfg.set("graceful_timeout", 30)
             self.cfg.set("accesslog", "-" if args.access_log else None)
             self.cfg.set("control_socket_disable", True)
+            self.cfg.set("worker_exit", _worker_exit)
 
         def load(self):
             from slicebox import create_app
@@ -43,6 +44,16 @@ def _serve(args) -> int:
     print(f"Slicebox serving on http://{host}:{port}/api (data in {config['DATA_DIR']})", flush=True)
     SliceboxApplication().run()
     return 0
+
+
+def _worker_exit(server, worker) -> None:
+    """gunicorn hook, in the exiting worker: stop its long-running side and release the lock."""
+    from slicebox import jobs
+
+    app = getattr(worker, "wsgi", None)
+    services = getattr(app, "extensions", {}).get("slicebox")
+    if services is not None:
+        jobs.stop(services)
 
 
 def _create_user(args) -> int:

@@ -41,6 +41,9 @@ DEFAULTS: dict[str, Key] = {
                                            "streamed to disk and not limited by this."),
     "BACKGROUND": Key(True, "Run the long-running services (sweeps, listeners, box workers) in "
                             "the process holding the service lock. Tests turn it off."),
+    "SUPERVISOR_INTERVAL": Key(5.0, "Seconds between the supervisor's passes in the service process: it "
+                                    "starts, stops and restarts the long-running parts (box transfers, "
+                                    "listeners, ...) as the database says."),
     "BOX_POLL_INTERVAL": Key(5.0, "Seconds between box transfer rounds when there is nothing to do "
                                   "(work found is done at once, batch after batch)."),
     "BOX_PARALLELISM": Key(4, "Images transferred in parallel per box."),

@@ -8,7 +8,7 @@ this module imports nothing from slicebox.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 
 def _v(value: str) -> dict:
@@ -244,7 +244,12 @@ class StoredImage:
     patient: Patient | None = None
     study: Study | None = None
     series: Series | None = None
-    extra: dict = field(default_factory=dict)
+    #: what was read from the file
+    identity: DicomIdentity | None = None
+    #: the series' source (for a replaced image, the source it had)
+    source: Source | None = None
+    #: this image created its series (exactly one of concurrent first images says so)
+    series_created: bool = False
 
 
 # -- boxes and transactions -------------------------------------------------------

@@ -83,6 +83,58 @@ def database_url(db_kind, tmp_path):
         schema.drop()
 
 
+class FakeClock:
+    """A clock that moves only when told (``advance``); delayed calls run when their time comes."""
+
+    def __init__(self, start_ms: int):
+        self.ms = start_ms
+        self._due: list[list] = []  # [due_ms, fn, cancelled]
+
+    def now_ms(self) -> int:
+        return self.ms
+
+    def call_later(self, seconds: float, fn):
+        entry = [self.ms + int(seconds * 1000), fn, False]
+        self._due.append(entry)
+
+        class Handle:
+            def cancel(self):
+                entry[2] = True
+
+        return Handle()
+
+    def advance(self, seconds: float = 0, ms: int = 0) -> None:
+        self.set(self.ms + int(seconds * 1000) + ms)
+
+    def set(self, value_ms: int) -> None:
+        self.ms = value_ms
+        for entry in sorted((e for e in self._due if e[0] <= self.ms), key=lambda e: e[0]):
+            self._due.remove(entry)
+            if not entry[2]:
+                entry[1]()
+
+
+@pytest.fixture
+def clock():
+    """Installs a FakeClock (starting at the real time) for slicebox.clock; move it with advance()."""
+    from slicebox import clock as clock_module
+
+    fake = FakeClock(clock_module.now_ms())
+    previous = clock_module.install(fake)
+    yield fake
+    clock_module.install(previous)
+
+
+class StopRecorder:
+    """Stands in for Services.on_stop: records each call in ``calls``."""
+
+    def __init__(self):
+        self.calls: list = []
+
+    def __call__(self):
+        self.calls.append(True)
+
+
 @pytest.fixture
 def app_factory(tmp_path, database_url):
     """Build apps on this test's database and data dir; all are closed afterwards."""
@@ -102,9 +154,7 @@ def app_factory(tmp_path, database_url):
         config.update(overrides)
         app = create_app(config)
         app.config["TESTING"] = True
-        stops = []
-        app.extensions["slicebox"].on_stop = lambda: stops.append(True)
-        app.extensions["slicebox"].state["stops"] = stops
+        app.extensions["slicebox"].on_stop = StopRecorder()
         apps.append(app)
         return app
 

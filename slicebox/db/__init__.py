@@ -9,6 +9,8 @@ Connection.
 from __future__ import annotations
 
 import contextlib
+import fcntl
+import hashlib
 import logging
 import os
 import sqlite3
@@ -101,6 +103,7 @@ class Database:
             self._all_sqlite: list[sqlite3.Connection] = []
             self._lock = threading.Lock()
             self._pool = None
+            self.schema = ""
         elif parsed.scheme in ("postgresql", "postgres"):
             from psycopg.rows import dict_row
             from psycopg_pool import ConnectionPool
@@ -108,6 +111,8 @@ class Database:
             self.dialect = PostgresDialect()
             schema = _query_param(url, "schema")
             conninfo = _strip_query_param(url, "schema")
+            self.schema = schema or ""
+            self._conninfo = conninfo
 
             def configure(conn):
                 conn.autocommit = True
@@ -182,6 +187,34 @@ class Database:
                 with raw.transaction():
                     yield Connection(raw, self.dialect)
 
+    # -- named locks ------------------------------------------------------------
+    def transaction_lock(self, conn: Connection, name: str) -> None:
+        """Hold the lock ``name`` until the transaction ``conn`` belongs to ends.
+
+        PostgreSQL: a transaction-scoped advisory lock keyed by name and schema,
+        so boxes in different schemas of one database never wait for each other.
+        SQLite: nothing to do, ``transaction()`` already holds the write lock.
+        """
+        if self._pool is not None:
+            conn.execute("SELECT pg_advisory_xact_lock(?)", (lock_key(self.schema, name),))
+
+    def try_session_lock(self, name: str) -> "SessionLock | None":
+        """Take the lock ``name`` for as long as this process keeps it, or None if another holds it.
+
+        PostgreSQL: a session advisory lock (keyed by name and schema) on a
+        connection of its own, made from the full database URL.  SQLite: an
+        exclusive file lock next to the database file.  Either is released
+        when the holder calls :meth:`SessionLock.release` or its process dies.
+        """
+        if self._pool is None:
+            return _FileLock.try_take(self._lock_file(name))
+        return _PgSessionLock.try_take(self._conninfo, lock_key(self.schema, name))
+
+    def _lock_file(self, name: str) -> str:
+        if self._sqlite_path == ":memory:":  # one process, one database: a lock per Database
+            return ""
+        return f"{os.path.abspath(self._sqlite_path)}.{name}.lock"
+
     def close(self) -> None:
         if self._pool is not None:
             self._pool.close()
@@ -194,6 +227,84 @@ class Database:
                         pass
                 self._all_sqlite.clear()
             self._local = threading.local()
+
+
+def lock_key(schema: str, name: str) -> int:
+    """The PostgreSQL advisory lock key (signed 64 bits) of lock ``name`` in ``schema``."""
+    digest = hashlib.sha256(f"slicebox\0{schema}\0{name}".encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
+
+
+class SessionLock:
+    """A held named lock; :meth:`held` tells whether it still is."""
+
+    def held(self) -> bool:
+        raise NotImplementedError
+
+    def release(self) -> None:
+        raise NotImplementedError
+
+
+class _FileLock(SessionLock):
+    def __init__(self, fh):
+        self._fh = fh
+
+    @classmethod
+    def try_take(cls, path: str) -> "_FileLock | None":
+        if not path:
+            raise ValueError("session locks need a database file")
+        fh = open(path, "a+")
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            fh.close()
+            return None
+        return cls(fh)
+
+    def held(self) -> bool:
+        return self._fh is not None
+
+    def release(self) -> None:
+        if self._fh is not None:
+            self._fh.close()
+            self._fh = None
+
+
+class _PgSessionLock(SessionLock):
+    def __init__(self, conn):
+        self._conn = conn
+
+    @classmethod
+    def try_take(cls, conninfo: str, key: int) -> "_PgSessionLock | None":
+        import psycopg
+
+        conn = psycopg.connect(conninfo, autocommit=True)
+        try:
+            got = conn.execute("SELECT pg_try_advisory_lock(%s)", (key,)).fetchone()[0]
+        except BaseException:
+            conn.close()
+            raise
+        if not got:
+            conn.close()
+            return None
+        return cls(conn)
+
+    def held(self) -> bool:
+        """False once the lock's connection is gone (then the server has released the lock)."""
+        if self._conn is None:
+            return False
+        try:
+            self._conn.execute("SELECT 1")
+            return True
+        except Exception:  # noqa: BLE001 - connection lost
+            return False
+
+    def release(self) -> None:
+        if self._conn is not None:
+            try:
+                self._conn.close()
+            finally:
+                self._conn = None
 
 
 def _sqlite_lower(value):

@@ -10,14 +10,14 @@ from __future__ import annotations
 import logging
 import os
 import re
-import time
 
+from slicebox.clock import now_ms
 from slicebox.db import Database
 
 logger = logging.getLogger(__name__)
 
 MIGRATIONS_DIR = os.path.join(os.path.dirname(__file__), "migrations")
-_ADVISORY_KEY = 0x51CEB0  # arbitrary constant shared by every slicebox process
+MIGRATION_LOCK = "migrations"
 
 
 def migrations() -> list[tuple[int, str, str]]:
@@ -39,8 +39,7 @@ def migrate(db: Database) -> list[int]:
     """Apply pending migrations; return the versions applied now."""
     applied_now = []
     with db.transaction() as conn:
-        if not db.is_sqlite:
-            conn.execute("SELECT pg_advisory_xact_lock(?)", (_ADVISORY_KEY,))
+        db.transaction_lock(conn, MIGRATION_LOCK)
         conn.execute(
             "CREATE TABLE IF NOT EXISTS schema_migrations ("
             " version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied BIGINT NOT NULL)"
@@ -53,7 +52,7 @@ def migrate(db: Database) -> list[int]:
                 conn.execute(statement)
             conn.execute(
                 "INSERT INTO schema_migrations (version, name, applied) VALUES (?, ?, ?)",
-                (version, name, int(time.time() * 1000)),
+                (version, name, now_ms()),
             )
             applied_now.append(version)
             logger.info("applied migration %04d_%s", version, name)

@@ -21,6 +21,7 @@ from pydicom.uid import (
     generate_uid,
 )
 
+from slicebox import clock
 from slicebox.models import Patient, Study
 
 logger = logging.getLogger(__name__)
@@ -54,7 +55,7 @@ def build_secondary_capture(frame: EncodedFrame, patient: Patient, study: Study,
     Patient and study attributes are copied from the box's records, so the
     instance files under the same patient and study when it is stored.
     """
-    now = now or dt.datetime.now()
+    now = now or clock.now()
     today, time_now = now.strftime("%Y%m%d"), now.strftime("%H%M%S")
     ds = Dataset()
     ds.SpecificCharacterSet = "ISO_IR 192"

@@ -14,11 +14,11 @@ import io
 import json
 import logging
 import secrets
-import time
 import uuid
 from dataclasses import dataclass
 from typing import Iterable, Iterator
 
+from slicebox.clock import now_ms
 from slicebox.context import Services
 from slicebox.db import anonymization as repo
 from slicebox.dicom import profiles
@@ -39,15 +39,10 @@ logger = logging.getLogger(__name__)
 
 KIND_PATIENT = "patient"
 KIND_UID = "uid"
-_CACHE_KEY = "anonymization.identities"
 _CACHE_LIMIT = 200_000
 _MAX_COUNT = 10_000
 #: a date shift moves dates back by 1..3650 days (whole days keep times and weekdays' intervals)
 _MAX_SHIFT_DAYS = 3650
-
-
-def _now() -> int:
-    return int(time.time() * 1000)
 
 
 def _clean(value: str | None) -> str:
@@ -63,8 +58,7 @@ def list_options() -> list[profiles.ConfidentialityOption]:
 
 # -- pseudonyms ------------------------------------------------------------------------
 def _cache(services: Services) -> dict:
-    with services.lock:
-        return services.state.setdefault(_CACHE_KEY, {})
+    return services.state.pseudonyms
 
 
 def _identity(services: Services, kind: str, scope: str, real: str, make) -> dict:
@@ -87,7 +81,7 @@ def _identity(services: Services, kind: str, scope: str, real: str, make) -> dic
             # settles it.  A row already there for the real value (another worker,
             # an earlier run) or a colliding anonymous value both insert nothing;
             # the SELECT tells which happened.
-            row = repo.insert_identity(conn, kind, scope, real, anon_value, date_shift, _now())
+            row = repo.insert_identity(conn, kind, scope, real, anon_value, date_shift, now_ms())
             if row is None:
                 row = repo.find_identity(conn, kind, scope, real)
     if len(cache) >= _CACHE_LIMIT:
@@ -157,7 +151,7 @@ def record_key(services: Services, key: AnonymizationKey,
                key_values: Iterable[tuple[str, str, str]] = ()) -> AnonymizationKey:
     """Store a key (its id and created are assigned here) with (tag path, value, anonymized value)s."""
     with services.db.transaction() as conn:
-        stored = repo.insert_key(conn, key, _now())
+        stored = repo.insert_key(conn, key, now_ms())
         repo.insert_key_values(conn, stored.id, key_values)
     return stored
 

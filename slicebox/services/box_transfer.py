@@ -1,6 +1,7 @@
 """The box transfer worker: pushes our outgoing images to PUSH boxes and polls theirs.
 
-Runs in the one process holding the service lock (see jobs/).  Every step is
+Runs in the one process holding the service lock, as a part of the supervisor
+(see jobs/boxes.py).  Every step is
 recorded in the database before it is acknowledged, so a process killed at
 any point resumes without losing or duplicating an image:
 
@@ -51,14 +52,14 @@ class _Backoff:
 
 
 class TransferWorker:
-    """One per service process; call :meth:`start` and :meth:`stop`."""
+    """One per service process; a supervisor part (:meth:`start`, :meth:`stop`, :meth:`alive`)."""
 
     def __init__(self, services: Services):
         self.services = services
         self.http = urllib3.PoolManager(maxsize=max(4, int(services.config["BOX_PARALLELISM"]) * 2),
                                         retries=False, timeout=_TIMEOUT,
                                         headers={"User-Agent": "slicebox"})
-        self.wakeup = threading.Event()
+        self.wakeup = services.state.box_wakeup
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._backoff: dict[int, _Backoff] = {}
@@ -66,7 +67,6 @@ class TransferWorker:
                                         thread_name_prefix="box-transfer")
 
     def start(self) -> None:
-        self.services.state["box_wakeup"] = self.wakeup
         self._thread = threading.Thread(target=self._run, name="box-transfers", daemon=True)
         self._thread.start()
 
@@ -76,6 +76,9 @@ class TransferWorker:
         if self._thread is not None:
             self._thread.join(timeout=10)
         self._pool.shutdown(wait=False, cancel_futures=True)
+
+    def alive(self) -> bool:
+        return self._thread is not None and self._thread.is_alive() and not self._stop.is_set()
 
     def _run(self) -> None:
         interval = float(self.services.config["BOX_POLL_INTERVAL"])

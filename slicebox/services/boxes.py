@@ -168,9 +168,7 @@ def _check_tag_path(tag_path: dict, depth: int = 0) -> None:
 
 def wake_transfers(services: Services) -> None:
     """Nudge the transfer worker if it runs in this process (it also runs on a timer)."""
-    event = services.state.get("box_wakeup")
-    if event is not None:
-        event.set()
+    services.state.box_wakeup.set()
 
 
 def list_outgoing(services: Services, page: Page) -> list[OutgoingTransaction]:

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import logging
 import re
-import time
 import zipfile
 from typing import Iterator
 
+from slicebox.clock import now as clock_now
+from slicebox.clock import now_ms
 from slicebox.context import Services
 from slicebox.db import exports as repo
 from slicebox.errors import NotFound
@@ -20,18 +21,14 @@ _CHUNK = 1 << 20
 _UNSAFE = re.compile(r"[/\\\x00-\x1f\x7f]")
 
 
-def _now_ms() -> int:
-    return int(time.time() * 1000)
-
-
 def purge_expired(services: Services) -> int:
     with services.db.connection() as conn:
-        return repo.purge(conn, _now_ms())
+        return repo.purge(conn, now_ms())
 
 
 def create_export_set(services: Services, image_ids: list[int]) -> int | None:
     """Store a set of the existing images among ``image_ids``; None when there are none."""
-    now = _now_ms()
+    now = now_ms()
     ttl_ms = int(services.config["EXPORT_SET_TTL"]) * 1000
     with services.db.transaction() as conn:
         repo.purge(conn, now)
@@ -50,7 +47,7 @@ def export_entries(services: Services, export_id: int) -> list[tuple[str, int]]:
         Unknown or expired export set.
     """
     with services.db.connection() as conn:
-        image_ids = repo.get(conn, export_id, _now_ms())
+        image_ids = repo.get(conn, export_id, now_ms())
         if image_ids is None:
             raise NotFound(f"export set {export_id} not found or expired")
         rows = repo.export_entries(conn, image_ids)
@@ -111,7 +108,7 @@ def stream_zip(services: Services, entries: list[tuple[str, int]]) -> Iterator[b
             except NotFound:
                 logger.info("export: image %s vanished, skipped", image_id)
                 continue
-            info = zipfile.ZipInfo(name, date_time=time.localtime()[:6])
+            info = zipfile.ZipInfo(name, date_time=clock_now().timetuple()[:6])
             info.compress_type = zipfile.ZIP_STORED
             info.file_size = size  # lets zipfile choose zip64 headers up front
             with src, zf.open(info, mode="w", force_zip64=size >= zipfile.ZIP64_LIMIT) as dst:

@@ -83,7 +83,7 @@ def store_file(services: Services, path: str, source: Source, replaces: int | No
     if replaces is not None:
         # After the commit: a crash before this line leaves an orphan file, never a lost image.
         services.storage.delete(replaces)
-        source = result.extra.get("source", source)
+        source = result.source or source
     for step in _after_store_steps():
         try:
             step(services, result, source)
@@ -123,8 +123,7 @@ def _index_and_move(services: Services, path: str, ident: DicomIdentity, source:
                 storage.put_file(image.id, path)
                 moved_id = image.id
         return StoredImage(image=image, created=created, patient=patient, study=study, series=series,
-                           extra={"identity": ident, "source": source,
-                                  "series_created": series_created and created})
+                           identity=ident, source=source, series_created=series_created and created)
     except BaseException:
         if moved_id is not None:
             storage.delete(moved_id)
@@ -142,7 +141,7 @@ def log_new_series(services: Services, result: StoredImage, source: Source) -> N
     The series upsert said whether it inserted the row, so exactly one of any
     number of concurrent first images of a series logs it, with no query here.
     """
-    if result.extra.get("series_created") and result.series is not None:
+    if result.series_created and result.series is not None:
         logs.add(services, "DEFAULT", "Storage",
                  f"new series {result.series.series_instance_uid} from {source.type} {source.name}")
 

@@ -5,8 +5,8 @@ Entries also go to the Python logger, so a console or log file shows them too.
 from __future__ import annotations
 
 import logging
-import time
 
+from slicebox.clock import now_ms
 from slicebox.context import Services
 from slicebox.db import Connection
 from slicebox.db import logs as repo
@@ -23,7 +23,7 @@ def add(services: Services, entry_type: str, subject: str, message: str,
     if entry_type not in LOG_TYPES:
         raise ValueError(f"unknown log type {entry_type}")
     logger.log(_LEVELS[entry_type], "%s: %s", subject, message)
-    now = int(time.time() * 1000)
+    now = now_ms()
     if conn is not None:
         return repo.insert(conn, now, entry_type, subject, message)
     with services.db.connection() as own:

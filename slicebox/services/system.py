@@ -2,8 +2,8 @@
 from __future__ import annotations
 
 import logging
-import threading
 
+from slicebox.clock import call_later
 from slicebox.context import Services
 from slicebox.db import system as repo
 from slicebox.models import Destination, Source
@@ -23,9 +23,7 @@ def health(services: Services) -> None:
 def stop(services: Services, requested_by: str) -> str:
     """Schedule a graceful shutdown shortly after the response has gone out."""
     logs.info(services, "System", f"shutdown requested by {requested_by}")
-    timer = threading.Timer(STOP_DELAY_SECONDS, services.on_stop)
-    timer.daemon = True
-    timer.start()
+    call_later(STOP_DELAY_SECONDS, services.on_stop)
     return f"Shutting down in {STOP_DELAY_SECONDS:g} second..."
 
 

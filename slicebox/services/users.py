@@ -10,10 +10,10 @@ from __future__ import annotations
 import hashlib
 import logging
 import secrets
-import time
 
 from werkzeug.security import check_password_hash, generate_password_hash
 
+from slicebox.clock import now_ms
 from slicebox.context import Services
 from slicebox.db import IntegrityError
 from slicebox.db import users as repo
@@ -25,14 +25,11 @@ logger = logging.getLogger(__name__)
 _RANK = {"SUPERUSER": 3, "ADMINISTRATOR": 2, "USER": 1}
 _TOUCH_INTERVAL_MS = 30_000  # refresh a session's timestamp at most this often
 _VERIFIED_MAX = 4096
+SUPERUSER_LOCK = "superuser"
 
 
 def has_permission(role: str, required: str) -> bool:
     return _RANK.get(role, 0) >= _RANK[required]
-
-
-def _now_ms() -> int:
-    return int(time.time() * 1000)
 
 
 def _agent_digest(agent: str) -> str:
@@ -45,7 +42,7 @@ def hash_password(password: str) -> str:
 
 def _check(services: Services, stored_hash: str, password: str) -> bool:
     key = (stored_hash, hashlib.sha256(password.encode("utf-8", "replace")).digest())
-    verified: set = services.state.setdefault("verified_passwords", set())
+    verified = services.state.verified_passwords
     if key in verified:
         return True
     if not check_password_hash(stored_hash, password):
@@ -61,9 +58,9 @@ def _verify(services: Services, row: dict | None, password: str) -> bool:
     """Check a password against a user row; an unknown user costs the same hashing time,
     so response times do not tell which user names exist."""
     if row is None:
-        dummy = services.state.get("dummy_password_hash")
+        dummy = services.state.dummy_password_hash
         if dummy is None:
-            dummy = services.state.setdefault("dummy_password_hash", hash_password(secrets.token_hex(16)))
+            dummy = services.state.dummy_password_hash = hash_password(secrets.token_hex(16))
         check_password_hash(dummy, password)
         return False
     return _check(services, row["password_hash"], password)
@@ -78,8 +75,7 @@ def ensure_superuser(services: Services) -> None:
     name = services.config["SUPERUSER"]
     password = services.config["SUPERUSER_PASSWORD"]
     with services.db.transaction() as conn:
-        if not services.db.is_sqlite:
-            conn.execute("SELECT pg_advisory_xact_lock(?)", (0x51CEB1,))
+        services.db.transaction_lock(conn, SUPERUSER_LOCK)
         supers = repo.superusers(conn)
         if len(supers) == 1 and supers[0]["username"] == name and check_password_hash(
                 supers[0]["password_hash"], password):
@@ -111,7 +107,7 @@ def login(services: Services, username: str, password: str, ip: str, agent: str)
     if not _verify(services, row, password):
         return None
     digest = _agent_digest(agent)
-    now = _now_ms()
+    now = now_ms()
     timeout_ms = int(services.config["SESSION_TIMEOUT"]) * 1000
     with services.db.transaction() as conn:
         existing = repo.find_session(conn, row["id"], ip, digest)
@@ -129,7 +125,7 @@ def authenticate_session(services: Services, token: str, ip: str, agent: str) ->
     """The user of a live session bound to this client; refreshes the sliding timeout."""
     if not token or not agent:
         return None
-    now = _now_ms()
+    now = now_ms()
     timeout_ms = int(services.config["SESSION_TIMEOUT"]) * 1000
     with services.db.connection() as conn:
         row = repo.session_user(conn, token, ip, _agent_digest(agent))
@@ -153,7 +149,7 @@ def logout(services: Services, token: str | None, user_id: int) -> None:
 
 
 def purge_expired_sessions(services: Services) -> int:
-    cutoff = _now_ms() - int(services.config["SESSION_TIMEOUT"]) * 1000
+    cutoff = now_ms() - int(services.config["SESSION_TIMEOUT"]) * 1000
     with services.db.connection() as conn:
         return repo.purge_sessions(conn, cutoff)
 

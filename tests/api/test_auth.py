@@ -2,11 +2,12 @@
 from __future__ import annotations
 
 import re
-import time
 
 import pytest
 
 from helpers import ADMIN, basic
+
+from slicebox.clock import now_ms
 
 PUBLIC_API_RULES = {"/api/system/health", "/api/users/login", "/api/users/current"}
 UA = {"User-Agent": "test-browser/1.0"}
@@ -24,10 +25,6 @@ def _sessions(services) -> list[dict]:
 def _set_updated(services, value_ms: int) -> None:
     with services.db.connection() as conn:
         conn.execute("UPDATE sessions SET updated = ?", (value_ms,))
-
-
-def _now_ms() -> int:
-    return int(time.time() * 1000)
 
 
 # -- basic auth ---------------------------------------------------------------------
@@ -180,7 +177,7 @@ def test_login_without_user_agent_is_refused(app, services):
 def test_session_expires_after_the_timeout(app, services):
     c = app.test_client()
     _login(c)
-    _set_updated(services, _now_ms() - 3600 * 1000 - 5000)
+    _set_updated(services, now_ms() - 3600 * 1000 - 5000)
     r = c.get("/api/users", headers=UA)
     assert r.status_code == 401
     assert _sessions(services) == []  # an expired session is removed when seen
@@ -190,9 +187,9 @@ def test_use_refreshes_the_session(app, services):
     c = app.test_client()
     _login(c)
     # 50 minutes idle: still valid, and using it slides the window
-    old = _now_ms() - 50 * 60 * 1000
+    old = now_ms() - 50 * 60 * 1000
     _set_updated(services, old)
-    before = _now_ms()
+    before = now_ms()
     assert c.get("/api/users", headers=UA).status_code == 200
     assert _sessions(services)[0]["updated"] >= before
     # 50 more minutes would have expired the original window, but not the refreshed one
@@ -204,29 +201,29 @@ def test_session_timeout_comes_from_config(app_factory):
     services = app.extensions["slicebox"]
     c = app.test_client()
     _login(c)
-    _set_updated(services, _now_ms() - 100 * 1000)  # within 120 s: valid, refreshed
+    _set_updated(services, now_ms() - 100 * 1000)  # within 120 s: valid, refreshed
     assert c.get("/api/users", headers=UA).status_code == 200
-    assert _sessions(services)[0]["updated"] >= _now_ms() - 5000
-    _set_updated(services, _now_ms() - 130 * 1000)  # beyond 120 s: expired
+    assert _sessions(services)[0]["updated"] >= now_ms() - 5000
+    _set_updated(services, now_ms() - 130 * 1000)  # beyond 120 s: expired
     assert c.get("/api/users", headers=UA).status_code == 401
 
 
-def test_tiny_timeout_still_slides(app_factory):
+def test_tiny_timeout_still_slides(app_factory, clock):
     app = app_factory(SESSION_TIMEOUT=1)
     c = app.test_client()
     _login(c)
     # used every 0.4 s for 2 s (twice the timeout): each use refreshes it
     for _ in range(5):
-        time.sleep(0.4)
+        clock.advance(0.4)
         assert c.get("/api/users", headers=UA).status_code == 200
-    time.sleep(1.3)
+    clock.advance(1.3)
     assert c.get("/api/users", headers=UA).status_code == 401
 
 
 def test_login_after_expiry_issues_a_new_session(app, services):
     c = app.test_client()
     first = _login(c).headers["Set-Cookie"].split(";")[0]
-    _set_updated(services, _now_ms() - 2 * 3600 * 1000)
+    _set_updated(services, now_ms() - 2 * 3600 * 1000)
     second = _login(c).headers["Set-Cookie"].split(";")[0]
     assert second != first
     assert c.get("/api/users", headers=UA).status_code == 200

@@ -1,8 +1,6 @@
 """General: health, stop, sources, destinations; and restarting on an existing data dir."""
 from __future__ import annotations
 
-import time
-
 from helpers import ADMIN, AuthClient
 from factories import make_dicom_bytes
 
@@ -16,37 +14,32 @@ def test_health_with_auth(client):
     assert client.get("/api/system/health").status_code == 200
 
 
-def _wait_for(predicate, timeout=5.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return predicate()
-
-
-def test_stop_by_admin_calls_the_stop_hook(client, services):
+def test_stop_by_admin_calls_the_stop_hook(client, services, clock):
     r = client.post("/api/system/stop")
     assert r.status_code == 200
     assert r.mimetype == "text/plain"
     assert "Shutting down" in r.get_data(as_text=True)
-    # the shutdown happens after the response went out
-    assert _wait_for(lambda: services.state["stops"] == [True])
+    # the shutdown happens after the response went out, one second later
+    assert services.on_stop.calls == []
+    clock.advance(0.9)
+    assert services.on_stop.calls == []
+    clock.advance(0.1)
+    assert services.on_stop.calls == [True]
     entries = client.get("/api/log?subject=System").get_json()
     assert any("shutdown requested by admin" in e["message"] for e in entries)
 
 
-def test_stop_by_user_is_403_and_does_not_stop(user_client, services):
+def test_stop_by_user_is_403_and_does_not_stop(user_client, services, clock):
     r = user_client.post("/api/system/stop")
     assert r.status_code == 403
     assert r.get_json()["error"]
-    time.sleep(1.3)  # longer than the stop delay
-    assert services.state["stops"] == []
+    clock.advance(1.3)  # longer than the stop delay
+    assert services.on_stop.calls == []
 
 
 def test_stop_without_auth_is_401(anon_client, services):
     assert anon_client.post("/api/system/stop").status_code == 401
-    assert services.state["stops"] == []
+    assert services.on_stop.calls == []
 
 
 def _insert(services, sql, params):

@@ -83,16 +83,14 @@ def test_set_survives_a_restart(app_factory, upload, client):
     assert [archive.read(n) for n in archive.namelist()] == [data]
 
 
-def test_set_expires_after_ttl(client, upload, monkeypatch):
-    from slicebox.services import exports
-
+def test_set_expires_after_ttl(client, upload, clock):
     image, _ = _store(upload)
     export_id = client.post("/api/images/export", json=[image["id"]]).get_json()["value"]
-    now = exports._now_ms()
+    now = clock.now_ms()
     ttl_ms = 12 * 3600 * 1000  # the default EXPORT_SET_TTL
-    monkeypatch.setattr(exports, "_now_ms", lambda: now + ttl_ms - 60_000)
+    clock.set(now + ttl_ms - 60_000)
     assert client.get("/api/images/export", query_string={"id": export_id}).status_code == 200
-    monkeypatch.setattr(exports, "_now_ms", lambda: now + ttl_ms + 1)
+    clock.set(now + ttl_ms + 1)
     assert client.get("/api/images/export", query_string={"id": export_id}).status_code == 404
 
 
@@ -106,13 +104,10 @@ def test_configured_ttl_is_used(app_factory):
     assert c.get("/api/images/export", query_string={"id": export_id}).status_code == 404
 
 
-def test_expired_sets_are_purged_when_a_new_one_is_made(client, upload, services, monkeypatch):
-    from slicebox.services import exports
-
+def test_expired_sets_are_purged_when_a_new_one_is_made(client, upload, services, clock):
     image, _ = _store(upload)
     client.post("/api/images/export", json=[image["id"]])
-    later = exports._now_ms() + 13 * 3600 * 1000
-    monkeypatch.setattr(exports, "_now_ms", lambda: later)
+    clock.advance(13 * 3600)
     client.post("/api/images/export", json=[image["id"]])
     with services.db.connection() as conn:
         assert conn.scalar("SELECT COUNT(*) FROM export_sets") == 1
