@@ -25,6 +25,16 @@ def _default_stop() -> None:
     os.kill(pid, signal.SIGTERM)
 
 
+@dataclass
+class LoginFailures:
+    """Recent failed password checks of one user name or one client address."""
+
+    count: int = 0
+    last_ms: int = 0
+    #: no password of this user / from this address is checked before this time
+    blocked_until_ms: int = 0
+
+
 class Stoppable(Protocol):
     def stop(self) -> None: ...
 
@@ -37,6 +47,8 @@ class State:
     verified_passwords: set[tuple[str, bytes]] = field(default_factory=set)
     #: a hash of a random password, checked for unknown users so timing tells nothing
     dummy_password_hash: str | None = None
+    #: failed password checks per "user:<name>" and "ip:<address>" (users service, login throttle)
+    login_failures: dict[str, "LoginFailures"] = field(default_factory=dict)
     #: (kind, scope, real value) -> pseudonym row (anonymization service)
     pseudonyms: dict[tuple[str, str, str], dict] = field(default_factory=dict)
     #: set to wake the box transfer worker early (it runs in the service process)

@@ -3,12 +3,13 @@ from __future__ import annotations
 
 import functools
 import json
-
 import os
 
 from flask import Flask, Response, current_app, g, request
+from werkzeug.routing import IntegerConverter
 
 from slicebox.context import get_services
+from slicebox.db import INT64_MAX, INT64_MIN
 from slicebox.errors import BadRequest, Forbidden, PayloadTooLarge, Unauthorized
 from slicebox.models import Page, User
 from slicebox.services import users as users_service
@@ -38,6 +39,11 @@ def require_role(role: str):
     return decorate
 
 
+def is_admin(user: User | None) -> bool:
+    """Whether ``user`` is an ADMINISTRATOR or the SUPERUSER."""
+    return user is not None and users_service.has_permission(user.role, "ADMINISTRATOR")
+
+
 def admin(view):
     """Allow only ADMINISTRATOR and SUPERUSER; a USER gets 403."""
     return require_role("ADMINISTRATOR")(view)
@@ -58,7 +64,8 @@ def authenticate_request() -> User | None:
     services = get_services()
     auth = request.authorization
     if auth is not None and auth.type == "basic":
-        user = users_service.authenticate_basic(services, auth.username or "", auth.password or "")
+        user = users_service.authenticate_basic(services, auth.username or "", auth.password or "",
+                                                client_identity()[0])
         if user is None:
             raise Unauthorized("The supplied authentication is invalid")
         return user
@@ -87,17 +94,64 @@ def install_auth(app: Flask) -> None:
         return None
 
 
+# -- generic checks of every request ---------------------------------------------------
+class IdConverter(IntegerConverter):
+    """``<int:...>`` in every route: a non-negative id that fits the databases' 64 bits.
+
+    Larger numbers match no route (404), whatever the method, so no id that
+    no row can have ever reaches a query.
+    """
+
+    def __init__(self, map, fixed_digits: int = 0, min: int | None = None, max: int = INT64_MAX,
+                 signed: bool = False):
+        super().__init__(map, fixed_digits=fixed_digits, min=min, max=max, signed=signed)
+
+
+def install_id_converter(app: Flask) -> None:
+    """Make ``int`` route arguments bounded ids; call before any blueprint is registered."""
+    app.url_map.converters["int"] = IdConverter
+
+
+def _has_nul(text: str | None) -> bool:
+    return bool(text) and "\x00" in text
+
+
+def install_request_checks(app: Flask) -> None:
+    """Refuse, before authentication and any view, text no database can hold.
+
+    A NUL in the path (tokens of the token routes), in a query parameter or in
+    the Basic-auth user name is a 400 here; JSON bodies are checked by
+    :func:`json_body`, and the database layer refuses such values whatever
+    their way in (slicebox.db.check_params).
+    """
+    @app.before_request
+    def _check_text():
+        if _has_nul(request.path):
+            raise BadRequest("the URL path must not contain NUL characters")
+        for key, value in request.args.items(multi=True):
+            if _has_nul(key) or _has_nul(value):
+                raise BadRequest(f"query parameter {key[:40].replace(chr(0), '')!r} must not contain NUL characters")
+        auth = request.authorization
+        if auth is not None and (_has_nul(auth.username) or _has_nul(auth.password)):
+            raise BadRequest("credentials must not contain NUL characters")
+        return None
+
+
 # -- request parsing ----------------------------------------------------------------
 def _int_arg(name: str, default: int | None, minimum: int | None = 0) -> int | None:
     raw = request.args.get(name)
     if raw is None or raw == "":
         return default
     try:
-        value = int(raw)
+        value = int(raw) if len(raw) <= 40 else None
     except ValueError:
-        raise BadRequest(f"query parameter {name} must be an integer, got {raw[:40]!r}") from None
+        value = None
+    if value is None:
+        raise BadRequest(f"query parameter {name} must be an integer, got {raw[:40]!r}")
     if minimum is not None and value < minimum:
         raise BadRequest(f"query parameter {name} must be >= {minimum}")
+    if value < INT64_MIN or value > INT64_MAX:
+        raise BadRequest(f"query parameter {name} is out of range (must fit in 64 bits)")
     return value
 
 
@@ -147,10 +201,51 @@ def json_body(expected: type | tuple | None = None):
         value = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
         raise BadRequest(f"request body is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise BadRequest(f"request body is nested deeper than {MAX_JSON_DEPTH} levels") from None
+    check_json(value)
     if expected is not None and not isinstance(value, expected):
         names = expected.__name__ if isinstance(expected, type) else "/".join(t.__name__ for t in expected)
         raise BadRequest(f"request body must be a JSON {_json_name(names)}")
     return value
+
+
+#: Deepest nesting of arrays and objects accepted in a JSON body (the API's deepest
+#: shapes, tag paths into nested sequences, stay far below).
+MAX_JSON_DEPTH = 64
+
+
+def check_json(value) -> None:
+    """Refuse JSON nested deeper than MAX_JSON_DEPTH, or holding text (keys or values) with
+    NUL characters or lone surrogates (``"\\ud800"``): no database can store either."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, str):
+            _check_json_text(item)
+            continue
+        if isinstance(item, dict):
+            children = []
+            for key, child in item.items():
+                _check_json_text(key)
+                children.append(child)
+        elif isinstance(item, list):
+            children = item
+        else:
+            continue
+        if depth > MAX_JSON_DEPTH:
+            raise BadRequest(f"request body is nested deeper than {MAX_JSON_DEPTH} levels")
+        stack.extend((child, depth + 1) for child in children if isinstance(child, (str, dict, list)))
+
+
+def _check_json_text(text: str) -> None:
+    if "\x00" in text:
+        raise BadRequest("text in the request body must not contain NUL characters")
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            raise BadRequest("text in the request body must be valid Unicode (no lone surrogates)") from None
 
 
 def _json_name(py: str) -> str:
