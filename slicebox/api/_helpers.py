@@ -95,16 +95,28 @@ def install_auth(app: Flask) -> None:
 
 
 # -- generic checks of every request ---------------------------------------------------
+def _at_most(limit: int) -> str:
+    """A regular expression matching exactly the decimal numbers 0..``limit`` (leading zeros allowed)."""
+    digits = str(limit)
+    alternatives = [r"\d{1,%d}" % (len(digits) - 1)] if len(digits) > 1 else []
+    for i, digit in enumerate(digits):
+        if digit != "0":
+            rest = len(digits) - i - 1
+            alternatives.append(digits[:i] + f"[0-{int(digit) - 1}]" + (r"\d{%d}" % rest if rest else ""))
+    alternatives.append(digits)
+    return "0*(?:" + "|".join(alternatives) + ")"
+
+
 class IdConverter(IntegerConverter):
     """``<int:...>`` in every route: a non-negative id that fits the databases' 64 bits.
 
-    Larger numbers match no route (404), whatever the method, so no id that
-    no row can have ever reaches a query.
+    The bound is in the converter's regular expression, so a larger number
+    matches no route at all: 404 whatever the method (a failing ``to_python``
+    would make werkzeug answer 405 for the methods of sibling rules), and no
+    id that no row can have ever reaches a query.
     """
 
-    def __init__(self, map, fixed_digits: int = 0, min: int | None = None, max: int = INT64_MAX,
-                 signed: bool = False):
-        super().__init__(map, fixed_digits=fixed_digits, min=min, max=max, signed=signed)
+    regex = _at_most(INT64_MAX)
 
 
 def install_id_converter(app: Flask) -> None:
