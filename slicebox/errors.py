@@ -111,12 +111,13 @@ def scrub_paths(message: str) -> str:
 
 
 def _gunicorn_parse_errors() -> tuple[type, ...]:
-    """gunicorn's request parsing errors (e.g. a bad chunk size), raised while a view reads the body."""
+    """gunicorn's request body errors, raised while a view reads the body: malformed framing
+    (a bad chunk size, a missing chunk terminator) or a body that ends early."""
     try:
-        from gunicorn.http.errors import ParseException
+        from gunicorn.http.errors import NoMoreData, ParseException
     except ImportError:  # pragma: no cover - not served by gunicorn
         return ()
-    return (ParseException,)
+    return (ParseException, NoMoreData)
 
 
 def register_error_handlers(app) -> None:
@@ -151,12 +152,12 @@ def register_error_handlers(app) -> None:
         logger.info("file vanished during a request: %s", exc)
         return answer("not found (removed while this request ran)", 404)
 
-    parse_errors = _gunicorn_parse_errors()
-    if parse_errors:
-        @app.errorhandler(parse_errors[0])
-        def _malformed(exc: Exception):
-            logger.info("malformed request body: %s", exc)
-            return answer(f"malformed request body: {type(exc).__name__}", 400)
+    def _malformed(exc: Exception):
+        logger.info("malformed request body: %s", exc)
+        return answer(f"malformed request body: {type(exc).__name__}", 400)
+
+    for parse_error in _gunicorn_parse_errors():
+        app.register_error_handler(parse_error, _malformed)
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception):
