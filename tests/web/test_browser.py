@@ -258,3 +258,25 @@ def teardown_module(module):
     failures = os.path.join(os.path.dirname(os.path.abspath(__file__)), "failures")
     if os.path.isdir(failures) and not os.listdir(failures):
         shutil.rmtree(failures, ignore_errors=True)
+
+
+@pytest.mark.parametrize("width,height", [(1280, 800), (768, 1024)])
+def test_pages_fit_the_screen_without_sideways_scrolling(browser, boxes, width, height):
+    hospital, _uni = boxes
+    image = hospital.upload(_image("Layout^Dana", "1.2.826.0.1.3680043.8.498.940", "1.2.826.0.1.3680043.8.498.941", 1))
+    browser.set_window_size(width, height)
+    _login(browser, hospital)
+    for page in ("#/patients", "#/flatseries", "#/upload", "#/transactions", "#/admin/boxes", f"#/image/{image['id']}"):
+        browser.get(f"{hospital.url}/{page}")
+        _css(browser, "main h1")
+        _wait(browser, lambda d: not d.find_elements("css selector", ".message.error"), 2, "no error") \
+            if page != "#/upload" else None
+        overflow = browser.execute_script(
+            "return document.documentElement.scrollWidth - document.documentElement.clientWidth")
+        assert overflow <= 0, f"{page} scrolls sideways by {overflow}px at {width}px"
+    # every control of the viewer is reachable by keyboard and labelled
+    unlabelled = browser.execute_script("""
+        return [...document.querySelectorAll('main input, main select, main button')]
+          .filter(e => !(e.labels && e.labels.length) && !e.getAttribute('aria-label') && !e.textContent.trim())
+          .map(e => e.outerHTML);""")
+    assert unlabelled == []
