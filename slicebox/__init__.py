@@ -21,6 +21,7 @@ def create_app(test_config: dict | None = None):
     from slicebox.imaging import window as imaging_window
     from slicebox.services import users as users_service
     from slicebox.storage import open_storage
+    from slicebox import web
 
     config = config_module.load_config(test_config)
     logging.basicConfig(level=getattr(logging, str(config["LOG_LEVEL"]).upper(), logging.INFO),
@@ -45,6 +46,7 @@ def create_app(test_config: dict | None = None):
     install_request_checks(app)  # before authentication: a NUL in a user name is a 400
     install_auth(app)
     register_blueprints(app)
+    web.register(app)
 
     if config["BACKGROUND"]:
         from slicebox import jobs
