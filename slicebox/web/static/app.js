@@ -74,7 +74,7 @@ const NAV = [
   { hash: "#/flatseries", label: "Series" },
   { hash: "#/query", label: "Query" },
   { hash: "#/upload", label: "Upload" },
-  { hash: "#/keys", label: "Anonymization keys" },
+  { hash: "#/keys", label: "Anonymization keys", admin: true },  // keys hold real identities
   { hash: "#/transactions", label: "Transfers" },
   { hash: "#/admin", label: "Admin", admin: true },
 ];
@@ -281,7 +281,7 @@ async function anonymizeDialog() {
     });
     state.selection.clear();
     notify(`Anonymized ${result.length} image(s).`);
-    navigate("#/keys");
+    if (isAdmin()) navigate("#/keys");  // the keys (real identities) are for administrators
     return true;
   }, "Anonymize");
 }
