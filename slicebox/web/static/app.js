@@ -4,9 +4,11 @@ import { h, clear, field, table, formatTime } from "./dom.js";
 import { viewerView } from "./viewer.js";
 import { adminViews } from "./admin.js";
 
-const main = document.getElementById("main");
+const page = document.getElementById("main");
 const state = { user: null, selection: new Map(), timers: [], options: null };
-export const app = { state, notify, guard, navigate, main, isAdmin, schedule, selectionBar };
+// app.main is a fresh container per rendering: a view still loading when the person moves on
+// fills its own detached container, never the page of the view that replaced it.
+export const app = { state, notify, guard, navigate, main: page, isAdmin, schedule, selectionBar };
 
 // -- messages ------------------------------------------------------------------------
 export function notify(text, kind = "info") {
@@ -105,7 +107,9 @@ async function render() {
   }
   top.hidden = false;
   renderNav();
-  clear(main);
+  const main = h("div", { class: "view" });
+  clear(page).appendChild(main);
+  app.main = main;
   const route = parts[0] || "patients";
   const views = {
     login: () => navigate("#/patients"),
@@ -133,7 +137,9 @@ async function render() {
 
 // -- login ----------------------------------------------------------------------------
 function loginView() {
-  clear(main);
+  const main = h("div", { class: "view" });
+  clear(page).appendChild(main);
+  app.main = main;
   const user = h("input", { name: "user", autocomplete: "username", required: true });
   const pass = h("input", { name: "pass", type: "password", autocomplete: "current-password", required: true });
   const form = h("form", { class: "login card", "aria-labelledby": "login-title" },
@@ -378,6 +384,7 @@ function breadcrumbs(items) {
 }
 
 async function patientsView(params) {
+  const main = app.main;
   const count = Number(params.count || 20);
   const [rows, controls] = await Promise.all([
     api.get("/metadata/patients" + listParams(params)),
@@ -395,6 +402,7 @@ async function patientsView(params) {
 }
 
 async function studiesView(patientId, params) {
+  const main = app.main;
   const count = Number(params.count || 20);
   const [patient, rows, controls] = await Promise.all([
     api.get(`/metadata/patients/${patientId}`),
@@ -415,6 +423,7 @@ async function studiesView(patientId, params) {
 }
 
 async function seriesView(studyId, params) {
+  const main = app.main;
   const count = Number(params.count || 20);
   const study = await api.get(`/metadata/studies/${studyId}`);
   const [patient, rows, controls] = await Promise.all([
@@ -438,6 +447,7 @@ async function seriesView(studyId, params) {
 }
 
 async function imagesView(seriesId, params) {
+  const main = app.main;
   const count = Number(params.count || 50);
   const series = await api.get(`/metadata/series/${seriesId}`);
   const study = await api.get(`/metadata/studies/${series.studyId}`);
@@ -464,6 +474,7 @@ async function imagesView(seriesId, params) {
 }
 
 async function flatSeriesView(params) {
+  const main = app.main;
   const count = Number(params.count || 20);
   const [rows, controls] = await Promise.all([
     api.get("/metadata/flatseries" + listParams(params)),
@@ -488,6 +499,7 @@ const QUERY_PROPERTIES = {
 };
 
 function queryView() {
+  const main = app.main;
   const level = h("select", { name: "level" }, Object.keys(QUERY_PROPERTIES).map((l) => h("option", { value: l }, l)));
   const rowsBox = h("div", { class: "query-rows" });
   const results = h("div", { class: "results", "aria-live": "polite" });
@@ -536,6 +548,7 @@ function queryResults(level, rows) {
 
 // -- upload ---------------------------------------------------------------------------------
 function uploadView() {
+  const main = app.main;
   const counts = { added: 0, duplicate: 0, rejected: 0 };
   const summary = h("p", { class: "counts", "aria-live": "polite" });
   const showCounts = (session) => {
@@ -635,6 +648,7 @@ async function filesFromDrop(transfer) {
 
 // -- anonymization keys ------------------------------------------------------------------------
 async function keysView(params) {
+  const main = app.main;
   const count = Number(params.count || 20);
   const rows = await api.get("/anonymization/keys" + api.query({ startindex: params.startindex || 0, count,
     filter: params.filter, orderby: params.orderby || "created", orderascending: params.orderascending || "false" }));
@@ -656,6 +670,7 @@ async function keysView(params) {
 }
 
 async function keyView(keyId) {
+  const main = app.main;
   const [key, values] = await Promise.all([api.get(`/anonymization/keys/${keyId}`), api.get(`/anonymization/keys/${keyId}/keyvalues`)]);
   main.append(breadcrumbs([["Anonymization keys", "#/keys"], [`Key ${keyId}`]]), h("h1", {}, `Anonymization key ${keyId}`),
     h("dl", { class: "facts" },
@@ -677,6 +692,7 @@ async function keyView(keyId) {
 
 // -- transfers --------------------------------------------------------------------------------
 async function transactionsView() {
+  const main = app.main;
   const out = h("div", {});
   const inc = h("div", {});
   const progress = (done, total) => h("progress", { max: String(total || 1), value: String(done || 0),
@@ -700,7 +716,7 @@ async function transactionsView() {
   };
   await refresh();
   main.append(h("h1", {}, "Transfers"), h("p", { class: "hint" }, "Updates every two seconds."), out, inc);
-  schedule(() => refresh().catch(() => null), 2000);
+  if (app.main === main) schedule(() => refresh().catch(() => null), 2000);  // not for a view already left
 }
 
 window.addEventListener("hashchange", render);
