@@ -18,7 +18,9 @@ def list_scps():
 @admin
 def add_scp():
     """Add a DICOM listener; it starts listening within a few seconds."""
-    return jsonify(service.add_scp(get_services(), json_body(dict)).to_json()), 201
+    body = json_body(dict)
+    scp = service.add_scp(get_services(), body.get("name"), body.get("aeTitle"), body.get("port"))
+    return jsonify(scp.to_json()), 201
 
 
 @bp.delete("/<int:scp_id>")

@@ -18,7 +18,10 @@ def list_scus():
 @admin
 def add_scu():
     """Register a remote SCP (name, AE title, host, port)."""
-    return jsonify(service.add_scu(get_services(), json_body(dict)).to_json()), 201
+    body = json_body(dict)
+    scu = service.add_scu(get_services(), body.get("name"), body.get("aeTitle"), body.get("host"),
+                          body.get("port"))
+    return jsonify(scu.to_json()), 201
 
 
 @bp.delete("/<int:scu_id>")

@@ -43,13 +43,15 @@ MAX_MOVE_IMAGES = 65_535
 
 
 # -- the registry -----------------------------------------------------------------------
-def add_scp(services: Services, body) -> Scp:
-    """Register a listener; an SCP with the same name is returned unchanged (as Slicebox 2.0 does)."""
-    if not isinstance(body, dict):
-        raise BadRequest("body must be an object {name, aeTitle, port}")
-    name = name_or_400(body.get("name"), "SCP")
-    ae_title = ae_title_or_400(body.get("aeTitle"))
-    port = port_or_400(body.get("port"))
+def add_scp(services: Services, name: str, ae_title: str, port: int) -> Scp:
+    """Register a listener; an SCP with the same name is returned unchanged (as Slicebox 2.0 does).
+
+    Raises BadRequest for an empty name, an AE title that is not 1-16 characters after
+    trimming, a port outside 1-65535 or one another SCP uses.
+    """
+    name = name_or_400(name, "SCP")
+    ae_title = ae_title_or_400(ae_title)
+    port = port_or_400(port)
     with services.db.transaction() as conn:
         existing = repo.get_scp_by_name(conn, name)
         if existing is not None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import logging
+from typing import Sequence
 
 from slicebox.context import Services
 from slicebox.db import scps as repo
@@ -27,14 +28,16 @@ CONNECT_TIMEOUT = 10.0
 MAX_IMAGES_PER_SEND = 100_000
 
 
-def add_scu(services: Services, body) -> Scu:
-    """Register a remote SCP; an SCU with the same name is returned unchanged (as Slicebox 2.0 does)."""
-    if not isinstance(body, dict):
-        raise BadRequest("body must be an object {name, aeTitle, host, port}")
-    name = name_or_400(body.get("name"), "SCU")
-    ae_title = ae_title_or_400(body.get("aeTitle"))
-    host = host_or_400(body.get("host"))
-    port = port_or_400(body.get("port"))
+def add_scu(services: Services, name: str, ae_title: str, host: str, port: int) -> Scu:
+    """Register a remote SCP; an SCU with the same name is returned unchanged (as Slicebox 2.0 does).
+
+    Raises BadRequest as :func:`slicebox.services.scps.add_scp` does, for an empty host, or
+    for a host and port another SCU uses.
+    """
+    name = name_or_400(name, "SCU")
+    ae_title = ae_title_or_400(ae_title)
+    host = host_or_400(host)
+    port = port_or_400(port)
     with services.db.transaction() as conn:
         existing = repo.get_scu_by_name(conn, name)
         if existing is not None:
@@ -69,7 +72,7 @@ def delete_scu(services: Services, scu_id: int) -> None:
         logs.info(services, SUBJECT, f"removed SCU {scu.name!r}", conn)
 
 
-def send_images(services: Services, scu_id: int, image_ids: list[int]) -> ScuSendResult:
+def send_images(services: Services, scu_id: int, image_ids: Sequence[int]) -> ScuSendResult:
     """Send stored images to the SCU's peer over one association; returns when all are answered.
 
     Warning statuses count as success.  Nothing is retried.
@@ -85,7 +88,7 @@ def send_images(services: Services, scu_id: int, image_ids: list[int]) -> ScuSen
         answered a failure status for some images (the message names the peer
         and those images; the others were stored there).
     """
-    if not isinstance(image_ids, list) or not all(isinstance(i, int) and not isinstance(i, bool)
+    if not isinstance(image_ids, (list, tuple)) or not all(isinstance(i, int) and not isinstance(i, bool)
                                                   for i in image_ids):
         raise BadRequest("image ids must be a list of integers")
     if len(image_ids) > MAX_IMAGES_PER_SEND:

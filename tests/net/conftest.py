@@ -45,7 +45,7 @@ def scp(box, private_tmp):
     from slicebox.services import scps
 
     port = free_port()
-    row = scps.add_scp(box, {"name": "pacs-in", "aeTitle": "SLICEBOX", "port": port})
+    row = scps.add_scp(box, "pacs-in", "SLICEBOX", port)
     part = scps.ScpListener(box, row)
     part.start()
     assert part.listening, "the test SCP did not bind"

@@ -53,7 +53,7 @@ def orthanc(box, tmp_path):
 
 def test_orthanc_stores_to_the_box_and_the_box_sends_back(box, orthanc, tmp_path):
     pid = orthanc
-    row = scps.add_scp(box, {"name": "from-orthanc", "aeTitle": "SLICEBOX", "port": BOX_PORT})
+    row = scps.add_scp(box, "from-orthanc", "SLICEBOX", BOX_PORT)
     listener = scps.ScpListener(box, row)
     in_netns(pid, listener.start)  # binds inside Orthanc's namespace
     try:
@@ -76,7 +76,7 @@ def test_orthanc_stores_to_the_box_and_the_box_sends_back(box, orthanc, tmp_path
         # Orthanc forgets it; the box sends it back
         assert in_netns(pid, http, HTTP_PORT, "DELETE", f"/instances/{orthanc_id}")[0] == 200
         assert json.loads(in_netns(pid, http, HTTP_PORT, "GET", "/instances")[1]) == []
-        scu = scus.add_scu(box, {"name": "orthanc", "aeTitle": "ORTHANC", "host": "127.0.0.1", "port": DICOM_PORT})
+        scu = scus.add_scu(box, "orthanc", "ORTHANC", "127.0.0.1", DICOM_PORT)
         result = in_netns(pid, scus.send_images, box, scu.id, [image_id])
         assert result.sent == (image_id,)
         (back,) = json.loads(in_netns(pid, http, HTTP_PORT, "GET", "/instances")[1])

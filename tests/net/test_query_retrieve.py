@@ -113,7 +113,7 @@ def test_movescu_retrieves_a_study_to_a_registered_scu(loaded, tmp_path):
     out = tmp_path / "moved"
     out.mkdir()
     move_port = free_port()
-    scus.add_scu(services, {"name": "workstation", "aeTitle": "MOVESCU", "host": "127.0.0.1", "port": move_port})
+    scus.add_scu(services, "workstation", "MOVESCU", "127.0.0.1", move_port)
     result = run([tool("movescu"), "-S", "-aet", "MOVESCU", "-aec", "SLICEBOX", "-aem", "MOVESCU",
                   "+P", str(move_port), "-od", str(out), "-k", "QueryRetrieveLevel=STUDY",
                   "-k", f"StudyInstanceUID={uids['a1']}", "127.0.0.1", str(port)])

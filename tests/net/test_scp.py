@@ -238,7 +238,7 @@ def test_port_in_use_is_logged_and_retried(box):
     holder.bind(("127.0.0.1", 0))
     holder.listen(1)
     port = holder.getsockname()[1]
-    row = scps.add_scp(box, {"name": "busy", "aeTitle": "BUSY", "port": port})
+    row = scps.add_scp(box, "busy", "BUSY", port)
     part = scps.ScpListener(box, row, retry_seconds=0.05)
     try:
         part.start()  # never raises
@@ -261,7 +261,7 @@ def test_supervisor_starts_restarts_and_stops_listeners(box):
     port = free_port()
     supervisor = Supervisor(box, [provider.parts], interval=0.1)
     try:
-        row = scps.add_scp(box, {"name": "sup", "aeTitle": "SUP", "port": port})
+        row = scps.add_scp(box, "sup", "SUP", port)
         supervisor.reconcile()
         assert supervisor.keys() == [f"scp:{row.id}:SUP:{port}"]
         assert run([tool("echoscu"), "-aec", "SUP", "127.0.0.1", str(port)]).returncode == 0
