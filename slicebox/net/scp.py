@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable, ContextManager, Iterator, Sequence
 
 from pydicom import dcmread

@@ -72,7 +72,7 @@ def start_orthanc(work: str, http_port: int, dicom_port: int, modalities: dict, 
         json.dump(config, fh)
     return subprocess.Popen(["unshare", "--net", "sh", "-c", 'ip link set lo up && exec "$0" "$1"',
                              find_orthanc(), path], cwd=work, stdout=log, stderr=subprocess.STDOUT,
-                            start_new_session=True)
+                            start_new_session=True, env={**os.environ, "TCP_NODELAY": "1"})
 
 
 def http(port: int, method: str, path: str, body: bytes = b"", timeout: float = 60) -> tuple[int, bytes]:

@@ -31,13 +31,6 @@ def _log(services, subject: str) -> list:
     return logs.list_entries(services, Page(0, 1000), subject, None)
 
 
-def _storescu(port: int, *args: str) -> None:
-    result = run([tool("storescu"), "-aec", "SLICEBOX", *args[:-1], "127.0.0.1", str(port), *args[-1:]]
-                 if args and not args[-1].startswith("-") else [tool("storescu"), "-aec", "SLICEBOX",
-                                                                "127.0.0.1", str(port), *args])
-    assert result.returncode == 0, result.stderr[-2000:]
-
-
 def _store(port: int, files: list[str], options: tuple[str, ...] = ()) -> None:
     result = run([tool("storescu"), "-aec", "SLICEBOX", *options, "127.0.0.1", str(port), *files])
     assert result.returncode == 0, result.stderr[-2000:]
