@@ -36,6 +36,11 @@ DEFAULTS: dict[str, Key] = {
     "WORKERS": Key(2, "gunicorn worker processes for `slicebox serve`."),
     "THREADS": Key(8, "Threads per gunicorn worker."),
     "SESSION_TIMEOUT": Key(3600, "Seconds of inactivity after which a login session expires (sliding)."),
+    "LOGIN_FREE_ATTEMPTS": Key(5, "Wrong passwords (login or basic auth) one user name or one client address "
+                                  "may send before each further attempt must wait (1 s, doubling up to "
+                                  "LOGIN_MAX_DELAY; answered 429 with Retry-After). 0 turns the throttle off."),
+    "LOGIN_MAX_DELAY": Key(60, "Longest wait in seconds the login throttle imposes; failures are forgotten "
+                               "15 minutes after the last one, and at restart."),
     "EXPORT_SET_TTL": Key(12 * 3600, "Seconds an export set (POST /images/export) stays downloadable."),
     "MAX_JSON_BODY": Key(16 * 1024 * 1024, "Largest JSON request body in bytes; DICOM uploads are "
                                            "streamed to disk and not limited by this."),
@@ -57,6 +62,8 @@ DEFAULTS: dict[str, Key] = {
     "SCU_AE_TITLE": Key("SLICEBOX-SCU", "Calling AE title this box uses when it sends to a remote SCP "
                                         "(POST /scus/{id}/send, forwarding)."),
     "PNG_COMPRESS_LEVEL": Key(1, "zlib level for PNG rendering (1 fast .. 9 small)."),
+    "PNG_CACHE_BYTES": Key(64 << 20, "Bytes of rendered PNGs each server process keeps to answer the same "
+                                     "view again without decoding (0 turns the cache off)."),
     "LOG_LEVEL": Key("INFO", "Python logging level of the server process."),
 }
 
