@@ -57,6 +57,10 @@ DEFAULTS: dict[str, Key] = {
                                     "links slower than ~200 Mbit/s, 0 (no compression, still valid deflate) "
                                     "fast local networks."),
     "BOX_MAX_BACKOFF": Key(60.0, "Longest wait in seconds before retrying a box that failed."),
+    "SCP_HOST": Key("0.0.0.0", "Interface the DICOM listeners (SCPs) bind to; 0.0.0.0 is every interface "
+                               "(PACS systems must reach them), 127.0.0.1 this host only."),
+    "SCU_AE_TITLE": Key("SLICEBOX-SCU", "Calling AE title this box uses when it sends to a remote SCP "
+                                        "(POST /scus/{id}/send, forwarding)."),
     "PNG_COMPRESS_LEVEL": Key(1, "zlib level for PNG rendering (1 fast .. 9 small)."),
     "PNG_CACHE_BYTES": Key(64 << 20, "Bytes of rendered PNGs each server process keeps to answer the same "
                                      "view again without decoding (0 turns the cache off)."),
