@@ -3,7 +3,8 @@ from __future__ import annotations
 
 from flask import Flask
 
-from slicebox.api import anonymization, boxes, images, logs, metadata, system, transactions, users
+from slicebox.api import (anonymization, boxes, filtering, forwarding, images, logs, metadata, seriestypes, system,
+                          transactions, users)
 
 BLUEPRINTS = (
     system.bp,          # General
@@ -14,6 +15,9 @@ BLUEPRINTS = (
     transactions.bp,    # Transactions
     users.bp,           # Users
     logs.bp,            # Logs
+    filtering.bp,       # Filtering
+    forwarding.bp,      # Forwarding
+    seriestypes.bp,     # Series Types
 )
 
 
