@@ -124,3 +124,15 @@ _SOURCE_TABLES = {
     "import": ("import_sessions", "name"),
 }
 SOURCE_TYPES_WITH_TABLES = tuple(_SOURCE_TABLES)
+#: source type -> table, for other repositories' orphan checks
+SOURCE_TABLES = {kind: table for kind, (table, _) in _SOURCE_TABLES.items()}
+
+
+def delete_orphaned_associations(conn: Connection) -> int:
+    """Delete associations whose source no longer exists; returns how many."""
+    removed = 0
+    for source_type, (table, _) in _SOURCE_TABLES.items():
+        removed += conn.execute(
+            f"DELETE FROM source_tag_filters WHERE source_type = ? AND NOT EXISTS "
+            f"(SELECT 1 FROM {table} s WHERE s.id = source_tag_filters.source_id)", (source_type,)).rowcount
+    return removed

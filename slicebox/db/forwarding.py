@@ -97,6 +97,13 @@ def transactions(conn: Connection, status: str, due_before: int | None = None) -
     return conn.all(f"{_TX} WHERE t.status = ? AND t.next_attempt <= ? ORDER BY t.id", (status, due_before))
 
 
+def settled_enroute(conn: Connection) -> list[dict]:
+    """ENROUTE transactions whose box transaction finished, failed or was deleted (the rest wait)."""
+    return conn.all(
+        f"{_TX} LEFT JOIN outgoing_transactions o ON o.id = t.outgoing_id WHERE t.status = 'ENROUTE' "
+        "AND (o.id IS NULL OR o.status IN ('FINISHED', 'FAILED')) ORDER BY t.id")
+
+
 def get_transaction(conn: Connection, tx_id: int) -> dict | None:
     return conn.one(f"{_TX} WHERE t.id = ?", (tx_id,))
 
@@ -179,6 +186,8 @@ def finished_images(conn: Connection, limit: int = 1000) -> list[dict]:
         "MAX(CASE WHEN r.keep_images = 0 THEN 1 ELSE 0 END) AS unwanted, "
         "MAX(CASE WHEN i.delivered = 2 THEN 1 ELSE 0 END) AS skipped "
         "FROM forwarding_images i JOIN forwarding_rules r ON r.id = i.rule_id "
+        # only images some rule delivered: a long queue for an unreachable destination is not scanned
+        "WHERE i.image_id IN (SELECT d.image_id FROM forwarding_images d WHERE d.delivered > 0) "
         "GROUP BY i.image_id HAVING MIN(i.delivered) > 0 LIMIT ?", (limit,))
 
 
@@ -199,3 +208,17 @@ def drop_finished_transactions(conn: Connection) -> None:
 
 def pending_count(conn: Connection) -> int:
     return conn.scalar("SELECT COUNT(*) FROM forwarding_images WHERE delivered = 0") or 0
+
+
+def orphaned_rule_ids(conn: Connection, source_tables: dict[str, str]) -> list[int]:
+    """Rules whose source (type -> table) or destination no longer exists."""
+    ids: set[int] = set()
+    for kind, table in list(source_tables.items()):
+        ids.update(r["id"] for r in conn.all(
+            f"SELECT id FROM forwarding_rules r WHERE r.source_type = ? AND NOT EXISTS "
+            f"(SELECT 1 FROM {table} s WHERE s.id = r.source_id)", (kind,)))
+    for kind, table in (("box", "boxes"), ("scu", "scus")):
+        ids.update(r["id"] for r in conn.all(
+            f"SELECT id FROM forwarding_rules r WHERE r.destination_type = ? AND NOT EXISTS "
+            f"(SELECT 1 FROM {table} d WHERE d.id = r.destination_id)", (kind,)))
+    return sorted(ids)

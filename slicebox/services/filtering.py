@@ -149,6 +149,12 @@ def delete_association(services: Services, assoc_id: int) -> None:
         repo.delete_association(conn, assoc_id)
 
 
+def purge_orphans(services: Services) -> int:
+    """Drop associations of sources that were deleted (a periodic sweep; ids are never reused)."""
+    with services.db.transaction() as conn:
+        return repo.delete_orphaned_associations(conn)
+
+
 # -- ingest step 2 ------------------------------------------------------------------------
 def filter_step(services: Services, path: str, ident: DicomIdentity,
                 source: Source) -> tuple[str, DicomIdentity]:

@@ -33,6 +33,7 @@ from slicebox.clock import now_ms
 from slicebox.context import Services
 from slicebox.db import IntegrityError
 from slicebox.db import boxes as box_repo
+from slicebox.db import filtering as filtering_repo
 from slicebox.db import forwarding as repo
 from slicebox.errors import BadRequest, NotFound, SliceboxError
 from slicebox.models import DESTINATION_TYPES, Destination, ForwardingRule, Page
@@ -110,6 +111,17 @@ def delete_rule(services: Services, rule_id: int) -> None:
         logs.info(services, LOG_SUBJECT, f"deleted forwarding rule {rule_id}", conn)
     for outgoing_id in outgoing:
         boxes.delete_outgoing(services, outgoing_id)
+
+
+def purge_orphans(services: Services) -> list[int]:
+    """Delete rules whose source or destination was deleted (a periodic sweep); their images stay."""
+    with services.db.connection() as conn:
+        orphans = repo.orphaned_rule_ids(conn, filtering_repo.SOURCE_TABLES)
+    for rule_id in orphans:
+        delete_rule(services, rule_id)
+        logs.warn(services, LOG_SUBJECT, f"deleted forwarding rule {rule_id}: its source or destination "
+                  "no longer exists (its images were kept)")
+    return orphans
 
 
 # -- destinations ----------------------------------------------------------------------------
@@ -220,7 +232,7 @@ def dispatch_due(services: Services) -> None:
 
 def check_enroute(services: Services) -> None:
     with services.db.connection() as conn:
-        enroute = repo.transactions(conn, "ENROUTE")
+        enroute = repo.settled_enroute(conn)
     for tx in enroute:
         with services.db.transaction() as conn:
             state = repo.outgoing_state(conn, tx["outgoing_id"])

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from factories import make_dicom_bytes
 
-from slicebox.services import forwarding
+from slicebox.services import filtering, forwarding
 
 
 @pytest.fixture
@@ -214,3 +214,22 @@ def test_forwarding_rule_routes(client, user_client, peer):
     assert client.delete(f"/api/forwarding/rule/{rule['id']}").status_code == 204
     assert client.delete(f"/api/forwarding/rule/{rule['id']}").status_code == 204
     assert client.get("/api/forwarding/rules").get_json() == []
+
+
+def test_rules_and_associations_of_deleted_sources_and_destinations_are_swept(client, upload, peer, services, clock):
+    rule = _rule(client, "box", peer["id"], keep_images=False)
+    image = _upload(upload, "1.2.3.86.1")
+    clock.advance(5)
+    forwarding.run_once(services)
+    r = client.post("/api/filtering/filters", json={"name": "f", "tagFilterType": "BLACKLIST"})
+    alice = client.post("/api/users", json={"user": "alice", "role": "USER", "password": "pw"}).get_json()
+    assert client.post("/api/filtering/associations", json={
+        "sourceType": "user", "sourceId": alice["id"], "tagFilterId": r.get_json()["id"]}).status_code == 201
+    assert forwarding.purge_orphans(services) == [] and filtering.purge_orphans(services) == 0
+    assert client.delete(f"/api/boxes/{peer['id']}").status_code == 204
+    assert client.delete(f"/api/users/{alice['id']}").status_code == 204
+    assert forwarding.purge_orphans(services) == [rule["id"]]
+    assert filtering.purge_orphans(services) == 1
+    assert client.get("/api/forwarding/rules").get_json() == []
+    assert client.get("/api/filtering/associations").get_json() == []
+    assert client.get(f"/api/images/{image}").status_code == 200  # kept although keepImages=false

@@ -44,3 +44,4 @@ CREATE TABLE forwarding_images (
 );
 CREATE INDEX ix_forwarding_images_open ON forwarding_images (transaction_id, rule_id, series_id);
 CREATE INDEX ix_forwarding_images_image ON forwarding_images (image_id);
+CREATE INDEX ix_forwarding_images_delivered ON forwarding_images (delivered);
