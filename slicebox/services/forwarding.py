@@ -10,7 +10,7 @@ calling :func:`run_once`) then:
    seconds (or waited ``FORWARDING_MAX_WAIT``);
 2. dispatches PENDING transactions through :data:`DESTINATIONS`: a box gets one
    outgoing box transaction with the box's default profile (the box transfer
-   worker, itself restart-safe, takes it from there); an SCU gets the images
+   worker, itself restart-safe, takes it from there; ``boxes.queue``); an SCU gets the images
    through ``services.scus.send_images``; a failure is logged and retried with
    backoff, never dropped;
 3. notices delivery (the box transaction FINISHED; the SCU call returned) and,
@@ -36,7 +36,8 @@ from slicebox.db import boxes as box_repo
 from slicebox.db import filtering as filtering_repo
 from slicebox.db import forwarding as repo
 from slicebox.errors import BadRequest, NotFound, SliceboxError
-from slicebox.models import DESTINATION_TYPES, Destination, ForwardingRule, Page
+from slicebox.models import (DESTINATION_TYPES, AnonymizationProfile, Destination, ForwardingRule, ImageTagValues,
+                             Page)
 from slicebox.services import boxes, images, logs
 from slicebox.services.filtering import source_or_400
 
@@ -139,12 +140,12 @@ def _dispatch_box(services: Services, tx: dict, image_ids: list[int]) -> int | N
         return adopted
     if box is None:
         raise DestinationUnavailable(f"box {tx['destination_name']!r} (id {box_id}) no longer exists")
-    # TODO(issue 8): use the box service's typed queue(...) in this transaction once it exists;
-    # until then the plain send path, made crash-safe by the DISPATCHING/adopt step above.
-    body = {"profile": {"options": [{"name": name} for name in box.profile]},
-            "imageTagValuesSet": [{"imageId": i, "tagValues": []} for i in image_ids]}
+    # The box service queues in its own transaction: the DISPATCHING/adopt step above makes
+    # a crash between its commit and ours harmless.
+    options = box.profile if "BASIC_PROFILE" in box.profile else ("BASIC_PROFILE", *box.profile)
+    items = tuple(ImageTagValues(image_id=i) for i in image_ids)
     try:
-        outgoing = boxes.send(services, box_id, body)
+        outgoing = boxes.queue(services, box_id, items, AnonymizationProfile(options=tuple(options)))
     except NotFound as exc:
         raise DestinationUnavailable(exc.message) from None
     return outgoing.id
