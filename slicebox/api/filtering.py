@@ -1,6 +1,7 @@
 """Filtering: tag filters (whitelists / blacklists of tag paths) and their association with sources."""
 from flask import Blueprint, jsonify
 
+from slicebox.api import bodies
 from slicebox.api._helpers import admin, json_body, page_args
 from slicebox.api.shapes import tag_filter_json, tag_filter_path_json
 from slicebox.context import get_services
@@ -19,7 +20,8 @@ def list_filters():
 @admin
 def upsert_filter():
     """Insert a filter, or update the filter with the same name."""
-    return jsonify(tag_filter_json(service.upsert_filter(get_services(), json_body(dict)))), 201
+    name, kind, paths = bodies.tag_filter(json_body(dict))
+    return jsonify(tag_filter_json(service.upsert_filter(get_services(), name, kind, paths))), 201
 
 
 @bp.delete("/filters/<int:filter_id>")
@@ -40,7 +42,8 @@ def list_tag_paths(filter_id: int):
 @admin
 def add_tag_path(filter_id: int):
     """Add a tag path to a filter."""
-    return jsonify(tag_filter_path_json(service.add_tag_path(get_services(), filter_id, json_body(dict)))), 201
+    path = bodies.filter_tag_path(json_body(dict))
+    return jsonify(tag_filter_path_json(service.add_tag_path(get_services(), filter_id, path))), 201
 
 
 @bp.delete("/filters/<int:filter_id>/tagpaths/<int:tag_path_id>")
@@ -61,7 +64,8 @@ def list_associations():
 @admin
 def upsert_association():
     """Associate a filter with a source (replacing the source's previous filter)."""
-    return jsonify(service.upsert_association(get_services(), json_body(dict)).to_json()), 201
+    source, filter_id = bodies.source_tag_filter(json_body(dict))
+    return jsonify(service.upsert_association(get_services(), source, filter_id).to_json()), 201
 
 
 @bp.delete("/associations/<int:assoc_id>")

@@ -1,6 +1,7 @@
 """Forwarding: rules that send every image from a source on to a destination."""
 from flask import Blueprint, jsonify
 
+from slicebox.api import bodies
 from slicebox.api._helpers import admin, json_body, page_args
 from slicebox.context import get_services
 from slicebox.services import forwarding as service
@@ -18,7 +19,8 @@ def list_rules():
 @admin
 def add_rule():
     """Add a forwarding rule (the existing rule when source and destination are already forwarded)."""
-    return jsonify(service.add_rule(get_services(), json_body(dict)).to_json()), 201
+    source, destination, keep = bodies.forwarding_rule(json_body(dict))
+    return jsonify(service.add_rule(get_services(), source, destination, keep).to_json()), 201
 
 
 @bp.delete("/rule/<int:rule_id>")

@@ -1,6 +1,7 @@
 """Series Types: types, their rules and rule attributes, and the background update status."""
 from flask import Blueprint, jsonify, request
 
+from slicebox.api import bodies
 from slicebox.api._helpers import admin, int_arg, json_body, page_args
 from slicebox.context import get_services
 from slicebox.services import seriestypes as service
@@ -18,15 +19,15 @@ def list_types():
 @admin
 def add_type():
     """Add a series type (unique name)."""
-    return jsonify(service.add_type(get_services(), json_body(dict)).to_json()), 201
+    return jsonify(service.add_type(get_services(), bodies.series_type_name(json_body(dict))).to_json()), 201
 
 
 @bp.put("/<int:type_id>")
 @admin
 def update_type(type_id: int):
     """Re-evaluate all series for the series types (renaming the type when the body has a name)."""
-    body = json_body(dict) if request.content_length else None
-    service.update_type(get_services(), type_id, body)
+    name = bodies.series_type_name(json_body(dict)) if request.content_length else None
+    service.update_type(get_services(), type_id, name)
     return "", 204
 
 
@@ -48,7 +49,7 @@ def list_rules():
 @admin
 def add_rule():
     """Add a rule to a series type."""
-    return jsonify(service.add_rule(get_services(), json_body(dict)).to_json()), 201
+    return jsonify(service.add_rule(get_services(), bodies.series_type_rule(json_body(dict))).to_json()), 201
 
 
 @bp.get("/rules/updatestatus")
@@ -75,7 +76,8 @@ def list_attributes(rule_id: int):
 @admin
 def add_attribute(rule_id: int):
     """Add an attribute (group, element, optional path, value) to a rule."""
-    return jsonify(service.add_attribute(get_services(), rule_id, json_body(dict)).to_json()), 201
+    group, element, path, value = bodies.series_type_rule_attribute(json_body(dict))
+    return jsonify(service.add_attribute(get_services(), rule_id, group, element, path, value).to_json()), 201
 
 
 @bp.delete("/rules/<int:rule_id>/attributes/<int:attribute_id>")

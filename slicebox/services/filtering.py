@@ -16,9 +16,9 @@ from slicebox.db import filtering as repo
 from slicebox.dicom import parsing, tagstream
 from slicebox.dicom.errors import DicomStreamError
 from slicebox.dicom.tag_filter import filter_plan, parse_paths
-from slicebox.dicom.tagpath import format_tag_path, parse_tag_path, tag_path_from_json
+from slicebox.dicom.tagpath import TagPath, format_tag_path
 from slicebox.errors import BadRequest, InvalidDicom, NotFound
-from slicebox.models import TAG_FILTER_TYPES, DicomIdentity, Page, Source, SourceTagFilter, TagFilter, TagFilterPath
+from slicebox.models import DicomIdentity, Page, Source, SourceTagFilter, TagFilter, TagFilterPath
 from slicebox.storage.tempfiles import discard, new_temp_path
 
 logger = logging.getLogger(__name__)
@@ -27,43 +27,18 @@ logger = logging.getLogger(__name__)
 MAX_TAG_PATHS = 10_000
 
 
-def _name_or_400(name) -> str:
-    if not isinstance(name, str) or not name.strip() or len(name) > 180:
-        raise BadRequest("filter name must be a non-empty string of at most 180 characters")
-    return name.strip()
-
-
-def _type_or_400(value) -> str:
-    if value not in TAG_FILTER_TYPES:
-        raise BadRequest(f"tagFilterType must be one of {', '.join(TAG_FILTER_TYPES)}")
-    return value
-
-
-def _tag_path_text(obj) -> str:
-    """A tagPathTag JSON object (or the text form) as canonical text; 400 when malformed."""
-    try:
-        path = tag_path_from_json(obj) if isinstance(obj, dict) else parse_tag_path(obj)
-    except (DicomStreamError, TypeError, ValueError) as exc:
-        raise BadRequest(f"invalid tag path: {exc}") from None
-    return format_tag_path(path)
-
-
 # -- filters ----------------------------------------------------------------------------
 def list_filters(services: Services, page: Page) -> list[TagFilter]:
     with services.db.connection() as conn:
         return repo.list_filters(conn, page.start_index, page.count)
 
 
-def upsert_filter(services: Services, body) -> TagFilter:
-    """Insert a filter, or update the one with the same name (type, and tag paths when given)."""
-    if not isinstance(body, dict):
-        raise BadRequest("body must be a filter object {name, tagFilterType, tags?}")
-    name = _name_or_400(body.get("name"))
-    filter_type = _type_or_400(body.get("tagFilterType"))
-    tags = body.get("tags")
-    if tags is not None and (not isinstance(tags, list) or len(tags) > MAX_TAG_PATHS):
-        raise BadRequest(f"tags must be an array of at most {MAX_TAG_PATHS} tag paths")
-    texts = None if tags is None else [_tag_path_text(t) for t in tags]
+def upsert_filter(services: Services, name: str, filter_type: str,
+                  tag_paths: tuple[TagPath, ...] | None = None) -> TagFilter:
+    """Insert a filter, or update the one with the same name (its type; its tag paths when given)."""
+    if tag_paths is not None and len(tag_paths) > MAX_TAG_PATHS:
+        raise BadRequest(f"a filter holds at most {MAX_TAG_PATHS} tag paths")
+    texts = None if tag_paths is None else [format_tag_path(p) for p in tag_paths]
     with services.db.transaction() as conn:
         existing = repo.get_filter_by_name(conn, name)
         if existing is None:
@@ -99,13 +74,12 @@ def list_tag_paths(services: Services, filter_id: int) -> list[TagFilterPath]:
         return list(_filter_or_404(conn, filter_id).tag_paths)
 
 
-def add_tag_path(services: Services, filter_id: int, body) -> TagFilterPath:
-    text = _tag_path_text(body)
+def add_tag_path(services: Services, filter_id: int, path: TagPath) -> TagFilterPath:
     with services.db.transaction() as conn:
         tag_filter = _filter_or_404(conn, filter_id)
         if len(tag_filter.tag_paths) >= MAX_TAG_PATHS:
             raise BadRequest(f"a filter holds at most {MAX_TAG_PATHS} tag paths")
-        return repo.add_tag_path(conn, filter_id, text)
+        return repo.add_tag_path(conn, filter_id, format_tag_path(path))
 
 
 def delete_tag_path(services: Services, filter_id: int, tag_path_id: int) -> None:
@@ -119,27 +93,20 @@ def list_associations(services: Services, page: Page) -> list[SourceTagFilter]:
         return repo.list_associations(conn, page.start_index, page.count)
 
 
-def source_or_400(conn, source_type, source_id) -> Source:
-    """An existing source with its current name; 400 for an unknown type, 404 for a missing source."""
+def existing_source(conn, source_type: str, source_id: int) -> Source:
+    """The source with its current name; 404 when it does not exist."""
     if source_type not in repo.SOURCE_TYPES_WITH_TABLES:
         raise BadRequest(f"sourceType must be one of {', '.join(repo.SOURCE_TYPES_WITH_TABLES)}")
-    if not isinstance(source_id, int) or isinstance(source_id, bool):
-        raise BadRequest("sourceId must be an integer")
     name = repo.source_name(conn, source_type, source_id)
     if name is None:
         raise NotFound(f"no {source_type} source with id {source_id}")
     return Source(type=source_type, name=name, id=source_id)
 
 
-def upsert_association(services: Services, body) -> SourceTagFilter:
+def upsert_association(services: Services, source_ref: tuple[str, int], filter_id: int) -> SourceTagFilter:
     """Associate a filter with a source, replacing the source's previous filter."""
-    if not isinstance(body, dict):
-        raise BadRequest("body must be a sourceTagFilter object {sourceType, sourceId, tagFilterId}")
-    filter_id = body.get("tagFilterId")
-    if not isinstance(filter_id, int) or isinstance(filter_id, bool):
-        raise BadRequest("tagFilterId must be an integer")
     with services.db.transaction() as conn:
-        source = source_or_400(conn, body.get("sourceType"), body.get("sourceId"))
+        source = existing_source(conn, *source_ref)
         _filter_or_404(conn, filter_id)
         return repo.upsert_association(conn, source, filter_id)
 

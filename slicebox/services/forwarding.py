@@ -39,7 +39,7 @@ from slicebox.errors import BadRequest, NotFound, SliceboxError
 from slicebox.models import (DESTINATION_TYPES, AnonymizationProfile, Destination, ForwardingRule, ImageTagValues,
                              Page)
 from slicebox.services import boxes, images, logs
-from slicebox.services.filtering import source_or_400
+from slicebox.services.filtering import existing_source
 
 logger = logging.getLogger(__name__)
 
@@ -58,40 +58,30 @@ def list_rules(services: Services, page: Page) -> list[ForwardingRule]:
         return repo.list_rules(conn, page.start_index, page.count)
 
 
-def _destination_or_400(conn, body) -> Destination:
-    if not isinstance(body, dict):
-        raise BadRequest("destination must be an object {destinationType, destinationId}")
-    kind, dest_id = body.get("destinationType"), body.get("destinationId")
-    if kind not in DESTINATION_TYPES:
+def _existing_destination(conn, destination_type: str, destination_id: int) -> Destination:
+    if destination_type not in DESTINATION_TYPES:
         raise BadRequest(f"destinationType must be one of {', '.join(DESTINATION_TYPES)}")
-    if not isinstance(dest_id, int) or isinstance(dest_id, bool):
-        raise BadRequest("destinationId must be an integer")
-    name = repo.destination_name(conn, kind, dest_id)
+    name = repo.destination_name(conn, destination_type, destination_id)
     if name is None:
-        raise NotFound(f"no {kind} destination with id {dest_id}")
-    return Destination(type=kind, name=name, id=dest_id)
+        raise NotFound(f"no {destination_type} destination with id {destination_id}")
+    return Destination(type=destination_type, name=name, id=destination_id)
 
 
-def add_rule(services: Services, body) -> ForwardingRule:
+def add_rule(services: Services, source_ref: tuple[str, int], destination_ref: tuple[str, int],
+             keep_images: bool) -> ForwardingRule:
     """Add a rule; an existing rule with the same source and destination is returned as it is."""
-    if not isinstance(body, dict) or not isinstance(body.get("source"), dict):
-        raise BadRequest("body must be a forwardingrule {source, destination, keepImages}")
-    keep = body.get("keepImages", True)
-    if not isinstance(keep, bool):
-        raise BadRequest("keepImages must be a boolean")
-    src = body["source"]
+    if source_ref[0] == destination_ref[0] == "box" and source_ref[1] == destination_ref[1]:
+        raise BadRequest("a box cannot forward back to itself")
     try:
         with services.db.transaction() as conn:
-            source = source_or_400(conn, src.get("sourceType"), src.get("sourceId"))
-            destination = _destination_or_400(conn, body.get("destination"))
-            if source.type == "box" and destination.type == "box" and source.id == destination.id:
-                raise BadRequest("a box cannot forward back to itself")
+            source = existing_source(conn, *source_ref)
+            destination = _existing_destination(conn, *destination_ref)
             existing = repo.find_rule(conn, source, destination)
             if existing is not None:
                 return existing
-            rule = repo.insert_rule(conn, source, destination, keep)
+            rule = repo.insert_rule(conn, source, destination, keep_images)
             logs.info(services, LOG_SUBJECT, f"forwarding rule {rule.id}: {source.type} {source.name!r} -> "
-                      f"{destination.type} {destination.name!r} (keepImages={keep})", conn)
+                      f"{destination.type} {destination.name!r} (keepImages={keep_images})", conn)
             return rule
     except IntegrityError:  # the same rule was added concurrently
         with services.db.connection() as conn:

@@ -33,18 +33,6 @@ logger = logging.getLogger(__name__)
 BATCH = 200
 
 
-def _name_or_400(name) -> str:
-    if not isinstance(name, str) or not name.strip() or len(name) > 180:
-        raise BadRequest("series type name must be a non-empty string of at most 180 characters")
-    return name.strip()
-
-
-def _int_or_400(value, what: str, low: int = 0, high: int = 2 ** 62) -> int:
-    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
-        raise BadRequest(f"{what} must be an integer between {low} and {high}")
-    return value
-
-
 def _changed(services: Services, conn) -> None:
     repo.request_update(conn)
     services.state.series_type_wakeup.set()
@@ -56,8 +44,7 @@ def list_types(services: Services, page: Page) -> list[SeriesType]:
         return repo.list_types(conn, page.start_index, page.count)
 
 
-def add_type(services: Services, body) -> SeriesType:
-    name = _name_or_400(body.get("name") if isinstance(body, dict) else None)
+def add_type(services: Services, name: str) -> SeriesType:
     try:
         with services.db.transaction() as conn:
             if repo.get_type_by_name(conn, name) is not None:
@@ -69,11 +56,8 @@ def add_type(services: Services, body) -> SeriesType:
         raise BadRequest(f"A series type with name {name} already exists") from None
 
 
-def update_type(services: Services, type_id: int, body) -> None:
-    """Rename a type when the body names it, and re-evaluate all series in the background."""
-    name = None
-    if isinstance(body, dict) and body.get("name") is not None:
-        name = _name_or_400(body.get("name"))
+def update_type(services: Services, type_id: int, name: str | None = None) -> None:
+    """Rename a type (when a name is given) and re-evaluate all series in the background."""
     try:
         with services.db.transaction() as conn:
             if repo.get_type(conn, type_id) is None:
@@ -100,8 +84,7 @@ def list_rules(services: Services, type_id: int | None) -> list[SeriesTypeRule]:
         return repo.list_rules(conn, type_id)
 
 
-def add_rule(services: Services, body) -> SeriesTypeRule:
-    type_id = _int_or_400(body.get("seriesTypeId") if isinstance(body, dict) else None, "seriesTypeId")
+def add_rule(services: Services, type_id: int) -> SeriesTypeRule:
     try:
         with services.db.transaction() as conn:
             if repo.get_type(conn, type_id) is None:
@@ -125,26 +108,14 @@ def list_attributes(services: Services, rule_id: int) -> list[SeriesTypeRuleAttr
         return repo.list_attributes(conn, rule_id)
 
 
-def add_attribute(services: Services, rule_id: int, body) -> SeriesTypeRuleAttribute:
-    if not isinstance(body, dict):
-        raise BadRequest("body must be a seriestyperuleattribute {group, element, path?, value}")
-    group = _int_or_400(body.get("group"), "group", 0, 0xFFFF)
-    element = _int_or_400(body.get("element"), "element", 0, 0xFFFF)
-    value = body.get("value")
-    if not isinstance(value, str) or len(value) > 10_000:
-        raise BadRequest("value must be a string of at most 10000 characters")
-    path = body.get("path") or ""
-    if not isinstance(path, str):
-        raise BadRequest("path must be a string")
-    try:
-        parse_trunk(path)
-    except (ValueError, DicomStreamError) as exc:
-        raise BadRequest(f"invalid path {path!r}: {exc}") from None
+def add_attribute(services: Services, rule_id: int, group: int, element: int, path: str,
+                  value: str) -> SeriesTypeRuleAttribute:
+    """Add an attribute (checked by the API: group/element 0..0xFFFF, a valid path) to a rule."""
     try:
         with services.db.transaction() as conn:
             if repo.get_rule(conn, rule_id) is None:
                 raise NotFound(f"series type rule {rule_id} not found")
-            attribute = repo.insert_attribute(conn, rule_id, group, element, path.strip(), value)
+            attribute = repo.insert_attribute(conn, rule_id, group, element, path, value)
             _changed(services, conn)
             return attribute
     except IntegrityError:
