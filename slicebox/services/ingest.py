@@ -31,8 +31,11 @@ def _prepare_steps() -> tuple[Callable, ...]:
     """What transforms a spooled dataset before it is indexed, in order.
 
     Each step takes (services, path, identity, source) and returns (path, identity).
+    Re-identification runs before the source's tag filter (DESIGN.md lists them the
+    other way round): it needs the anonymous identity a whitelist may drop, and it
+    restores real values that a blacklist must still be able to remove.
     """
-    return (filter_step, reverse_step)
+    return (reverse_step, filter_step)
 
 
 def _after_store_steps() -> tuple[Callable, ...]:
