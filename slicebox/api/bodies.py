@@ -290,7 +290,7 @@ def series_ids(body) -> tuple[int, ...]:
 
 # -- filtering -------------------------------------------------------------------------------
 #: Most tag paths one filter may hold.
-MAX_FILTER_TAG_PATHS = 10_000
+MAX_FILTER_TAG_PATHS = 2_000
 #: Source types a filter or a forwarding rule can name (every kind of source but "unknown").
 NAMED_SOURCE_TYPES = tuple(t for t in SOURCE_TYPES if t != "unknown")
 

@@ -84,12 +84,16 @@ def filter_plan(filter_type: str, paths: list[TagPath], source) -> tagstream.Edi
     whole = {p.tag for p in paths if not p.trunk}
     nested_roots = {p.trunk[0][0] for p in paths if p.trunk} - whole
     if nested_roots:
+        # only the paths under the same root sequence can keep a nested element
+        by_root: dict[int, list[TagPath]] = {}
+        for p in paths:
+            if p.trunk:
+                by_root.setdefault(p.trunk[0][0], []).append(p)
         for record in tagstream.list_elements(source):
             if record.depth == 0:
                 continue
             element = parse_tag_path(record.path)
-            if element.trunk[0][0] not in nested_roots:
-                continue
-            if not whitelist_keeps(paths, element):
+            root = element.trunk[0][0]
+            if root in nested_roots and not whitelist_keeps(by_root[root], element):
                 plan.remove(element)
     return plan

@@ -3,8 +3,8 @@
 A filter is a WHITELIST or a BLACKLIST of tag paths (``[*]`` wildcards for
 sequence items); a source (user, box, SCP, directory watch, import session)
 has at most one.  :func:`filter_step` applies it with the streaming engine to
-every dataset from that source before it is indexed or stored; what storage
-needs is always kept (see :mod:`slicebox.dicom.tag_filter`).
+every dataset from that source before it is indexed or stored (after
+re-identification, see services/ingest.py); what storage needs is always kept (see :mod:`slicebox.dicom.tag_filter`).
 """
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ from slicebox.storage.tempfiles import discard, new_temp_path
 logger = logging.getLogger(__name__)
 
 #: Most tag paths one filter may hold (hostile input stays bounded).
-MAX_TAG_PATHS = 10_000
+MAX_TAG_PATHS = 2_000
 
 
 # -- filters ----------------------------------------------------------------------------
