@@ -157,6 +157,10 @@ def mark_outgoing_image_sent(conn: Connection, transaction_id: int, outgoing_ima
     refused it or it could not be prepared): both count as done, but only 1
     lets forwarding with keepImages=false delete the image.
     """
+    # Lock the transaction row first: concurrent markers of one transaction (parallel pushes)
+    # then count one after the other.  Without it, PostgreSQL's READ COMMITTED let two
+    # markers each count only their own image and the transaction stalled short of its total.
+    conn.execute("UPDATE outgoing_transactions SET updated = ? WHERE id = ?", (now, transaction_id))
     conn.execute("UPDATE outgoing_images SET sent = ? WHERE id = ? AND outgoing_transaction_id = ?",
                  (2 if skipped else 1, outgoing_image_id, transaction_id))
     sent = conn.scalar("SELECT COUNT(*) FROM outgoing_images WHERE outgoing_transaction_id = ? AND sent <> 0",

@@ -42,7 +42,7 @@ def test_forwarding_survives_sender_restarts_and_delivers_each_image_once(tmp_pa
 
         # the forwarding transactions are handed to the box service, which cannot reach uni
         out = wait_for(lambda: (lambda o: o if len(o) == 2 else None)(hospital.json("GET", "/boxes/outgoing")),
-                       timeout=120, what="two outgoing box transactions (one per series)")
+                       timeout=300, what="two outgoing box transactions (one per series)")
         assert sorted(t["totalImageCount"] for t in out) == [2, 6]
         assert all(t["sentImageCount"] == 0 for t in out)
         # killed while the forwarding transactions are under way
@@ -50,14 +50,14 @@ def test_forwarding_survives_sender_restarts_and_delivers_each_image_once(tmp_pa
         hospital.start()
         uni.start()
 
-        wait_for(lambda: uni.count_images() == len(ids), timeout=240, what="all images on uni")
+        wait_for(lambda: uni.count_images() == len(ids), timeout=300, what="all images on uni")
         gone = wait_for(lambda: all(hospital.request("GET", f"/images/{i}").status == 404 for i in ids),
-                        timeout=120, what="forwarded images deleted from the sender")
+                        timeout=300, what="forwarded images deleted from the sender")
         assert gone
         # every image arrived once: one incoming row per image, no image counted twice
         incoming = wait_for(lambda: (lambda t: t if len(t) == 2 and all(x["status"] == "FINISHED" for x in t)
                                      else None)(uni.json("GET", "/boxes/incoming")),
-                            timeout=120, what="two FINISHED incoming transactions")
+                            timeout=300, what="two FINISHED incoming transactions")
         assert sorted(t["receivedImageCount"] for t in incoming) == [2, 6]
         assert sorted(t["addedImageCount"] for t in incoming) == [2, 6]
         assert uni.sql("SELECT COUNT(*) FROM incoming_images")[0][0] == len(ids)
@@ -68,6 +68,17 @@ def test_forwarding_survives_sender_restarts_and_delivers_each_image_once(tmp_pa
         log = hospital.json("GET", "/log?subject=Forwarding&count=100")
         assert any("deleted" in e["message"] and "keepImages=false" in e["message"] for e in log), json.dumps(log)
         assert hospital.json("GET", "/metadata/patients") == []
+    except AssertionError:
+        print("--- hospital ---\n" + hospital.output() + "\n--- uni ---\n" + uni.output())
+        print(json.dumps(hospital.json("GET", "/boxes/outgoing")), json.dumps(hospital.json("GET", "/log?count=50")))
+        if db_kind == "postgres":
+            import psycopg
+
+            with psycopg.connect(database_url.split("?")[0]) as conn:
+                conn.execute(f"SET search_path TO {database_url.split('schema=')[1]}")
+                for table in ("forwarding_transactions", "forwarding_images", "outgoing_images"):
+                    print(table, conn.execute(f"SELECT * FROM {table}").fetchall())
+        raise
     finally:
         uni.stop()
         hospital.stop()
