@@ -51,6 +51,11 @@ DEFAULTS: dict[str, Key] = {
                                     "listeners, ...) as the database says."),
     "BOX_POLL_INTERVAL": Key(5.0, "Seconds between box transfer rounds when there is nothing to do "
                                   "(work found is done at once, batch after batch)."),
+    "FORWARDING_QUIET": Key(3.0, "Seconds without a new image of a series after which the images a forwarding "
+                                 "rule collected for that series leave as one transaction."),
+    "FORWARDING_MAX_WAIT": Key(60.0, "Longest wait in seconds before collected images are forwarded even "
+                                     "though more of the series keep arriving."),
+    "FORWARDING_INTERVAL": Key(1.0, "Seconds between the forwarding worker's looks at its queue."),
     "BOX_PARALLELISM": Key(4, "Images transferred in parallel per box."),
     "BOX_BATCH_SIZE": Key(32, "Images per transfer batch."),
     "BOX_COMPRESSION_LEVEL": Key(1, "zlib level (0-9) of the raw-deflate bodies sent to other boxes: 1 suits "

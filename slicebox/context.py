@@ -54,6 +54,10 @@ class State:
     pseudonyms: dict[tuple[str, str, str], dict] = field(default_factory=dict)
     #: set to wake the box transfer worker early (it runs in the service process)
     box_wakeup: threading.Event = field(default_factory=threading.Event)
+    #: set to wake the series type updater (a type, rule or attribute changed)
+    series_type_wakeup: threading.Event = field(default_factory=threading.Event)
+    #: set to wake the forwarding worker (images were queued, a rule changed)
+    forwarding_wakeup: threading.Event = field(default_factory=threading.Event)
     #: the long-running side when this process started it (jobs.start); stopped on close
     background: Stoppable | None = None
     #: rendered PNGs of this process, keyed by image, its SOP Instance UID and the view (rendering service)

@@ -469,3 +469,78 @@ class ScuSendResult:
     warnings: tuple[int, ...] = ()
     #: image ids sent decompressed because the peer accepted no context for their own syntax
     decompressed: tuple[int, ...] = ()
+
+
+# -- automation: tag filters, forwarding rules, series type rules -----------------------
+TAG_FILTER_TYPES = ("WHITELIST", "BLACKLIST")
+
+
+@dataclass(frozen=True)
+class TagFilterPath:
+    """One tag path of a filter; ``tag_path`` is the text form ``(gggg,eeee)[*].(gggg,eeee)``."""
+    id: int
+    tag_filter_id: int
+    tag_path: str
+
+
+@dataclass(frozen=True)
+class TagFilter:
+    id: int
+    name: str
+    filter_type: str
+    tag_paths: tuple[TagFilterPath, ...] = ()
+
+
+@dataclass(frozen=True)
+class SourceTagFilter:
+    id: int
+    source: Source
+    tag_filter_id: int
+    tag_filter_name: str
+
+    def to_json(self) -> dict:
+        return {"id": self.id, "sourceType": self.source.type, "sourceName": self.source.name,
+                "sourceId": self.source.id, "tagFilterId": self.tag_filter_id,
+                "tagFilterName": self.tag_filter_name}
+
+
+@dataclass(frozen=True)
+class ForwardingRule:
+    id: int
+    source: Source
+    destination: Destination
+    keep_images: bool
+
+    def to_json(self) -> dict:
+        return {"id": self.id, "source": self.source.to_json(),
+                "destination": self.destination.to_json(), "keepImages": self.keep_images}
+
+
+@dataclass(frozen=True)
+class SeriesTypeRule:
+    id: int
+    series_type_id: int
+
+    def to_json(self) -> dict:
+        return {"id": self.id, "seriesTypeId": self.series_type_id}
+
+
+@dataclass(frozen=True)
+class SeriesTypeRuleAttribute:
+    id: int
+    series_type_rule_id: int
+    group: int
+    element: int
+    path: str
+    value: str
+
+    @property
+    def tag(self) -> int:
+        return self.group << 16 | self.element
+
+    def to_json(self) -> dict:
+        out = {"id": self.id, "seriesTypeRuleId": self.series_type_rule_id, "group": self.group,
+               "element": self.element, "value": self.value}
+        if self.path:
+            out["path"] = self.path
+        return out

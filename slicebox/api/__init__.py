@@ -3,7 +3,8 @@ from __future__ import annotations
 
 from flask import Flask
 
-from slicebox.api import anonymization, boxes, images, logs, metadata, scps, scus, system, transactions, users
+from slicebox.api import (anonymization, boxes, filtering, forwarding, images, logs, metadata, scps, scus,
+                          seriestypes, system, transactions, users)
 
 BLUEPRINTS = (
     system.bp,          # General
@@ -16,6 +17,9 @@ BLUEPRINTS = (
     scus.bp,            # SCUs
     users.bp,           # Users
     logs.bp,            # Logs
+    filtering.bp,       # Filtering
+    forwarding.bp,      # Forwarding
+    seriestypes.bp,     # Series Types
 )
 
 

@@ -13,10 +13,11 @@ from __future__ import annotations
 from slicebox.dicom import profiles
 from slicebox.dicom.anonymization_plan import check_custom_value
 from slicebox.dicom.errors import DicomStreamError
-from slicebox.dicom.tagpath import TagValue, tag_path_from_json
+from slicebox.dicom.series_type_match import parse_trunk
+from slicebox.dicom.tagpath import TagPath, TagValue, tag_path_from_json
 from slicebox.errors import BadRequest
-from slicebox.models import (MAX_PAGE_COUNT, SOURCE_TYPES, AnonymizationProfile, Condition, ImageTagValues,
-                             ListSpec, SeriesFilters)
+from slicebox.models import (DESTINATION_TYPES, MAX_PAGE_COUNT, SOURCE_TYPES, TAG_FILTER_TYPES, AnonymizationProfile,
+                             Condition, ImageTagValues, ListSpec, SeriesFilters)
 
 #: Ids and indices are 64-bit signed integers in both databases.
 MAX_INT = (1 << 63) - 1
@@ -285,3 +286,90 @@ def series_ids(body) -> tuple[int, ...]:
     if body.get("ids") is None:
         raise BadRequest("body needs ids, an array of series ids")
     return id_list(body["ids"], "ids")
+
+
+# -- filtering -------------------------------------------------------------------------------
+#: Most tag paths one filter may hold.
+MAX_FILTER_TAG_PATHS = 2_000
+#: Source types a filter or a forwarding rule can name (every kind of source but "unknown").
+NAMED_SOURCE_TYPES = tuple(t for t in SOURCE_TYPES if t != "unknown")
+
+
+def filter_tag_path(raw, where: str = "tagPath") -> TagPath:
+    """A filter's tag path: the spec's tagPathTag ({tag, previous?}, ``item`` "*" for every item)."""
+    return tag_path(_object(raw, where), where)
+
+
+def tag_filter(body) -> tuple[str, str, tuple[TagPath, ...] | None]:
+    """The spec's ``filter`` {name, tagFilterType, tags?}: (name, type, tag paths or None when absent)."""
+    body = _object(body, "body (filter {name, tagFilterType, tags})")
+    name = text(body.get("name"), "name", 180)
+    kind = body.get("tagFilterType")
+    if kind not in TAG_FILTER_TYPES:
+        raise BadRequest(f"tagFilterType must be one of {', '.join(TAG_FILTER_TYPES)}")
+    tags = body.get("tags")
+    if tags is None:
+        return name, kind, None
+    if not isinstance(tags, list) or len(tags) > MAX_FILTER_TAG_PATHS:
+        raise BadRequest(f"tags must be an array of at most {MAX_FILTER_TAG_PATHS} tag paths")
+    return name, kind, tuple(filter_tag_path(t, f"tags[{i}]") for i, t in enumerate(tags))
+
+
+def source_ref(raw, where: str = "source") -> tuple[str, int]:
+    """(sourceType, sourceId) of a source reference."""
+    raw = _object(raw, where)
+    kind = raw.get("sourceType")
+    if kind not in NAMED_SOURCE_TYPES:
+        raise BadRequest(f"{where}.sourceType must be one of {', '.join(NAMED_SOURCE_TYPES)}")
+    return kind, integer(raw.get("sourceId"), f"{where}.sourceId")
+
+
+def source_tag_filter(body) -> tuple[tuple[str, int], int]:
+    """The spec's ``sourceTagFilter`` {sourceType, sourceId, tagFilterId}."""
+    body = _object(body, "body (sourceTagFilter {sourceType, sourceId, tagFilterId})")
+    return source_ref(body, "body"), integer(body.get("tagFilterId"), "tagFilterId")
+
+
+# -- forwarding ------------------------------------------------------------------------------
+def forwarding_rule(body) -> tuple[tuple[str, int], tuple[str, int], bool]:
+    """The spec's ``forwardingrule`` {source, destination, keepImages}: ((type, id), (type, id), keep)."""
+    body = _object(body, "body (forwardingrule {source, destination, keepImages})")
+    source = source_ref(body.get("source"), "source")
+    destination = _object(body.get("destination"), "destination")
+    kind = destination.get("destinationType")
+    if kind not in DESTINATION_TYPES:
+        raise BadRequest(f"destination.destinationType must be one of {', '.join(DESTINATION_TYPES)}")
+    dest = (kind, integer(destination.get("destinationId"), "destination.destinationId"))
+    keep = body.get("keepImages", True)
+    if not isinstance(keep, bool):
+        raise BadRequest("keepImages must be a boolean")
+    return source, dest, keep
+
+
+# -- series types ----------------------------------------------------------------------------
+def series_type_name(body) -> str:
+    return text(_object(body, "body (seriestype {name})").get("name"), "name", 180)
+
+
+def series_type_rule(body) -> int:
+    """The series type id of a ``seriestyperule`` {seriesTypeId}."""
+    return integer(_object(body, "body (seriestyperule {seriesTypeId})").get("seriesTypeId"), "seriesTypeId")
+
+
+def series_type_rule_attribute(body) -> tuple[int, int, str, str]:
+    """A ``seriestyperuleattribute`` {group, element, path?, value}: (group, element, path, value)."""
+    body = _object(body, "body (seriestyperuleattribute {group, element, path, value})")
+    group, element = integer(body.get("group"), "group"), integer(body.get("element"), "element")
+    if group > 0xFFFF or element > 0xFFFF:
+        raise BadRequest("group and element must be at most 65535 (0xFFFF)")
+    value = body.get("value")
+    if not isinstance(value, str) or len(value) > 10_000:
+        raise BadRequest("value must be a string of at most 10000 characters")
+    path = body.get("path") or ""
+    if not isinstance(path, str) or len(path) > 1000:
+        raise BadRequest("path must be a string of at most 1000 characters")
+    try:
+        parse_trunk(path)
+    except (ValueError, DicomStreamError) as exc:
+        raise BadRequest(f"invalid path {path!r}: {exc}") from None
+    return group, element, path.strip(), value

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from slicebox.dicom.profiles import profile_json
 from slicebox.dicom.tagpath import tag_path_to_json
-from slicebox.models import AnonymizationKeyValue, Box, OutgoingTransaction
+from slicebox.models import AnonymizationKeyValue, Box, OutgoingTransaction, TagFilter, TagFilterPath
 
 
 def box_json(box: Box, with_secrets: bool = True) -> dict:
@@ -56,3 +56,16 @@ def key_value_json(kv: AnonymizationKeyValue) -> dict:
         "value": kv.value,
         "anonymizedValue": kv.anonymized_value,
     }
+
+
+def tag_filter_path_json(path: TagFilterPath) -> dict:
+    """A filter's tag path: the spec's tagPathTag, plus its id (for DELETE) and filter id."""
+    out = tag_path_to_json(path.tag_path)
+    out["id"] = path.id
+    out["tagFilterId"] = path.tag_filter_id
+    return out
+
+
+def tag_filter_json(tag_filter: TagFilter) -> dict:
+    return {"id": tag_filter.id, "name": tag_filter.name, "tagFilterType": tag_filter.filter_type,
+            "tags": [tag_path_to_json(p.tag_path) for p in tag_filter.tag_paths]}

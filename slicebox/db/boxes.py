@@ -150,11 +150,20 @@ def pending_outgoing(conn: Connection, box_id: int, limit: int) -> list[tuple[Ou
 
 
 def mark_outgoing_image_sent(conn: Connection, transaction_id: int, outgoing_image_id: int,
-                             now: int) -> OutgoingTransaction | None:
-    """Mark one image sent and recount the transaction; return it (None if deleted meanwhile)."""
-    conn.execute("UPDATE outgoing_images SET sent = 1 WHERE id = ? AND outgoing_transaction_id = ?",
-                 (outgoing_image_id, transaction_id))
-    sent = conn.scalar("SELECT COUNT(*) FROM outgoing_images WHERE outgoing_transaction_id = ? AND sent = 1",
+                             now: int, skipped: bool = False) -> OutgoingTransaction | None:
+    """Mark one image sent and recount the transaction; return it (None if deleted meanwhile).
+
+    ``sent`` is 1 when the peer has the image, 2 when it was skipped (the peer
+    refused it or it could not be prepared): both count as done, but only 1
+    lets forwarding with keepImages=false delete the image.
+    """
+    # Lock the transaction row first: concurrent markers of one transaction (parallel pushes)
+    # then count one after the other.  Without it, PostgreSQL's READ COMMITTED let two
+    # markers each count only their own image and the transaction stalled short of its total.
+    conn.execute("UPDATE outgoing_transactions SET updated = ? WHERE id = ?", (now, transaction_id))
+    conn.execute("UPDATE outgoing_images SET sent = ? WHERE id = ? AND outgoing_transaction_id = ?",
+                 (2 if skipped else 1, outgoing_image_id, transaction_id))
+    sent = conn.scalar("SELECT COUNT(*) FROM outgoing_images WHERE outgoing_transaction_id = ? AND sent <> 0",
                        (transaction_id,))
     conn.execute(
         "UPDATE outgoing_transactions SET sent_image_count = ?, updated = ?, "

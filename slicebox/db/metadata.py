@@ -279,8 +279,9 @@ def series_types_of_series(conn: Connection, series_id: int) -> list[SeriesType]
 
 def add_series_type_to_series(conn: Connection, series_id: int, series_type_id: int) -> None:
     conn.execute(
-        "INSERT INTO series_series_types (series_id, series_type_id) VALUES (?, ?) "
-        "ON CONFLICT (series_id, series_type_id) DO NOTHING", (series_id, series_type_id))
+        "INSERT INTO series_series_types (series_id, series_type_id, by_rule) VALUES (?, ?, 0) "
+        # a user's label outlives the rules' re-evaluations
+        "ON CONFLICT (series_id, series_type_id) DO UPDATE SET by_rule = 0", (series_id, series_type_id))
 
 
 def remove_series_type_from_series(conn: Connection, series_id: int, series_type_id: int) -> None:

@@ -22,10 +22,11 @@ from apscheduler.schedulers.background import BackgroundScheduler
 
 from slicebox.context import Services
 from slicebox.db import SessionLock
-from slicebox.jobs import boxes, scps
+from slicebox.jobs import boxes, forwarding, scps, seriestypes
 from slicebox.jobs.supervisor import Provider, Supervisor
 from slicebox.services import boxes as box_service
-from slicebox.services import exports, users
+from slicebox.services import exports, filtering, users
+from slicebox.services import forwarding as forwarding_service
 
 logger = logging.getLogger(__name__)
 
@@ -36,6 +37,8 @@ SERVICE_LOCK = "service"
 PROVIDERS: tuple[Provider, ...] = (
     boxes.parts,
     scps.parts,
+    seriestypes.parts,
+    forwarding.parts,
 )
 
 
@@ -46,6 +49,10 @@ def _register_jobs(scheduler, services: Services) -> None:
                       id="purge-export-sets", coalesce=True, max_instances=1)
     scheduler.add_job(box_service.revert_stale, "interval", seconds=30, args=[services],
                       id="revert-stale-transactions", coalesce=True, max_instances=1)
+    scheduler.add_job(filtering.purge_orphans, "interval", seconds=60, args=[services],
+                      id="purge-orphaned-filter-associations", coalesce=True, max_instances=1)
+    scheduler.add_job(forwarding_service.purge_orphans, "interval", seconds=60, args=[services],
+                      id="purge-orphaned-forwarding-rules", coalesce=True, max_instances=1)
 
 
 class Background:

@@ -290,7 +290,8 @@ def outgoing_file(services: Services, box: Box, transaction_id: int, outgoing_im
 def mark_sent(services: Services, transaction_id: int, outgoing_image_id: int,
               skipped_reason: str | None = None) -> OutgoingTransaction | None:
     with services.db.transaction() as conn:
-        tx = repo.mark_outgoing_image_sent(conn, transaction_id, outgoing_image_id, now_ms())
+        tx = repo.mark_outgoing_image_sent(conn, transaction_id, outgoing_image_id, now_ms(),
+                                           skipped=skipped_reason is not None)
         if skipped_reason and tx is not None:
             logs.warn(services, "Box", f"skipped image {outgoing_image_id} of transaction {transaction_id} "
                       f"to box {tx.box_name!r}: {skipped_reason}", conn)

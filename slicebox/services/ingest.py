@@ -11,13 +11,16 @@ from __future__ import annotations
 import logging
 from typing import BinaryIO, Callable
 
+from slicebox.clock import now_ms
 from slicebox.context import Services
 from slicebox.db import IntegrityError
+from slicebox.db import forwarding as forwarding_repo
 from slicebox.db import metadata as repo
 from slicebox.dicom import parsing
 from slicebox.errors import Conflict, NotFound
 from slicebox.models import DicomIdentity, Source, StoredImage
-from slicebox.services import logs
+from slicebox.services import logs, seriestypes
+from slicebox.services.filtering import filter_step
 from slicebox.services.reidentification import reverse_step
 from slicebox.storage.tempfiles import discard, spool
 
@@ -28,13 +31,16 @@ def _prepare_steps() -> tuple[Callable, ...]:
     """What transforms a spooled dataset before it is indexed, in order.
 
     Each step takes (services, path, identity, source) and returns (path, identity).
+    Re-identification runs before the source's tag filter (DESIGN.md lists them the
+    other way round): it needs the anonymous identity a whitelist may drop, and it
+    restores real values that a blacklist must still be able to remove.
     """
-    return (reverse_step,)
+    return (reverse_step, filter_step)
 
 
 def _after_store_steps() -> tuple[Callable, ...]:
     """What runs after the transaction committed (a failure there never loses the image)."""
-    return (log_new_series,)
+    return (log_new_series, seriestypes.on_stored)
 
 
 def store_file(services: Services, path: str, source: Source, replaces: int | None = None) -> StoredImage:
@@ -118,6 +124,11 @@ def _index_and_move(services: Services, path: str, ident: DicomIdentity, source:
             if tag_ids:
                 repo.attach_series_tags(conn, series.id, tag_ids)
             if created:
+                if replaces is None:
+                    # Step 6, the part that must not be lost: queue the image for the
+                    # source's forwarding rules in the transaction that stores it (a
+                    # modification is not an arrival and is not forwarded).
+                    forwarding_repo.enqueue(conn, source, image.id, series.id, now_ms())
                 # Move the bytes into place before commit: if the move fails the
                 # rows roll back; if the commit fails we remove the file below.
                 storage.put_file(image.id, path)

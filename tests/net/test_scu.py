@@ -186,3 +186,28 @@ def test_warning_status_counts_as_success(client, services, status_scp, tmp_path
     assert r.status_code == 204, r.get_data(as_text=True)
     result = scus.send_images(services, scu_id, [image_id])
     assert result.sent == (image_id,) and result.warnings == (image_id,)
+
+
+def test_a_forwarding_rule_sends_new_images_to_a_pacs_and_can_drop_them(client, services, storescp, tmp_path,
+                                                                       clock):
+    """Forwarding to an SCU destination: the PACS (dcmtk storescp) receives the bytes, keepImages=false removes them."""
+    from slicebox.services import forwarding
+
+    port, out = storescp()
+    scu_id = _scu(client, port)
+    admin_id = client.get("/api/users/current").get_json()["id"]
+    r = client.post("/api/forwarding/rules", json={
+        "source": {"sourceType": "user", "sourceId": admin_id},
+        "destination": {"destinationType": "scu", "destinationId": scu_id}, "keepImages": False})
+    assert r.status_code == 201, r.get_data(as_text=True)
+    path = write_ct(str(tmp_path / "fwd.dcm"), number=1)
+    image_id = _upload(client, path)
+    clock.advance(10)
+    for _ in range(3):
+        forwarding.run_once(services)
+    received = _received(out)
+    assert len(received) == 1
+    assert pydicom.dcmread(received[0]).SOPInstanceUID == pydicom.dcmread(path).SOPInstanceUID
+    assert client.get(f"/api/images/{image_id}").status_code == 404
+    assert any("forwarded 1 image(s) to scu 'pacs'" in e["message"]
+               for e in client.get("/api/log", query_string={"subject": "Forwarding"}).get_json())
