@@ -84,7 +84,7 @@ def anonymize_file(services: Services, src, dst: str | None, options, custom: li
             return None, bytes(src)
         with open(src, "rb") as fh:
             return None, fh.read()
-    plan = plans.plan_for(prof, custom)
+    plan = plans.plan_for(prof, custom, plans.text(real.get(plans.SOP_CLASS)))
     context = anonymization.plan_context(services, real, prof.modified_dates)
     try:
         result = plans.rewrite(src, dst, plan, context)
