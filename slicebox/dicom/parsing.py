@@ -186,6 +186,9 @@ def to_part10(path: str, out_path: str) -> bool:
         ts = _syntax_of(head)
         sop_class = _text(found[_SOP_CLASS].value) if _SOP_CLASS in found else ""
         sop_instance = _text(found[_SOP_INSTANCE].value) if _SOP_INSTANCE in found else ""
+        if not (is_valid_uid(sop_class) and is_valid_uid(sop_instance)):
+            # anything parses as some implicit VR element; a dataset has its SOP UIDs
+            raise InvalidDicom("not a DICOM file: no preamble, no file meta and no SOP Class / Instance UID")
         with open(out_path, "wb") as out, open(path, "rb") as src:
             out.write(b"\0" * 128 + b"DICM" + file_meta(sop_class, sop_instance, ts))
             while chunk := src.read(1 << 20):
