@@ -34,6 +34,7 @@ DEID_METHOD = 0x00120063
 DEID_CODES = 0x00120064
 LONGITUDINAL_MODIFIED = 0x00280303
 SOP_CLASS = 0x00080016
+SPECIFIC_CHARSET = 0x00080005
 PIXEL_DATA = 0x7FE00010
 #: Overlay groups (60xx, even xx): removed or kept as a whole, never half (PS3.3 C.9.2).
 OVERLAY_GROUP = (0xFF010000, 0x60000000)
@@ -296,11 +297,22 @@ def wanted_tags(prof: profiles.Profile, custom: CustomValues) -> frozenset[int]:
 
 
 def _new_wanted_tags(prof: profiles.Profile, custom: CustomValues) -> frozenset[int]:
-    tags = {t for t, a in prof.exact.items() if a != "K"} | KEY_TAGS | DEID_TAGS | {SOP_CLASS}
+    tags = {t for t, a in prof.exact.items() if a != "K"} | KEY_TAGS | DEID_TAGS | {SOP_CLASS, SPECIFIC_CHARSET}
     tags |= {p.tag for p, _ in custom if not p.trunk}
     # Nothing from Pixel Data on is a key value (all binary), and asking for a
     # tag past it would make the reader scan the whole file.
     return frozenset(t for t in tags if t < PIXEL_DATA)
+
+
+def _as_text_vr(attribute, tag: int, charset):
+    """A VR UN attribute of a text attribute (explicit VR UN, as some converters write) read as its
+    dictionary VR, so its value is recorded in the key and can be restored; others unchanged."""
+    if attribute is None or attribute.vr != "UN" or not isinstance(attribute.value, bytes):
+        return attribute
+    vr = tagstream.dictionary_vr(tag)
+    if vr not in TEXT_VRS:
+        return attribute
+    return tagstream.Attribute(vr, tagstream.decode_text(attribute.value, vr, charset.value if charset else None))
 
 
 def changed_values(real: dict, anon: dict) -> list[tuple[str, str, str]]:
@@ -311,10 +323,11 @@ def changed_values(real: dict, anon: dict) -> list[tuple[str, str, str]]:
     attributes and file meta are left out.
     """
     values = []
+    charset = real.get(SPECIFIC_CHARSET)
     for tag in sorted(set(real) | set(anon)):
         if tag in KEY_TAGS or tag in DEID_TAGS or tag >> 16 == 0x0002:
             continue
-        before, after = real.get(tag), anon.get(tag)
+        before, after = _as_text_vr(real.get(tag), tag, charset), _as_text_vr(anon.get(tag), tag, charset)
         if before is None or before.vr in BINARY_VRS:
             continue
         real_text, anon_text = text(before), text(after)

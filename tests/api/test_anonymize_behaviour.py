@@ -325,3 +325,31 @@ def test_round_trip_restores_every_planted_root_value(client, upload, transfer_s
 
 def planted_value(planted, keyword: str) -> str:
     return next(p.value for p in planted if p.keyword == keyword)
+
+
+def test_values_stored_with_vr_un_are_recorded_and_restored(client, upload):
+    """Known text attributes stored as explicit VR UN (as in pydicom's explicit_VR-UN.dcm test file:
+    Institution Name, Study Date) are recorded in the key and come back."""
+    import struct
+
+    ds = make_dataset(PatientName="Un^Known", PatientID="UN1", StudyDate="20190303",
+                      InstitutionName="Saint UN Hospital")
+    raw = make_dicom_bytes(ds)
+    for head, value in ((b"\x08\x00\x20\x00DA\x08\x00", b"20190303"),
+                        (b"\x08\x00\x80\x00LO\x12\x00", b"Saint UN Hospital ")):
+        assert raw.count(head + value) == 1
+        raw = raw.replace(head + value, head[:4] + b"UN\0\0" + struct.pack("<I", len(value)) + value)
+    assert b"\x08\x00\x80\x00UN" in raw
+    institution = "Saint UN Hospital"
+    original = stored(lambda **_: upload(raw))
+    data, _out = anonymized(client, original["id"])
+    [key] = keys(client)
+    values = {v["tagPath"]["tag"]: v for v in client.get(f"{KEYS}/{key['id']}/keyvalues").get_json()}
+    institution = str(ds.InstitutionName)
+    assert values[0x00080080]["value"] == institution and values[0x00080020]["value"] == "20190303"
+    assert institution.encode() not in data
+    assert client.delete(f"/api/images/{original['id']}").status_code == 204
+    r = client.post("/api/images", data=data, content_type="application/octet-stream")
+    assert r.status_code == 201, r.get_data(as_text=True)
+    back = pydicom.dcmread(io.BytesIO(client.get(f"/api/images/{r.get_json()['id']}").get_data()))
+    assert back.InstitutionName == institution and back.StudyDate == "20190303"
