@@ -353,3 +353,45 @@ def test_values_stored_with_vr_un_are_recorded_and_restored(client, upload):
     assert r.status_code == 201, r.get_data(as_text=True)
     back = pydicom.dcmread(io.BytesIO(client.get(f"/api/images/{r.get_json()['id']}").get_data()))
     assert back.InstitutionName == institution and back.StudyDate == "20190303"
+
+
+# PS3.5 H.3.1: a Korean name in ISO 2022 IR 149, each component group and component re-designated
+KOREAN_NAME = "Hong^Gildong=洪^吉洞=홍^길동"
+KOREAN_BYTES = (b"Hong^Gildong=\x1b$)C\xfb\xf3^\x1b$)C\xd1\xce\xd4\xd7=\x1b$)C\xc8\xab^"
+                b"\x1b$)C\xb1\xe6\xb5\xbf")
+
+
+def _raw_value(data: bytes, tag: int) -> bytes:
+    ds = pydicom.dcmread(io.BytesIO(data))
+    return ds[tag].value.original_string if tag == 0x00100010 else ds.get_item(tag).value
+
+
+def test_reidentification_restores_iso_2022_names_in_their_original_bytes(client, upload):
+    ds = make_dataset(PatientID="KR1", SpecificCharacterSet=["", "ISO 2022 IR 149"])
+    ds.PatientName = KOREAN_NAME
+    ds.ReferringPhysicianName = KOREAN_NAME
+    raw = make_dicom_bytes(ds)
+    assert KOREAN_BYTES in raw
+    original = stored(lambda **_: upload(raw))
+    data, _out = anonymized(client, original["id"])
+    assert b"\xfb\xf3" not in data and b"Hong" not in data
+    assert client.delete(f"/api/images/{original['id']}").status_code == 204
+    r = client.post("/api/images", data=data, content_type="application/octet-stream")
+    assert r.status_code == 201, r.get_data(as_text=True)
+    back = client.get(f"/api/images/{r.get_json()['id']}").get_data()
+    assert _raw_value(back, 0x00100010).rstrip(b" ") == KOREAN_BYTES
+    restored = pydicom.dcmread(io.BytesIO(back))
+    assert str(restored.PatientName) == KOREAN_NAME and str(restored.ReferringPhysicianName) == KOREAN_NAME
+    assert names(client, "patients", "patientName") == [KOREAN_NAME]
+    # dcmtk converts the restored file to UTF-8 (it refused the misplaced escape sequences)
+    import os
+    import subprocess
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        src, dst = os.path.join(tmp, "in.dcm"), os.path.join(tmp, "out.dcm")
+        with open(src, "wb") as fh:
+            fh.write(back)
+        run = subprocess.run(["/usr/bin/dcmconv", "+U8", src, dst], capture_output=True, text=True, timeout=60)
+        assert run.returncode == 0 and "rror" not in run.stderr, run.stderr
+        assert str(pydicom.dcmread(dst).PatientName) == KOREAN_NAME
