@@ -183,14 +183,42 @@ def test_custom_tag_values_win_and_are_recorded_in_the_key(client, upload):
     assert (by_tag[0x00081030]["value"], by_tag[0x00081030]["anonymizedValue"]) == ("Real study", "Chosen study")
 
 
-def test_already_anonymized_data_passes_unchanged_and_records_no_key(client, upload):
+def test_already_anonymized_data_is_anonymized_anyway(client, upload):
+    """Patient Identity Removed = YES is a claim, not a proof: names, dates and UIDs still go."""
     image = stored(upload, PatientName="Already^Anon", PatientID="AA1", PatientIdentityRemoved="YES",
-                   DeidentificationMethod="elsewhere")
+                   DeidentificationMethod="elsewhere", StudyInstanceUID="1.2.3.177", StudyDate="20210203",
+                   InstitutionName="Claimed Anonymous Hospital")
     original = client.get(f"/api/images/{image['id']}").get_data()
-    r = anonymize(client, image["id"])
-    assert r.status_code == 200
-    assert r.get_data() == original
-    assert keys(client) == []
+    data, out = anonymized(client, image["id"])
+    assert data != original
+    for secret in (b"Already^Anon", b"AA1", b"1.2.3.177", b"20210203", b"Claimed Anonymous", b"elsewhere"):
+        assert secret not in data, secret
+    assert out.PatientIdentityRemoved == "YES"
+    [key] = keys(client)
+    assert key["patientName"] == "Already^Anon" and key["anonPatientName"] == str(out.PatientName)
+
+
+def test_own_anonymized_image_anonymized_again_keeps_its_pseudonyms(client, upload):
+    """An anonymous copy stored back without its original (no re-identification: the key's image
+    is gone... but the key stays) and anonymized again keeps the same pseudonyms, and the second
+    copy is still re-identified to the real patient."""
+    image = stored(upload, PatientName="Twice^Pat", PatientID="TW1", StudyInstanceUID="1.2.3.178",
+                   SeriesInstanceUID="1.2.3.178.1")
+    first, out1 = anonymized(client, image["id"])
+    # store the anonymous copy as it is: in place, as a replacement (no re-identification)
+    r = client.put(f"/api/images/{image['id']}/anonymize", json={"profile": {"options": []}})
+    assert r.status_code in (200, 201), r.get_data(as_text=True)
+    again_id = r.get_json()["id"]
+    second, out2 = anonymized(client, again_id)
+    assert (str(out2.PatientName), out2.PatientID) == (str(out1.PatientName), out1.PatientID)
+    assert (out2.StudyInstanceUID, out2.SeriesInstanceUID, out2.SOPInstanceUID) == \
+        (out1.StudyInstanceUID, out1.SeriesInstanceUID, out1.SOPInstanceUID)
+    # and that copy still goes home to the real patient
+    assert client.delete(f"/api/images/{again_id}").status_code == 204
+    r = client.post("/api/images", data=second, content_type="application/octet-stream")
+    assert r.status_code == 201, r.get_data(as_text=True)
+    back = pydicom.dcmread(io.BytesIO(client.get(f"/api/images/{r.get_json()['id']}").get_data()))
+    assert (str(back.PatientName), back.PatientID, back.StudyInstanceUID) == ("Twice^Pat", "TW1", "1.2.3.178")
 
 
 # -- reverse anonymization -------------------------------------------------------------
