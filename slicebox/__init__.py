@@ -13,14 +13,15 @@ def create_app(test_config: dict | None = None):
 
     from slicebox import config as config_module
     from slicebox.api import register_blueprints
-    from slicebox.api._helpers import install_auth
+    from slicebox.api._helpers import install_auth, install_id_converter, install_request_checks
     from slicebox.context import Services
     from slicebox.db import Database
     from slicebox.db.schema import migrate
-    from slicebox.errors import register_error_handlers
+    from slicebox.errors import register_error_handlers, set_server_paths
     from slicebox.imaging import window as imaging_window
     from slicebox.services import users as users_service
     from slicebox.storage import open_storage
+    from slicebox import web
 
     config = config_module.load_config(test_config)
     logging.basicConfig(level=getattr(logging, str(config["LOG_LEVEL"]).upper(), logging.INFO),
@@ -39,9 +40,13 @@ def create_app(test_config: dict | None = None):
     app.extensions["slicebox"] = services
     imaging_window.warm_up()  # numba kernel compiled now, never on a request; numpy if it fails
 
+    set_server_paths(config["DATA_DIR"], getattr(storage, "root", ""), storage.temp_dir())
     register_error_handlers(app)
+    install_id_converter(app)
+    install_request_checks(app)  # before authentication: a NUL in a user name is a 400
     install_auth(app)
     register_blueprints(app)
+    web.register(app)
 
     if config["BACKGROUND"]:
         from slicebox import jobs

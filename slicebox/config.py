@@ -36,6 +36,11 @@ DEFAULTS: dict[str, Key] = {
     "WORKERS": Key(2, "gunicorn worker processes for `slicebox serve`."),
     "THREADS": Key(8, "Threads per gunicorn worker."),
     "SESSION_TIMEOUT": Key(3600, "Seconds of inactivity after which a login session expires (sliding)."),
+    "LOGIN_FREE_ATTEMPTS": Key(5, "Wrong passwords (login or basic auth) one user name or one client address "
+                                  "may send before each further attempt must wait (1 s, doubling up to "
+                                  "LOGIN_MAX_DELAY; answered 429 with Retry-After). 0 turns the throttle off."),
+    "LOGIN_MAX_DELAY": Key(60, "Longest wait in seconds the login throttle imposes; failures are forgotten "
+                               "15 minutes after the last one, and at restart."),
     "EXPORT_SET_TTL": Key(12 * 3600, "Seconds an export set (POST /images/export) stays downloadable."),
     "MAX_JSON_BODY": Key(16 * 1024 * 1024, "Largest JSON request body in bytes; DICOM uploads are "
                                            "streamed to disk and not limited by this."),
@@ -52,7 +57,13 @@ DEFAULTS: dict[str, Key] = {
                                     "links slower than ~200 Mbit/s, 0 (no compression, still valid deflate) "
                                     "fast local networks."),
     "BOX_MAX_BACKOFF": Key(60.0, "Longest wait in seconds before retrying a box that failed."),
+    "SCP_HOST": Key("0.0.0.0", "Interface the DICOM listeners (SCPs) bind to; 0.0.0.0 is every interface "
+                               "(PACS systems must reach them), 127.0.0.1 this host only."),
+    "SCU_AE_TITLE": Key("SLICEBOX-SCU", "Calling AE title this box uses when it sends to a remote SCP "
+                                        "(POST /scus/{id}/send, forwarding)."),
     "PNG_COMPRESS_LEVEL": Key(1, "zlib level for PNG rendering (1 fast .. 9 small)."),
+    "PNG_CACHE_BYTES": Key(64 << 20, "Bytes of rendered PNGs each server process keeps to answer the same "
+                                     "view again without decoding (0 turns the cache off)."),
     "LOG_LEVEL": Key("INFO", "Python logging level of the server process."),
 }
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Protocol
 
 from slicebox.db import Database
+from slicebox.lru import ByteLRU
 from slicebox.storage import Storage
 
 logger = logging.getLogger(__name__)
@@ -23,6 +24,16 @@ def _default_stop() -> None:
     arbiter = os.environ.get("SLICEBOX_ARBITER_PID")
     pid = int(arbiter) if arbiter and arbiter.isdigit() else os.getpid()
     os.kill(pid, signal.SIGTERM)
+
+
+@dataclass
+class LoginFailures:
+    """Recent failed password checks of one user name or one client address."""
+
+    count: int = 0
+    last_ms: int = 0
+    #: no password of this user / from this address is checked before this time
+    blocked_until_ms: int = 0
 
 
 class Stoppable(Protocol):
@@ -37,12 +48,16 @@ class State:
     verified_passwords: set[tuple[str, bytes]] = field(default_factory=set)
     #: a hash of a random password, checked for unknown users so timing tells nothing
     dummy_password_hash: str | None = None
+    #: failed password checks per "user:<name>" and "ip:<address>" (users service, login throttle)
+    login_failures: dict[str, "LoginFailures"] = field(default_factory=dict)
     #: (kind, scope, real value) -> pseudonym row (anonymization service)
     pseudonyms: dict[tuple[str, str, str], dict] = field(default_factory=dict)
     #: set to wake the box transfer worker early (it runs in the service process)
     box_wakeup: threading.Event = field(default_factory=threading.Event)
     #: the long-running side when this process started it (jobs.start); stopped on close
     background: Stoppable | None = None
+    #: rendered PNGs of this process, keyed by image, its SOP Instance UID and the view (rendering service)
+    rendered: ByteLRU | None = None
 
 
 @dataclass

@@ -428,3 +428,44 @@ class AnonymizationKeyValue:
     tag_path: str
     value: str
     anonymized_value: str
+
+
+@dataclass(frozen=True)
+class Scp:
+    """A DICOM listener of this box (SCP): PACS systems send images to it."""
+
+    id: int
+    name: str
+    ae_title: str
+    port: int
+
+    def to_json(self) -> dict:
+        return {"id": self.id, "name": self.name, "aeTitle": self.ae_title, "port": self.port}
+
+
+@dataclass(frozen=True)
+class Scu:
+    """A remote DICOM listener (e.g. a PACS) this box sends images to."""
+
+    id: int
+    name: str
+    ae_title: str
+    host: str
+    port: int
+
+    def to_json(self) -> dict:
+        return {"id": self.id, "name": self.name, "aeTitle": self.ae_title, "host": self.host,
+                "port": self.port}
+
+
+@dataclass(frozen=True)
+class ScuSendResult:
+    """What ``services.scus.send_images`` did: every image was accepted (warnings count as success)."""
+
+    scu: Scu
+    #: image ids sent, in the order sent
+    sent: tuple[int, ...]
+    #: image ids the peer stored with a warning status (also in ``sent``)
+    warnings: tuple[int, ...] = ()
+    #: image ids sent decompressed because the peer accepted no context for their own syntax
+    decompressed: tuple[int, ...] = ()

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from flask import Flask
 
-from slicebox.api import anonymization, boxes, images, logs, metadata, system, transactions, users
+from slicebox.api import anonymization, boxes, images, logs, metadata, scps, scus, system, transactions, users
 
 BLUEPRINTS = (
     system.bp,          # General
@@ -12,6 +12,8 @@ BLUEPRINTS = (
     anonymization.bp,   # Anonymization
     boxes.bp,           # Boxes
     transactions.bp,    # Transactions
+    scps.bp,            # SCPs
+    scus.bp,            # SCUs
     users.bp,           # Users
     logs.bp,            # Logs
 )

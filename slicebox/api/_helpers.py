@@ -3,13 +3,14 @@ from __future__ import annotations
 
 import functools
 import json
-
 import os
 
 from flask import Flask, Response, current_app, g, request
+from werkzeug.routing import IntegerConverter
 
 from slicebox.api import bodies
 from slicebox.context import get_services
+from slicebox.db import INT64_MAX
 from slicebox.errors import BadRequest, Forbidden, PayloadTooLarge, Unauthorized
 from slicebox.models import Page, User
 from slicebox.services import users as users_service
@@ -39,6 +40,11 @@ def require_role(role: str):
     return decorate
 
 
+def is_admin(user: User | None) -> bool:
+    """Whether ``user`` is an ADMINISTRATOR or the SUPERUSER."""
+    return user is not None and users_service.has_permission(user.role, "ADMINISTRATOR")
+
+
 def admin(view):
     """Allow only ADMINISTRATOR and SUPERUSER; a USER gets 403."""
     return require_role("ADMINISTRATOR")(view)
@@ -59,7 +65,8 @@ def authenticate_request() -> User | None:
     services = get_services()
     auth = request.authorization
     if auth is not None and auth.type == "basic":
-        user = users_service.authenticate_basic(services, auth.username or "", auth.password or "")
+        user = users_service.authenticate_basic(services, auth.username or "", auth.password or "",
+                                                client_identity()[0])
         if user is None:
             raise Unauthorized("The supplied authentication is invalid")
         return user
@@ -69,8 +76,36 @@ def authenticate_request() -> User | None:
         user = users_service.authenticate_session(services, token, ip, agent)
         if user is None:
             raise Unauthorized("The supplied session is invalid or has expired")
+        _refuse_cross_site()
         return user
     return None
+
+
+SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
+#: Header the browser interface sends on every state-changing request. A cross-site form
+#: cannot set a custom header, and a cross-site script cannot without a CORS preflight,
+#: which this box never grants.
+CSRF_HEADER = "X-Slicebox-Request"
+
+
+def _refuse_cross_site() -> None:
+    """CSRF defence for cookie sessions: a state-changing request must come from this box's own pages.
+
+    Browsers say where a request comes from (``Sec-Fetch-Site``, ``Origin``);
+    API clients that log in and keep the cookie (scripts) send neither and are
+    unaffected.  Basic auth is never sent by a browser on its own for this box
+    (no ``WWW-Authenticate`` challenge), so only the cookie needs this.
+    """
+    if request.method in SAFE_METHODS:
+        return
+    site = request.headers.get("Sec-Fetch-Site", "")
+    origin = request.headers.get("Origin", "")
+    if site in ("cross-site", "same-site"):
+        raise Forbidden("cross-site request refused")
+    if origin and origin.rstrip("/") != request.host_url.rstrip("/"):
+        raise Forbidden("cross-origin request refused")
+    if (site or origin) and not request.headers.get(CSRF_HEADER):
+        raise Forbidden(f"requests from a browser must carry the {CSRF_HEADER} header")
 
 
 def install_auth(app: Flask) -> None:
@@ -85,6 +120,61 @@ def install_auth(app: Flask) -> None:
         if user is None:
             raise Unauthorized("The resource requires authentication, which was not supplied with the request")
         g.user = user
+        return None
+
+
+# -- generic checks of every request ---------------------------------------------------
+def _at_most(limit: int) -> str:
+    """A regular expression matching exactly the decimal numbers 0..``limit`` (leading zeros allowed)."""
+    digits = str(limit)
+    alternatives = [r"\d{1,%d}" % (len(digits) - 1)] if len(digits) > 1 else []
+    for i, digit in enumerate(digits):
+        if digit != "0":
+            rest = len(digits) - i - 1
+            alternatives.append(digits[:i] + f"[0-{int(digit) - 1}]" + (r"\d{%d}" % rest if rest else ""))
+    alternatives.append(digits)
+    return "0*(?:" + "|".join(alternatives) + ")"
+
+
+class IdConverter(IntegerConverter):
+    """``<int:...>`` in every route: a non-negative id that fits the databases' 64 bits.
+
+    The bound is in the converter's regular expression, so a larger number
+    matches no route at all: 404 whatever the method (a failing ``to_python``
+    would make werkzeug answer 405 for the methods of sibling rules), and no
+    id that no row can have ever reaches a query.
+    """
+
+    regex = _at_most(INT64_MAX)
+
+
+def install_id_converter(app: Flask) -> None:
+    """Make ``int`` route arguments bounded ids; call before any blueprint is registered."""
+    app.url_map.converters["int"] = IdConverter
+
+
+def _has_nul(text: str | None) -> bool:
+    return bool(text) and "\x00" in text
+
+
+def install_request_checks(app: Flask) -> None:
+    """Refuse, before authentication and any view, text no database can hold.
+
+    A NUL in the path (tokens of the token routes), in a query parameter or in
+    the Basic-auth user name is a 400 here; JSON bodies are checked by
+    :func:`json_body`, and the database layer refuses such values whatever
+    their way in (slicebox.db.check_params).
+    """
+    @app.before_request
+    def _check_text():
+        if _has_nul(request.path):
+            raise BadRequest("the URL path must not contain NUL characters")
+        for key, value in request.args.items(multi=True):
+            if _has_nul(key) or _has_nul(value):
+                raise BadRequest(f"query parameter {key[:40].replace(chr(0), '')!r} must not contain NUL characters")
+        auth = request.authorization
+        if auth is not None and (_has_nul(auth.username) or _has_nul(auth.password)):
+            raise BadRequest("credentials must not contain NUL characters")
         return None
 
 
@@ -140,10 +230,51 @@ def json_body(expected: type | tuple | None = None):
         value = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
         raise BadRequest(f"request body is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise BadRequest(f"request body is nested deeper than {MAX_JSON_DEPTH} levels") from None
+    check_json(value)
     if expected is not None and not isinstance(value, expected):
         names = expected.__name__ if isinstance(expected, type) else "/".join(t.__name__ for t in expected)
         raise BadRequest(f"request body must be a JSON {_json_name(names)}")
     return value
+
+
+#: Deepest nesting of arrays and objects accepted in a JSON body (the API's deepest
+#: shapes, tag paths into nested sequences, stay far below).
+MAX_JSON_DEPTH = 64
+
+
+def check_json(value) -> None:
+    """Refuse JSON nested deeper than MAX_JSON_DEPTH, or holding text (keys or values) with
+    NUL characters or lone surrogates (``"\\ud800"``): no database can store either."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, str):
+            _check_json_text(item)
+            continue
+        if isinstance(item, dict):
+            children = []
+            for key, child in item.items():
+                _check_json_text(key)
+                children.append(child)
+        elif isinstance(item, list):
+            children = item
+        else:
+            continue
+        if depth > MAX_JSON_DEPTH:
+            raise BadRequest(f"request body is nested deeper than {MAX_JSON_DEPTH} levels")
+        stack.extend((child, depth + 1) for child in children if isinstance(child, (str, dict, list)))
+
+
+def _check_json_text(text: str) -> None:
+    if "\x00" in text:
+        raise BadRequest("text in the request body must not contain NUL characters")
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            raise BadRequest("text in the request body must be valid Unicode (no lone surrogates)") from None
 
 
 def _json_name(py: str) -> str:

@@ -1,5 +1,8 @@
 """Anonymization: confidentiality options and anonymization keys.
 
+Keys pair real identities with anonymous ones, so every key route (listing,
+query, single key, its values, delete, CSV export) is for administrators only.
+
 The routes that rewrite images (/images/{id}/anonymized, /images/{id}/anonymize,
 /anonymization/anonymize) come with the streaming engine.
 """
@@ -26,6 +29,7 @@ def list_options():
 
 
 @bp.get("/keys")
+@admin
 def list_keys():
     """List anonymization keys: paging, orderby/orderascending, substring filter."""
     keys = service.list_keys(get_services(), page_args(), request.args.get("orderby") or None,
@@ -34,6 +38,7 @@ def list_keys():
 
 
 @bp.post("/keys/query")
+@admin
 def query_keys():
     """Query anonymization keys by properties (anonymizationKeyQuery)."""
     keys = service.query_keys(get_services(), bodies.query(json_body(dict), allow_filters=False))
@@ -54,12 +59,14 @@ def export_keys_csv():
 
 
 @bp.get("/keys/<int:key_id>")
+@admin
 def get_key(key_id: int):
     """Get one anonymization key."""
     return jsonify(service.get_key(get_services(), key_id).to_json())
 
 
 @bp.delete("/keys/<int:key_id>")
+@admin
 def delete_key(key_id: int):
     """Delete an anonymization key and its key values."""
     service.delete_key(get_services(), key_id)
@@ -67,6 +74,7 @@ def delete_key(key_id: int):
 
 
 @bp.get("/keys/<int:key_id>/keyvalues")
+@admin
 def key_values(key_id: int):
     """List the key values (tag path, real and anonymized value) of a key."""
     return jsonify([key_value_json(v) for v in service.key_values(get_services(), key_id)])

@@ -1,8 +1,8 @@
 """Boxes: connections to other boxes and the transactions between them."""
-from flask import Blueprint, jsonify
+from flask import Blueprint, g, jsonify
 
 from slicebox.api import bodies
-from slicebox.api._helpers import admin, json_body, page_args
+from slicebox.api._helpers import admin, is_admin, json_body, page_args
 from slicebox.api.shapes import box_json, outgoing_transaction_json
 from slicebox.context import get_services
 from slicebox.services import boxes as service
@@ -12,8 +12,9 @@ bp = Blueprint("boxes", __name__, url_prefix="/api/boxes")
 
 @bp.get("")
 def list_boxes():
-    """List box connections with their online status."""
-    return jsonify([box_json(b) for b in service.list_boxes(get_services(), page_args())])
+    """List box connections with their online status (tokens for administrators only)."""
+    secrets = is_admin(g.user)
+    return jsonify([box_json(b, with_secrets=secrets) for b in service.list_boxes(get_services(), page_args())])
 
 
 @bp.post("/createconnection")

@@ -12,13 +12,20 @@ from slicebox.dicom.tagpath import tag_path_to_json
 from slicebox.models import AnonymizationKeyValue, Box, OutgoingTransaction
 
 
-def box_json(box: Box) -> dict:
+def box_json(box: Box, with_secrets: bool = True) -> dict:
+    """A box as JSON; without ``with_secrets`` (answers to a USER) the token is empty and the
+    base URL stops before it, since whoever holds the token can act as this box's peer."""
     profile = profile_json(box.profile)
+    token, base_url = box.token, box.base_url
+    if not with_secrets:
+        if token and base_url:
+            base_url = base_url.replace(token, "")
+        token = ""
     return {
         "id": box.id,
         "name": box.name,
-        "token": box.token,
-        "baseUrl": box.base_url,
+        "token": token,
+        "baseUrl": base_url,
         "sendMethod": box.send_method,
         "profile": profile,
         # Slicebox 2.0 peers and UIs read "defaultProfile"

@@ -19,12 +19,46 @@ from typing import Any, Iterator
 from urllib.parse import urlparse
 
 from slicebox.db.dialect import Dialect, PostgresDialect, SQLiteDialect
+from slicebox.errors import BadRequest
 
 logger = logging.getLogger(__name__)
 
 
 class IntegrityError(Exception):
     """A constraint was violated (unique, foreign key)."""
+
+
+#: The range of a 64-bit signed integer (SQLite INTEGER, PostgreSQL BIGINT).
+INT64_MIN, INT64_MAX = -(1 << 63), (1 << 63) - 1
+
+
+def check_params(params: tuple) -> None:
+    """Refuse values neither database can hold, whatever their way in (BadRequest, 400).
+
+    Integers outside 64 bits, text holding NUL (PostgreSQL cannot store it,
+    SQLite would cut it at C boundaries) and text that is not Unicode scalar
+    values (lone surrogates from JSON ``\\ud800``; neither driver can encode
+    it).  One check for every statement on both back-ends, so no route needs
+    its own.
+    """
+    for value in params:
+        kind = type(value)
+        if kind is str:
+            if "\x00" in value:
+                raise BadRequest("text must not contain NUL characters")
+            if not value.isascii():
+                try:
+                    value.encode("utf-8")
+                except UnicodeEncodeError:
+                    raise BadRequest("text must be valid Unicode (no lone surrogates)") from None
+        elif kind is int:
+            if value < INT64_MIN or value > INT64_MAX:
+                raise BadRequest("integer out of range (must fit in 64 bits)")
+
+
+#: SQLite refusals caused by the size of what a request asked for, not by a bug.
+_SQLITE_LIMITS = ("too many sql variables", "pattern too complex", "expression tree is too large",
+                  "string or blob too big", "too many terms")
 
 
 class Connection:
@@ -37,14 +71,23 @@ class Connection:
     def execute(self, sql: str, params: tuple | list = ()) -> "Cursor":
         try:
             if params:
-                cur = self.raw.execute(self.dialect.sql(sql), tuple(params))
+                params = tuple(params)
+                check_params(params)
+                cur = self.raw.execute(self.dialect.sql(sql), params)
             else:
                 cur = self.raw.execute(sql)
         except (sqlite3.IntegrityError,) as exc:
             raise IntegrityError(str(exc)) from exc
+        except (sqlite3.OperationalError, sqlite3.DataError, OverflowError) as exc:
+            if isinstance(exc, sqlite3.OperationalError) and not any(
+                    m in str(exc).lower() for m in _SQLITE_LIMITS):
+                raise
+            raise BadRequest("the request is too large or holds a value the database cannot store") from exc
         except Exception as exc:
             if _is_pg_integrity(exc):
                 raise IntegrityError(str(exc)) from exc
+            if _is_pg_bad_value(exc):
+                raise BadRequest("the request is too large or holds a value the database cannot store") from exc
             raise
         return Cursor(cur)
 
@@ -65,6 +108,19 @@ def _is_pg_integrity(exc: Exception) -> bool:
     except ImportError:  # pragma: no cover
         return False
     return isinstance(exc, psycopg.errors.IntegrityError)
+
+
+def _is_pg_bad_value(exc: Exception) -> bool:
+    """A PostgreSQL data exception (SQLSTATE class 22: out of range, invalid text, ...) or a
+    program limit (class 54: statement too complex, index row too large): the values' fault."""
+    try:
+        import psycopg
+    except ImportError:  # pragma: no cover
+        return False
+    if not isinstance(exc, psycopg.Error):
+        return False
+    state = getattr(exc, "sqlstate", None) or ""
+    return state[:2] in ("22", "54") or (isinstance(exc, psycopg.DataError) and not state)
 
 
 class Cursor:

@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Iterable
 
 from slicebox.db import Connection
-from slicebox.db.dialect import like_pattern
+from slicebox.db.dialect import check_terms, like_pattern
 from slicebox.models import AnonymizationKey, AnonymizationKeyValue
 
 KEY_COLUMNS = ("id", "created", "image_id", "patient_name", "anon_patient_name", "patient_id",
@@ -103,6 +103,7 @@ def list_keys(conn: Connection, start: int, count: int, order_column: str | None
     case-insensitive substring match.
     """
     where, params = [], []
+    check_terms(len(conditions))
     if text_filter:
         where.append("(" + " OR ".join(f"LOWER({c}) LIKE ? ESCAPE '\\'" for c in FILTER_COLUMNS) + ")")
         params.extend([like_pattern(text_filter)] * len(FILTER_COLUMNS))

@@ -10,6 +10,16 @@ from __future__ import annotations
 import functools
 import re
 
+from slicebox.errors import BadRequest
+
+#: Longest substring searched with LIKE (SQLite refuses patterns past 50,000 bytes).
+MAX_LIKE_CHARS = 4096
+#: Most query properties (ANDed conditions) in one query: SQLite's expression tree
+#: is at most 1000 deep and one statement binds at most 32766 values.
+MAX_QUERY_TERMS = 100
+#: Most ids in the series filters (sources, series types, series tags) of one query.
+MAX_FILTER_IDS = 1000
+
 
 class Dialect:
     name = "base"
@@ -52,7 +62,18 @@ class PostgresDialect(Dialect):
         return _PLACEHOLDER.sub("%s", text.replace("%", "%%"))
 
 
+def check_terms(count: int, what: str = "query properties", limit: int = MAX_QUERY_TERMS) -> None:
+    """Refuse a query with more than ``limit`` conditions (400)."""
+    if count > limit:
+        raise BadRequest(f"at most {limit} {what} per query, got {count}")
+
+
 def like_pattern(value: str) -> str:
-    """A case-insensitive substring pattern for ``LOWER(col) LIKE ? ESCAPE '\\'``."""
+    """A case-insensitive substring pattern for ``LOWER(col) LIKE ? ESCAPE '\\'``.
+
+    Longer values than MAX_LIKE_CHARS are a BadRequest on both databases.
+    """
+    if len(value) > MAX_LIKE_CHARS:
+        raise BadRequest(f"a search text is at most {MAX_LIKE_CHARS} characters long, got {len(value)}")
     escaped = value.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     return f"%{escaped}%"

@@ -16,7 +16,7 @@ from typing import Callable
 
 from slicebox.db import Connection
 from slicebox.db import rows as m
-from slicebox.db.dialect import like_pattern
+from slicebox.db.dialect import MAX_FILTER_IDS, check_terms, like_pattern
 from slicebox.errors import BadRequest
 from slicebox.models import Condition, FlatSeries, ListSpec, SeriesFilters  # noqa: F401 (re-exported)
 
@@ -209,6 +209,9 @@ def build(lvl: Level, spec: ListSpec) -> tuple[str, list]:
     """The SELECT statement and its parameters for ``spec`` on ``lvl``."""
     where: list[str] = []
     params: list = []
+    check_terms(len(spec.conditions))
+    check_terms(len(spec.filters.sources) + len(spec.filters.series_type_ids)
+                + len(spec.filters.series_tag_ids), "series filter ids", MAX_FILTER_IDS)
     for cond in spec.conditions:
         sql, values = _condition(lvl, cond)
         where.append(sql)

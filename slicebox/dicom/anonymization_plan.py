@@ -68,10 +68,12 @@ def text(attribute) -> str:
 
 def _text_scalar(value) -> str:
     if isinstance(value, bytes):
-        return value.decode("ascii", "replace").strip(" \0")
-    if isinstance(value, float) and value.is_integer():
+        value = value.decode("ascii", "replace")
+    elif isinstance(value, float) and value.is_integer():
         return str(int(value))
-    return str(value).strip(" \0")
+    # NUL is DICOM padding; one inside a value (a broken writer) is dropped, as
+    # ingest's index does, since keys keep text and PostgreSQL text holds no NUL.
+    return str(value).strip(" \0").replace("\0", "")
 
 
 def _decode(old: bytes | None) -> str:

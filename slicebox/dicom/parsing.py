@@ -84,7 +84,8 @@ def _text(value) -> str:
 
     Text values arrive decoded (Specific Character Set applied) and
     ``\\``-joined; each value is stripped as pydicom-based ingest did
-    (whitespace, then trailing NULs), so stored strings are unchanged.
+    (whitespace, then trailing NULs), so stored strings are unchanged; a NUL
+    inside a value is dropped.
     ``bytes`` come from a UN element (a private-ish writer): read as text.
     """
     if value is None:
@@ -95,8 +96,13 @@ def _text(value) -> str:
         value = bytes(value).decode("latin-1")
     if isinstance(value, str):
         if "\\" in value:
-            return "\\".join(v.strip().rstrip("\x00") for v in value.split("\\"))
-        return value.strip().rstrip("\x00")
+            value = "\\".join(v.strip().rstrip("\x00") for v in value.split("\\"))
+        else:
+            value = value.strip().rstrip("\x00")
+        # NUL is padding in DICOM, never content; one inside a value (a broken
+        # writer) cannot be stored as text by PostgreSQL: the index drops it, the
+        # stored bytes keep it.
+        return value.replace("\x00", "") if "\x00" in value else value
     return str(value)
 
 

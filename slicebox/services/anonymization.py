@@ -304,6 +304,8 @@ CSV_HEADER = ("ID", "Image ID", "Created", "Patient Name", "Anonymous Patient Na
 #: key columns in CSV_HEADER order
 _CSV_KEY_COLUMNS = ("id", "image_id", "created") + repo.KEY_COLUMNS[3:]
 _CSV_BATCH = 500
+#: First character of the export: the UTF-8 byte order mark spreadsheets look for.
+CSV_BOM = "\ufeff"
 
 
 def _cell(value) -> str:
@@ -316,16 +318,21 @@ def _cell(value) -> str:
 
 
 def export_keys_csv(services: Services) -> Iterator[str]:
-    """All keys with their values as semicolon-separated CSV, produced in batches.
+    """All keys with their values as CSV (RFC 4180), produced in batches.
 
-    Columns as in Slicebox 2.0; one row per key and key value (a key without
-    values gives one row with empty value columns).  Each batch uses its own
-    short connection, so a slow download holds no database connection.
+    Comma-separated, every cell quoted (so no delimiter a spreadsheet guesses
+    splits a value or makes it a formula), CRLF line ends, UTF-8 with a byte
+    order mark so spreadsheets read names as UTF-8; cells starting like a
+    formula are neutralized as well (:func:`_cell`).  Columns as in Slicebox
+    2.0; one row per key and key value (a key without values gives one row
+    with empty value columns).  Each batch uses its own short connection, so a
+    slow download holds no database connection.
     """
     out = io.StringIO()
-    writer = csv.writer(out, delimiter=";", quoting=csv.QUOTE_MINIMAL, lineterminator="\r\n")
+    writer = csv.writer(out, delimiter=",", quotechar='"', doublequote=True, quoting=csv.QUOTE_ALL,
+                        lineterminator="\r\n")
     writer.writerow(CSV_HEADER)
-    yield out.getvalue()
+    yield CSV_BOM + out.getvalue()
     last_id = 0
     while True:
         with services.db.connection() as conn:

@@ -126,7 +126,9 @@ class TransferWorker:
         # Log the first failure and then at most once a minute, not every retry.
         if state.failures == 1 or time.monotonic() - state.logged_at > 60:
             state.logged_at = time.monotonic()
-            logs.warn(self.services, "Box", f"box {box.name!r} unreachable ({exc}); retrying in {delay:.1f} s")
+            # The log is readable by every user; the peer's URL holds the box's secret token.
+            reason = str(exc).replace(box.token, "<token>") if box.token else str(exc)
+            logs.warn(self.services, "Box", f"box {box.name!r} unreachable ({reason}); retrying in {delay:.1f} s")
 
     def _parallel(self, fn, items) -> list:
         futures = [self._pool.submit(fn, *item) for item in items]

@@ -14,10 +14,10 @@ import secrets
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from slicebox.clock import now_ms
-from slicebox.context import Services
+from slicebox.context import LoginFailures, Services
 from slicebox.db import IntegrityError
 from slicebox.db import users as repo
-from slicebox.errors import BadRequest, NotFound
+from slicebox.errors import BadRequest, NotFound, TooManyRequests
 from slicebox.models import ROLES, Page, User
 
 logger = logging.getLogger(__name__)
@@ -90,10 +90,95 @@ def ensure_superuser(services: Services) -> None:
     logger.info("superuser %r set from configuration", name)
 
 
-def authenticate_basic(services: Services, username: str, password: str) -> User | None:
+# -- login throttle -------------------------------------------------------------------
+#: failures are forgotten this long after the last one
+_FORGET_MS = 15 * 60 * 1000
+#: most names and addresses remembered (oldest forgotten first past this)
+_FAILURES_MAX = 10_000
+
+
+def _throttle_keys(username: str, ip: str) -> tuple[str, str]:
+    return "user:" + username, "ip:" + ip
+
+
+def _check_throttle(services: Services, username: str, ip: str, is_superuser: bool) -> None:
+    """Refuse (429) to check a password while its user name or client address waits after failures.
+
+    The wait is bounded (LOGIN_MAX_DELAY) and attempts during it are not
+    counted, so nobody is locked out for good; the superuser is held back by
+    its user name only from addresses that themselves failed recently, so an
+    attacker guessing its password cannot keep it out from a clean address.
+    """
+    if int(services.config["LOGIN_FREE_ATTEMPTS"]) <= 0:
+        return
+    failures = services.state.login_failures
+    if not failures:
+        return
+    now = now_ms()
+    user_key, ip_key = _throttle_keys(username, ip)
+    by_ip = failures.get(ip_key)
+    entries = [by_ip]
+    if not is_superuser or (by_ip is not None and now - by_ip.last_ms <= _FORGET_MS):
+        entries.append(failures.get(user_key))
+    wait_ms = max((e.blocked_until_ms - now for e in entries if e is not None), default=0)
+    if wait_ms > 0:
+        raise TooManyRequests("too many failed logins; try again later", retry_after=-(-wait_ms // 1000))
+
+
+def _record_failure(services: Services, username: str, ip: str) -> None:
+    free = int(services.config["LOGIN_FREE_ATTEMPTS"])
+    if free <= 0:
+        return
+    max_delay_ms = int(float(services.config["LOGIN_MAX_DELAY"]) * 1000)
+    now = now_ms()
+    with services.lock:
+        failures = services.state.login_failures
+        if len(failures) >= _FAILURES_MAX:
+            _forget_old(failures, now)
+        for key in _throttle_keys(username, ip):
+            entry = failures.get(key)
+            if entry is None or now - entry.last_ms > _FORGET_MS:
+                entry = failures[key] = LoginFailures()
+            entry.count += 1
+            entry.last_ms = now
+            if entry.count >= free:
+                delay_ms = min(max_delay_ms, 1000 << min(entry.count - free, 20))
+                entry.blocked_until_ms = now + delay_ms
+
+
+def _forget_old(failures: dict[str, LoginFailures], now: int) -> None:
+    for key in [k for k, e in failures.items() if now - e.last_ms > _FORGET_MS]:
+        del failures[key]
+    if len(failures) >= _FAILURES_MAX:  # still full: keep the most recent half
+        for key in sorted(failures, key=lambda k: failures[k].last_ms)[:len(failures) // 2]:
+            del failures[key]
+
+
+def _record_success(services: Services, username: str) -> None:
+    """A right password clears its user name's failures (not its address's: one valid
+    account must not buy an attacker fresh guesses at the others)."""
+    failures = services.state.login_failures
+    if failures:
+        with services.lock:
+            failures.pop(_throttle_keys(username, "")[0], None)
+
+
+def _checked_user(services: Services, username: str, password: str, ip: str) -> dict | None:
+    """The user row when ``password`` is right, else None; throttled (TooManyRequests)."""
     with services.db.connection() as conn:
         row = repo.get_user_with_hash(conn, username)
+    _check_throttle(services, username, ip, row is not None and row["role"] == "SUPERUSER")
     if not _verify(services, row, password):
+        _record_failure(services, username, ip)
+        return None
+    _record_success(services, username)
+    return row
+
+
+def authenticate_basic(services: Services, username: str, password: str, ip: str = "") -> User | None:
+    """The user of these credentials, None when they are wrong; TooManyRequests while throttled."""
+    row = _checked_user(services, username, password, ip)
+    if row is None:
         return None
     return User(id=row["id"], user=row["username"], role=row["role"])
 
@@ -102,9 +187,8 @@ def login(services: Services, username: str, password: str, ip: str, agent: str)
     """Return a session token for valid credentials (reusing this client's session), else None."""
     if not agent:
         raise BadRequest("a User-Agent header is required to log in with a session")
-    with services.db.connection() as conn:
-        row = repo.get_user_with_hash(conn, username)
-    if not _verify(services, row, password):
+    row = _checked_user(services, username, password, ip)
+    if row is None:
         return None
     digest = _agent_digest(agent)
     now = now_ms()
