@@ -430,6 +430,25 @@ def _encode_items(items, enc, charset_raw):
     return b"".join(parts)
 
 
+def _encode_text(value, vr, encodings):
+    """Encode text in a Specific Character Set, value by value (PS3.5 6.1.2.5.3).
+
+    Every value, and in a PN every component group and component, starts again
+    in the initial code elements, so a code extension (ISO 2022 escape
+    sequence) is repeated after each ``\\``, ``=`` and ``^`` where needed; an
+    encoder working on the whole string would put it once at the front.
+    """
+    from pydicom.charset import encode_string
+
+    if vr in ("LT", "ST", "UT"):  # single-valued: a backslash is text
+        return encode_string(value, encodings)
+    if vr == "PN":
+        from pydicom.valuerep import _encode_personname
+
+        return b"\\".join(_encode_personname(v.split("="), encodings) for v in value.split("\\"))
+    return b"\\".join(encode_string(v, encodings) for v in value.split("\\"))
+
+
 def _encode_value(value, vr, enc, old, charset_raw):
     if callable(value):
         value = value(old)
@@ -442,9 +461,7 @@ def _encode_value(value, vr, enc, old, charset_raw):
         if vr in CHARSET_VRS:
             encodings = _charsets(charset_raw)
             if encodings:
-                from pydicom.charset import encode_string
-
-                data = encode_string(value, encodings)
+                data = _encode_text(value, vr, encodings)
         if data is None:
             try:
                 data = value.encode("ascii")

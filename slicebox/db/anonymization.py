@@ -175,6 +175,12 @@ def find_identity(conn: Connection, kind: str, scope: str, real_value: str) -> d
     )
 
 
+def is_anonymous_value(conn: Connection, kind: str, anon_value: str) -> bool:
+    """Whether ``anon_value`` is a pseudonym of ``kind`` this box made (uses the unique anon index)."""
+    return conn.scalar("SELECT COUNT(*) FROM anonymization_identities WHERE kind = ? AND anon_value = ?",
+                       (kind, anon_value)) > 0
+
+
 def insert_identity(conn: Connection, kind: str, scope: str, real_value: str, anon_value: str,
                     date_shift: int, created: int) -> dict | None:
     """Insert a pseudonym; the new row's (anon_value, date_shift), or None when either

@@ -32,11 +32,19 @@ SOP_UID = 0x00080018
 IDENTITY_REMOVED = 0x00120062
 DEID_METHOD = 0x00120063
 DEID_CODES = 0x00120064
+LONGITUDINAL_MODIFIED = 0x00280303
+SOP_CLASS = 0x00080016
+SPECIFIC_CHARSET = 0x00080005
 PIXEL_DATA = 0x7FE00010
+#: Overlay groups (60xx, even xx): removed or kept as a whole, never half (PS3.3 C.9.2).
+OVERLAY_GROUP = (0xFF010000, 0x60000000)
+OVERLAY_DATA = 0x3000
+#: the overlay's own text, cleaned (dummy) when Clean Graphics keeps the overlay
+OVERLAY_TEXT = (0x0022, 0x1500, 0x4000)  # Overlay Description, Overlay Label, Overlay Comments
 #: The identity columns of an anonymization key.
 KEY_TAGS = frozenset({PATIENT_NAME, PATIENT_ID, STUDY_UID, SERIES_UID, SOP_UID})
 #: The attributes that say how a dataset was de-identified.
-DEID_TAGS = frozenset({IDENTITY_REMOVED, DEID_METHOD, DEID_CODES})
+DEID_TAGS = frozenset({IDENTITY_REMOVED, DEID_METHOD, DEID_CODES, LONGITUDINAL_MODIFIED})
 BINARY_VRS = frozenset({"OB", "OD", "OF", "OL", "OV", "OW", "UN", "SQ", "AT", "US", "SS", "UL", "SL", "FL",
                         "FD", "UV", "SV"})
 TEXT_VRS = frozenset({"AE", "AS", "CS", "DA", "DS", "DT", "IS", "LO", "LT", "PN", "SH", "ST", "TM", "UC", "UI",
@@ -144,7 +152,7 @@ class PlanContext:
 # (about 650 rules) cost more than the engine's whole rewrite of a CT image.
 # A ContextVar is per thread, so concurrent requests never see each other's patient.
 _context: contextvars.ContextVar[PlanContext] = contextvars.ContextVar("anonymization_plan_context")
-_plans: dict[tuple[str, ...], tagstream.EditPlan] = {}
+_plans: dict[tuple, tagstream.EditPlan] = {}
 _tag_sets: dict[tuple[str, ...], frozenset[int]] = {}
 
 
@@ -169,10 +177,44 @@ def _anon_id(_old):
     return _context.get().anon_id
 
 
-def _new_plan(prof: profiles.Profile, custom: CustomValues) -> tagstream.EditPlan:
-    """The engine's EditPlan for a profile (and custom values); per-dataset values come from _context."""
+def longitudinal_temporal_information(prof: profiles.Profile) -> str:
+    """(0028,0303) per PS3.15 E.2: MODIFIED when dates are shifted, UNMODIFIED when kept, else REMOVED."""
+    if prof.modified_dates:
+        return "MODIFIED"
+    if prof.has("RETAIN_LONGITUDINAL_TEMPORAL_INFORMATION"):
+        return "UNMODIFIED"
+    return "REMOVED"
+
+
+def _overlay_rules(plan: tagstream.EditPlan, prof: profiles.Profile) -> None:
+    """An overlay goes as a whole group, or (Clean Graphics) stays whole with its text cleaned.
+
+    Removing Overlay Data alone leaves Rows, Columns, Type and Origin of an
+    overlay without its bits (invalid: Overlay Data is Type 1).  Overlay Data
+    is a bitmap: it cannot be cleaned element by element, so Clean Graphics
+    keeps it and replaces the overlay's text attributes by dummies.
+    """
+    if prof.action_for(0x60000000 | OVERLAY_DATA) == "K":
+        return
+    if prof.action_for(0x60000000 | OVERLAY_DATA) != "C":
+        plan.remove_mask(OVERLAY_GROUP)
+        return
+    for group in range(0x6000, 0x6020, 2):
+        for element in OVERLAY_TEXT:
+            plan.replace(group << 16 | element, profiles.dummy_value("LT" if element == 0x4000 else "LO"))
+
+
+def _new_plan(prof: profiles.Profile, custom: CustomValues, sequences: tuple = ()) -> tagstream.EditPlan:
+    """The engine's EditPlan for a profile (and custom values); per-dataset values come from _context.
+
+    ``sequences`` are (tag, action) of conditional-code sequences the dataset's
+    IOD requires (:func:`profiles.sequence_action`): ``Z`` writes the sequence
+    empty at the root, ``C`` keeps its items with their content cleaned.
+    """
     plan = tagstream.EditPlan()
+    chosen = dict(sequences)
     for tag, action in prof.exact.items():
+        action = chosen.get(tag, action)
         if action == "K" or tag in DEID_TAGS:
             continue
         vr = prof.vrs.get(tag, "")
@@ -192,8 +234,11 @@ def _new_plan(prof: profiles.Profile, custom: CustomValues) -> tagstream.EditPla
                 plan.replace(tag, profiles.dummy_value(vr))
             # 'keep' and 'recurse': the element stays, nested items get their own rules
     for mask, action in prof.masks:
+        if mask.value >> 24 == 0x60 and mask.mask >> 24 == 0xFF:
+            continue  # overlays: whole groups, below
         if action not in ("K", "U"):
             plan.remove_mask((mask.mask, mask.value))
+    _overlay_rules(plan, prof)
     if prof.private != "K":
         # The engine removes private attributes all or nothing: it cannot tell a
         # safe element (named by creator, group and element) from any other, so
@@ -205,6 +250,10 @@ def _new_plan(prof: profiles.Profile, custom: CustomValues) -> tagstream.EditPla
     plan.insert(PATIENT_ID, _anon_id)
     plan.insert(IDENTITY_REMOVED, "YES")
     plan.insert(DEID_METHOD, profiles.deidentification_method(prof)[:64])
+    plan.insert(LONGITUDINAL_MODIFIED, longitudinal_temporal_information(prof), vr="CS")
+    for tag, action in sequences:
+        if action == "Z":
+            plan.insert(tag, b"", vr="SQ")
     plan.insert(DEID_CODES, [
         [(0x00080100, "SH", code), (0x00080102, "SH", scheme), (0x00080104, "LO", meaning[:64])]
         for code, scheme, meaning in profiles.deidentification_codes(prof)
@@ -215,14 +264,17 @@ def _new_plan(prof: profiles.Profile, custom: CustomValues) -> tagstream.EditPla
     return plan
 
 
-def plan_for(prof: profiles.Profile, custom: CustomValues) -> tagstream.EditPlan:
-    """The profile's cached plan, or a fresh one when the request brings custom values."""
+def plan_for(prof: profiles.Profile, custom: CustomValues, sop_class_uid: str = "") -> tagstream.EditPlan:
+    """The profile's cached plan for a SOP class, or a fresh one when the request brings custom values."""
+    required = profiles.sequence_types(sop_class_uid) if prof.conditional_sq else {}
+    sequences = tuple(sorted((tag, profiles.sequence_action(prof.conditional_sq[tag], iod_type))
+                             for tag, iod_type in required.items() if tag in prof.conditional_sq))
     if custom:
-        return _new_plan(prof, custom)
-    key = tuple(o.name for o in prof.options)
+        return _new_plan(prof, custom, sequences)
+    key = (tuple(o.name for o in prof.options), sequences)
     plan = _plans.get(key)
     if plan is None:  # two threads may both build it; either result is the same
-        plan = _plans[key] = _new_plan(prof, custom)
+        plan = _plans[key] = _new_plan(prof, custom, sequences)
     return plan
 
 
@@ -247,11 +299,22 @@ def wanted_tags(prof: profiles.Profile, custom: CustomValues) -> frozenset[int]:
 
 
 def _new_wanted_tags(prof: profiles.Profile, custom: CustomValues) -> frozenset[int]:
-    tags = {t for t, a in prof.exact.items() if a != "K"} | KEY_TAGS | DEID_TAGS
+    tags = {t for t, a in prof.exact.items() if a != "K"} | KEY_TAGS | DEID_TAGS | {SOP_CLASS, SPECIFIC_CHARSET}
     tags |= {p.tag for p, _ in custom if not p.trunk}
     # Nothing from Pixel Data on is a key value (all binary), and asking for a
     # tag past it would make the reader scan the whole file.
     return frozenset(t for t in tags if t < PIXEL_DATA)
+
+
+def _as_text_vr(attribute, tag: int, charset):
+    """A VR UN attribute of a text attribute (explicit VR UN, as some converters write) read as its
+    dictionary VR, so its value is recorded in the key and can be restored; others unchanged."""
+    if attribute is None or attribute.vr != "UN" or not isinstance(attribute.value, bytes):
+        return attribute
+    vr = tagstream.dictionary_vr(tag)
+    if vr not in TEXT_VRS:
+        return attribute
+    return tagstream.Attribute(vr, tagstream.decode_text(attribute.value, vr, charset.value if charset else None))
 
 
 def changed_values(real: dict, anon: dict) -> list[tuple[str, str, str]]:
@@ -262,10 +325,11 @@ def changed_values(real: dict, anon: dict) -> list[tuple[str, str, str]]:
     attributes and file meta are left out.
     """
     values = []
+    charset = real.get(SPECIFIC_CHARSET)
     for tag in sorted(set(real) | set(anon)):
         if tag in KEY_TAGS or tag in DEID_TAGS or tag >> 16 == 0x0002:
             continue
-        before, after = real.get(tag), anon.get(tag)
+        before, after = _as_text_vr(real.get(tag), tag, charset), _as_text_vr(anon.get(tag), tag, charset)
         if before is None or before.vr in BINARY_VRS:
             continue
         real_text, anon_text = text(before), text(after)

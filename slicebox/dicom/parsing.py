@@ -119,6 +119,101 @@ def has_part10_prefix(head: bytes) -> bool:
     return len(head) >= 132 and head[128:132] == b"DICM"
 
 
+#: Implementation Class UID written into file meta information this box creates (2.25: UUID-derived).
+IMPLEMENTATION_CLASS_UID = "2.25.302631958231469263004785385563413582271"
+IMPLEMENTATION_VERSION = "SLICEBOX_PY"
+_MEDIA_SOP_CLASS = 0x00020002
+_MEDIA_SOP_INSTANCE = 0x00020003
+_SOP_CLASS = 0x00080016
+_SOP_INSTANCE = 0x00080018
+
+
+def _meta_element(tag: int, vr: bytes, value: bytes) -> bytes:
+    if len(value) & 1:
+        value += b"\0" if vr in (b"UI", b"OB") else b" "
+    head = struct.pack("<HH", tag >> 16, tag & 0xFFFF) + vr
+    if vr == b"OB":
+        return head + b"\0\0" + struct.pack("<I", len(value)) + value
+    return head + struct.pack("<H", len(value)) + value
+
+
+def file_meta(sop_class: str, sop_instance: str, transfer_syntax: str) -> bytes:
+    """A file meta information group (PS3.10 7.1), group length included, explicit VR little endian."""
+    body = b"".join([
+        _meta_element(0x00020001, b"OB", b"\x00\x01"),
+        _meta_element(_MEDIA_SOP_CLASS, b"UI", sop_class.encode("ascii")),
+        _meta_element(_MEDIA_SOP_INSTANCE, b"UI", sop_instance.encode("ascii")),
+        _meta_element(TRANSFER_SYNTAX_UID, b"UI", transfer_syntax.encode("ascii")),
+        _meta_element(0x00020012, b"UI", IMPLEMENTATION_CLASS_UID.encode("ascii")),
+        _meta_element(0x00020013, b"SH", IMPLEMENTATION_VERSION.encode("ascii")),
+    ])
+    return _meta_element(0x00020000, b"UL", struct.pack("<I", len(body))) + body
+
+
+def to_part10(path: str, out_path: str) -> bool:
+    """Write a proper Part 10 file for data at ``path`` that lacks the preamble or file meta.
+
+    Some modalities write the file meta information without the 128-byte
+    preamble and 'DICM', others a dataset that starts right away (pydicom
+    reads both).  Such data is rewritten to ``out_path`` with a zero preamble,
+    'DICM' and complete file meta information (Media Storage SOP Class and
+    Instance UID from the dataset, the transfer syntax the data is in, this
+    box's Implementation Class UID); the dataset bytes are unchanged.
+    Returns False (nothing written) when ``path`` already has the prefix.
+
+    Raises
+    ------
+    InvalidDicom
+        The data is not DICOM the engine can read.
+    """
+    with open(path, "rb") as fh:
+        head = fh.read(132)
+    if has_part10_prefix(head):
+        return False
+    if len(head) < 8:
+        raise InvalidDicom("not a DICOM file: too short")
+    try:
+        found = tagstream.read_attributes(path, tags=(TRANSFER_SYNTAX_UID, _MEDIA_SOP_CLASS, _MEDIA_SOP_INSTANCE,
+                                                      _SOP_CLASS, _SOP_INSTANCE))
+        if head[0] == 2 and head[1] == 0 and 65 <= head[4] <= 90 and 65 <= head[5] <= 90:
+            # file meta without the preamble: the engine rewrites it (group length recomputed)
+            plan = tagstream.EditPlan()
+            for media, tag in ((_MEDIA_SOP_CLASS, _SOP_CLASS), (_MEDIA_SOP_INSTANCE, _SOP_INSTANCE)):
+                if media not in found and tag in found:
+                    plan.insert(media, _text(found[tag].value), vr="UI")
+            if TRANSFER_SYNTAX_UID not in found:
+                raise InvalidDicom("file meta information has no Transfer Syntax UID")
+            with open(out_path, "wb") as out:
+                out.write(b"\0" * 128 + b"DICM")
+                out.flush()
+                tagstream.rewrite(path, out, plan)
+            return True
+        # a bare dataset: the engine tells its encoding (implicit / explicit VR, byte order)
+        ts = _syntax_of(head)
+        sop_class = _text(found[_SOP_CLASS].value) if _SOP_CLASS in found else ""
+        sop_instance = _text(found[_SOP_INSTANCE].value) if _SOP_INSTANCE in found else ""
+        if not (is_valid_uid(sop_class) and is_valid_uid(sop_instance)):
+            # anything parses as some implicit VR element; a dataset has its SOP UIDs
+            raise InvalidDicom("not a DICOM file: no preamble, no file meta and no SOP Class / Instance UID")
+        with open(out_path, "wb") as out, open(path, "rb") as src:
+            out.write(b"\0" * 128 + b"DICM" + file_meta(sop_class, sop_instance, ts))
+            while chunk := src.read(1 << 20):
+                out.write(chunk)
+        return True
+    except tagstream.DicomStreamError as exc:
+        raise InvalidDicom(f"not a DICOM file: no preamble, and not readable as a dataset: {exc}") from None
+    except (LookupError, TypeError, OverflowError, struct.error) as exc:
+        raise InvalidDicom(f"malformed DICOM: {exc}") from None
+
+
+def _syntax_of(head: bytes) -> str:
+    """The transfer syntax of a bare dataset from its first element (as the engine and pydicom guess)."""
+    explicit = 65 <= head[4] <= 90 and 65 <= head[5] <= 90
+    if explicit and head[0] == 0 and head[1] != 0:
+        return "1.2.840.10008.1.2.2"  # explicit VR big endian
+    return "1.2.840.10008.1.2.1" if explicit else "1.2.840.10008.1.2"
+
+
 def read_identity(path: str) -> DicomIdentity:
     """Read the hierarchy attributes of the Part 10 file at ``path``.
 

@@ -24,9 +24,18 @@ Resolution rule (documented choice, PS3.15 E.1.1 and E.3):
    Every alternative replaces the real value, so they protect equally; we pick
    the one that keeps the dataset valid for any Type:
    ``X/D``, ``Z/D``, ``X/Z/D`` -> ``D`` (a dummy satisfies Type 1, 2 and 3);
-   ``X/Z`` -> ``Z`` (empty satisfies Type 2 and 3).  For a sequence a dummy
-   cannot be valid without knowing the items' Type 1 attributes, so D on SQ
-   becomes ``Z`` (an empty sequence: nothing of the content survives).
+   ``X/Z`` -> ``Z`` (empty satisfies Type 2 and 3).
+   Sequences follow PS3.15 E.1.1 for SQ: ``X`` removes the sequence, ``Z``
+   makes it a zero-length (no item) Type 2 attribute, and ``D`` keeps a valid
+   structure: the items stay as dummy items holding their cleaned content
+   (each nested attribute gets its own action; ``C`` "recurse").  The
+   conditional codes on a sequence (``X/Z``, ``X/D``, ``Z/D``, ``X/Z/D``) are
+   chosen by the sequence's Type in the dataset's IOD
+   (:func:`sequence_types`, data derived from dciodvfy's IOD tables):
+   removed where it is Type 3 (an empty sequence is invalid where the IOD asks
+   for 1-n items), empty where it is Type 2 and Z is offered, dummy items where
+   it is Type 1 (or Type 2 without Z).  :attr:`Profile.conditional_sq` keeps
+   their codes; their resolved action is ``X``, the IOD-free choice.
    ``X/Z/U*`` (Referenced Image / Source Image Sequence) -> ``K``: the sequence
    stays and the instance UIDs inside are replaced by their own ``U`` rows, which
    is what U* asks for and keeps references to anonymized images resolvable.
@@ -202,11 +211,28 @@ _CONDITIONAL = {"X/D": "D", "Z/D": "D", "X/Z/D": "D", "X/Z": "Z", "X/Z/U*": "K"}
 _PROTECTIVE_ORDER = ("X", "Z", "D", "U", "C", "K")
 
 
+#: conditional codes that choose by the sequence's Type in the IOD (Profile.conditional_sq)
+SQ_CONDITIONAL = frozenset({"X/Z", "X/D", "Z/D", "X/Z/D"})
+
+
 def _basic_action(code: str, vr: str) -> str:
-    action = _CONDITIONAL.get(code, code)
-    if action == "D" and vr == "SQ":
+    if vr == "SQ":
+        if code == "D":
+            return "C"  # dummy items with cleaned content: valid for Type 1, 2 and 3
+        if code in SQ_CONDITIONAL:
+            return "X"  # Type 3; the plan for an IOD where it is Type 1 or 2 decides again
+    return _CONDITIONAL.get(code, code)
+
+
+def sequence_action(code: str, iod_type: str) -> str:
+    """The action for a conditional-code sequence of Type ``iod_type`` ('1', '2' or '3')."""
+    if iod_type == "2" and "Z" in code:
         return "Z"
-    return action
+    if iod_type in ("1", "2") and "D" in code:
+        return "C"
+    if iod_type == "2":  # X/Z without Z cannot happen; keep the structure valid anyway
+        return "Z"
+    return "X"
 
 
 def _effective(basic: str, options: Mapping[str, str], vr: str, columns: frozenset[str]) -> str:
@@ -226,6 +252,8 @@ class Profile:
     private: str
     safe_private: Mapping[PrivateTag, str]
     vrs: Mapping[int, str]
+    #: sequences with a conditional code (tag -> code): X unless the IOD makes them Type 1 or 2
+    conditional_sq: Mapping[int, str] = None
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -280,8 +308,12 @@ def _profile(names: frozenset[str]) -> Profile:
     exact: dict[int, str] = {}
     masks: list[tuple[TagMask, str]] = []
     vrs: dict[int, str] = {}
+    conditional: dict[int, str] = {}
     for attr in data["attributes"]:
         action = _effective(attr["basic"], attr["options"], attr["vr"], columns)
+        if attr["vr"] == "SQ" and attr["basic"] in SQ_CONDITIONAL and "x" not in attr["tag"] \
+                and not any(c in attr["options"] for c in columns):
+            conditional[int(attr["tag"], 16)] = attr["basic"]
         if "x" in attr["tag"]:
             masks.append((TagMask.parse(attr["tag"]), action))
         else:
@@ -297,7 +329,23 @@ def _profile(names: frozenset[str]) -> Profile:
         for entry in data["safe_private"]:
             key = PrivateTag(entry["creator"], int(entry["group"], 16), int(entry["element"], 16))
             safe[key] = _basic_action(entry.get("action") or "K", "")
-    return Profile(options, exact, tuple(masks), private, safe, vrs)
+    return Profile(options, exact, tuple(masks), private, safe, vrs, conditional)
+
+
+TYPE2_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "type2_sequences.json")
+
+
+@functools.lru_cache(maxsize=1)
+def _type_table() -> dict[str, dict[int, str]]:
+    with open(TYPE2_FILE, encoding="utf-8") as fh:
+        data = json.load(fh)
+    return {uid: {int(tag, 16): iod_type for iod_type, tags in types.items() for tag in tags}
+            for uid, types in data["sop_classes"].items()}
+
+
+def sequence_types(sop_class_uid: str) -> Mapping[int, str]:
+    """{tag: '1' | '2'} of the table's conditional sequences required at the root of the SOP class's IOD."""
+    return _type_table().get((sop_class_uid or "").strip(" \0"), {})
 
 
 def profile(options: Iterable = ()) -> Profile:
@@ -334,7 +382,7 @@ def deidentification_codes(prof: Profile) -> list[tuple[str, str, str]]:
 # -- values -------------------------------------------------------------------------
 _TEXT_DUMMY = b"ANONYMOUS "  # even length; plain ASCII, valid in every character set
 _DUMMIES = {
-    "AE": _TEXT_DUMMY, "CS": _TEXT_DUMMY, "LO": _TEXT_DUMMY, "LT": _TEXT_DUMMY, "PN": _TEXT_DUMMY,
+    "AE": _TEXT_DUMMY, "CS": _TEXT_DUMMY, "LO": _TEXT_DUMMY, "LT": _TEXT_DUMMY, "PN": b"ANONYMOUS^",
     "SH": _TEXT_DUMMY, "ST": _TEXT_DUMMY, "UC": _TEXT_DUMMY, "UT": _TEXT_DUMMY,
     "AS": b"000Y",
     "DA": b"19000101",

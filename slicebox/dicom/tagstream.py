@@ -49,6 +49,21 @@ EditPlan = _tagstream_py.EditPlan
 Attribute = _tagstream_py.Attribute
 ElementRecord = _tagstream_py.ElementRecord
 RewriteResult = _tagstream_py.RewriteResult
+
+
+def dictionary_vr(tag: int) -> str:
+    """The data dictionary's VR of ``tag`` (the first of alternatives; "UN" when unknown)."""
+    return _tagstream_py._dictionary_vr(tag)
+
+
+def decode_text(raw: bytes, vr: str, charset) -> str:
+    """Decode an encoded text value of ``vr`` as the engine does (``charset``: the root
+    Specific Character Set, decoded text or raw bytes; None for the default repertoire)."""
+    if isinstance(charset, str):
+        charset = charset.encode("ascii", "replace")
+    return _tagstream_py._decode_value(raw, vr, 0, charset)
+
+
 # Walking headers to the end is cheap next to the I/O it avoids, so one
 # implementation (the twin's) serves both modes.
 check_complete = _tagstream_py.check_complete

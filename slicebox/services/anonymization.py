@@ -23,6 +23,7 @@ from slicebox.context import Services
 from slicebox.db import anonymization as repo
 from slicebox.dicom import profiles
 from slicebox.dicom.anonymization_plan import (
+    IDENTITY_REMOVED,
     PATIENT_ID,
     PATIENT_NAME,
     SERIES_UID,
@@ -124,17 +125,65 @@ def anon_uid(services: Services, uid: str) -> str:
     return _identity(services, KIND_UID, "", real, lambda: (new_uid(), 0))["anon_value"]
 
 
-def plan_context(services: Services, real: dict, shift_dates: bool) -> PlanContext:
-    """This box's pseudonyms (and date shift, when asked) for the patient of ``real`` root attributes."""
+def _is_own_uid(services: Services, uid: str) -> bool:
+    cache = _cache(services)
+    key = ("own-uid", uid)
+    hit = cache.get(key)
+    if hit is None:
+        with services.db.connection() as conn:
+            hit = cache[key] = repo.is_anonymous_value(conn, KIND_UID, uid)
+    return hit
+
+
+def own_key(services: Services, real: dict) -> KeyMatch | None:
+    """The key of this box that names the anonymous identity of ``real`` (data marked Patient
+    Identity Removed = YES that this box anonymized), or None."""
+    if text(real.get(IDENTITY_REMOVED)).upper() != "YES":
+        return None
+    return find_key_for_anonymous(services, text(real.get(PATIENT_NAME)), text(real.get(PATIENT_ID)),
+                                  text(real.get(STUDY_UID)), text(real.get(SERIES_UID)), text(real.get(SOP_UID)))
+
+
+def plan_context(services: Services, real: dict, shift_dates: bool, keep_identity: bool = False,
+                 own: "KeyMatch | None" = None) -> PlanContext:
+    """This box's pseudonyms (and date shift, when asked) for the patient of ``real`` root attributes.
+
+    Data marked Patient Identity Removed may be one of this box's own
+    anonymized images (``own``, from :func:`own_key`): then
+    its pseudonyms stay what they are (the name and ID, and every UID that is
+    one of this box's anonymous UIDs), so anonymizing it again changes no
+    pseudonym and keeps it re-identifiable; everything else is anonymized as
+    for any file.  ``keep_identity`` keeps the identity (name, ID, UIDs) as it
+    is: for data going back to the box it came from, whose identities these are.
+    """
     name, pid = text(real.get(PATIENT_NAME)), text(real.get(PATIENT_ID))
+    if keep_identity:
+        return PlanContext(name, pid, 0, lambda uid: _clean(uid))
+    if own is not None:
+        real_name, real_id = own.key.patient_name, own.key.patient_id
+        shift = date_shift_for_patient(services, real_name, real_id) if shift_dates else 0
+
+        def own_uid(uid: str) -> str:
+            clean = _clean(uid)
+            return clean if clean and _is_own_uid(services, clean) else anon_uid(services, clean)
+
+        return PlanContext(name, pid, shift, own_uid)
     anon_name, anon_id = pseudonym_for_patient(services, name, pid)
     shift = date_shift_for_patient(services, name, pid) if shift_dates else 0
     return PlanContext(anon_name, anon_id, shift, lambda uid: anon_uid(services, uid))
 
 
 # -- keys ------------------------------------------------------------------------------
-def record_anonymization(services: Services, image_id: int, real: dict, anon: dict) -> AnonymizationKey:
-    """Record the key of one anonymization from the root attributes before (``real``) and after."""
+def record_anonymization(services: Services, image_id: int, real: dict, anon: dict,
+                         own: "KeyMatch | None" = None) -> AnonymizationKey:
+    """Record the key of one anonymization from the root attributes before (``real``) and after.
+
+    ``own``: the input was this box's own anonymized image; the key then links
+    the new anonymous data to the real identity and values of that earlier key
+    (down to its match level), so re-identification still finds the real patient.
+    """
+    if own is not None:
+        return _record_chained(services, image_id, anon, own)
     key = AnonymizationKey(
         id=0, created=0, image_id=image_id,
         patient_name=text(real.get(PATIENT_NAME)), anon_patient_name=text(anon.get(PATIENT_NAME)),
@@ -144,6 +193,27 @@ def record_anonymization(services: Services, image_id: int, real: dict, anon: di
         sop_instance_uid=text(real.get(SOP_UID)), anon_sop_instance_uid=text(anon.get(SOP_UID)),
     )
     return record_key(services, key, changed_values(real, anon))
+
+
+_LEVEL_COLUMNS = {"patient": 0, "study": 1, "series": 2, "image": 3}
+
+
+def _record_chained(services: Services, image_id: int, anon: dict, own: "KeyMatch") -> AnonymizationKey:
+    level = _LEVEL_COLUMNS[own.level]
+    old = own.key
+    key = AnonymizationKey(
+        id=0, created=0, image_id=image_id,
+        patient_name=old.patient_name, anon_patient_name=text(anon.get(PATIENT_NAME)),
+        patient_id=old.patient_id, anon_patient_id=text(anon.get(PATIENT_ID)),
+        study_instance_uid=old.study_instance_uid if level >= 1 else text(anon.get(STUDY_UID)),
+        anon_study_instance_uid=text(anon.get(STUDY_UID)),
+        series_instance_uid=old.series_instance_uid if level >= 2 else text(anon.get(SERIES_UID)),
+        anon_series_instance_uid=text(anon.get(SERIES_UID)),
+        sop_instance_uid=old.sop_instance_uid if level >= 3 else text(anon.get(SOP_UID)),
+        anon_sop_instance_uid=text(anon.get(SOP_UID)),
+    )
+    values = [(v.tag_path, v.value, v.anonymized_value) for v in own.values] if level >= 3 else []
+    return record_key(services, key, values)
 
 
 def record_key(services: Services, key: AnonymizationKey,

@@ -344,7 +344,7 @@ def prepare_outgoing(services: Services, tx: OutgoingTransaction, img: OutgoingI
     """
     with services.db.connection() as conn:
         tag_values = repo.outgoing_tag_values(conn, img.id)
-    plain = image_anonymization.anonymized_copy(services, img.image_id, tx.profile, tag_values)
+    plain = image_anonymization.anonymized_copy(services, img.image_id, tx.profile, tag_values, to_box=tx.box_id)
     try:
         return _deflate_file(services, plain)
     finally:

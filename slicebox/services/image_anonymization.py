@@ -16,10 +16,10 @@ the images they point to.
 from __future__ import annotations
 
 import logging
-import shutil
 from dataclasses import dataclass
 
 from slicebox.context import Services
+from slicebox.db import metadata as metadata_repo
 from slicebox.dicom import profiles, tagstream
 from slicebox.dicom import anonymization_plan as plans
 from slicebox.dicom.errors import DicomStreamError
@@ -41,32 +41,24 @@ def _read(source, tags: frozenset[int]) -> dict:
 
 
 def anonymize_file(services: Services, src, dst: str | None, options, custom: list[tuple[TagPath, str]],
-                   image_id: int, force: bool = False) -> tuple[AnonymizationKey | None, bytes | None]:
+                   image_id: int, keep_identity: bool = False) -> tuple[AnonymizationKey, bytes | None]:
     """Anonymize ``src`` (a path or the dataset's bytes) and record its key.
 
     The result goes to the file ``dst``, or with ``dst`` None comes back as
     bytes (for small datasets: no temporary file to create, write and delete).
-    Data already marked Patient Identity Removed = YES is copied unchanged
-    (no key) unless ``force``.  Returns (the recorded key or None when copied,
-    the anonymized bytes or None when written to ``dst``).
+    Every file is anonymized, also one marked Patient Identity Removed = YES
+    (the flag is a claim, not a proof); when it is one of this box's own
+    anonymized images its pseudonyms stay as they are (see
+    services.anonymization.plan_context).  ``keep_identity`` keeps name, ID and
+    UIDs (data going back to the box it came from).  Returns (the recorded
+    key, the anonymized bytes or None when written to ``dst``).
     """
     prof = profiles.profile(options)
     tags = plans.wanted_tags(prof, custom)
     real = _read(src, tags)
-    if not force and plans.text(real.get(plans.IDENTITY_REMOVED)).upper() == "YES":
-        if dst is not None:
-            if isinstance(src, (bytes, bytearray, memoryview)):
-                with open(dst, "wb") as out:
-                    out.write(src)
-            else:
-                shutil.copyfile(src, dst)
-            return None, None
-        if isinstance(src, (bytes, bytearray, memoryview)):
-            return None, bytes(src)
-        with open(src, "rb") as fh:
-            return None, fh.read()
-    plan = plans.plan_for(prof, custom)
-    context = anonymization.plan_context(services, real, prof.modified_dates)
+    plan = plans.plan_for(prof, custom, plans.text(real.get(plans.SOP_CLASS)))
+    own = None if keep_identity else anonymization.own_key(services, real)
+    context = anonymization.plan_context(services, real, prof.modified_dates, keep_identity, own)
     try:
         result = plans.rewrite(src, dst, plan, context)
     except DicomStreamError as exc:
@@ -75,16 +67,18 @@ def anonymize_file(services: Services, src, dst: str | None, options, custom: li
     # The key only compares attributes the real data has (plus the identity
     # columns); asking for those few, not the profile's ~650 tags, halves the read.
     anon = _read(dst if dst is not None else data, frozenset(real).union(plans.KEY_TAGS))
-    return anonymization.record_anonymization(services, image_id, real, anon), data
+    return anonymization.record_anonymization(services, image_id, real, anon, own), data
 
 
-def anonymized_copy(services: Services, image_id: int, options, tag_values, force: bool = False) -> str:
+def anonymized_copy(services: Services, image_id: int, options, tag_values, to_box: int | None = None) -> str:
     """Anonymize stored image ``image_id`` into a temporary file; return its path.
 
     ``tag_values`` are (tagPath JSON or TagPath, value) pairs; raises NotFound
-    when the image is gone.
+    when the image is gone.  ``to_box``: the id of the box the copy goes to;
+    an image that came from that box keeps its identity (name, ID, UIDs are
+    that box's own, pseudonyms or not), so that box can re-identify it.
     """
-    return _anonymized(services, image_id, options, tag_values, force, in_memory=False).path
+    return _anonymized(services, image_id, options, tag_values, to_box, in_memory=False).path
 
 
 @dataclass(frozen=True)
@@ -101,17 +95,26 @@ class AnonymizedCopy:
 IN_MEMORY_LIMIT = 8 << 20
 
 
-def _anonymized(services: Services, image_id: int, options, tag_values, force: bool,
+def _came_from_box(services: Services, series_id: int, box_id: int | None) -> bool:
+    if box_id is None:
+        return False
+    with services.db.connection() as conn:
+        source = metadata_repo.get_series_source(conn, series_id)
+    return source is not None and source.type.lower() == "box" and source.id == box_id
+
+
+def _anonymized(services: Services, image_id: int, options, tag_values, to_box: int | None,
                 in_memory: bool) -> AnonymizedCopy:
     custom = [(p if isinstance(p, TagPath) else tag_path_from_json(p), v) for p, v in tag_values]
-    get_image(services, image_id)  # 404 for an image deleted meanwhile
+    image = get_image(services, image_id)  # 404 for an image deleted meanwhile
+    keep = _came_from_box(services, image.series_id, to_box)
     with local_copy(services.storage, image_id, IN_MEMORY_LIMIT if in_memory else -1) as src:
         if isinstance(src, bytes):
-            _key, data = anonymize_file(services, src, None, options, custom, image_id, force=force)
+            _key, data = anonymize_file(services, src, None, options, custom, image_id, keep)
             return AnonymizedCopy(data=data, path=None)
         dst = new_temp_path(services.storage)
         try:
-            anonymize_file(services, src, dst, options, custom, image_id, force=force)
+            anonymize_file(services, src, dst, options, custom, image_id, keep)
         except BaseException:
             discard(dst)
             raise
@@ -122,7 +125,7 @@ def _anonymized(services: Services, image_id: int, options, tag_values, force: b
 def download_anonymized(services: Services, image_id: int, profile: AnonymizationProfile,
                         tag_values: tuple[TagValue, ...] = ()) -> AnonymizedCopy:
     """POST /images/{id}/anonymized: an anonymized copy, in memory or a temporary file (nothing stored)."""
-    return _anonymized(services, image_id, profile.options, tag_values, force=False, in_memory=True)
+    return _anonymized(services, image_id, profile.options, tag_values, None, in_memory=True)
 
 
 def anonymize_in_place(services: Services, image_id: int, options, custom, user) -> StoredImage:
@@ -131,7 +134,7 @@ def anonymize_in_place(services: Services, image_id: int, options, custom, user)
     Always anonymizes, also data already marked Patient Identity Removed.  The
     replacement is atomic (ingest ``replaces``): a failure leaves the original.
     """
-    path = anonymized_copy(services, image_id, options, custom, force=True)
+    path = anonymized_copy(services, image_id, options, custom)
     return ingest.store_file(services, path, user_source(user), replaces=image_id)
 
 

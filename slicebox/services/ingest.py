@@ -22,7 +22,7 @@ from slicebox.models import DicomIdentity, Source, StoredImage
 from slicebox.services import logs, seriestypes
 from slicebox.services.filtering import filter_step
 from slicebox.services.reidentification import reverse_step
-from slicebox.storage.tempfiles import discard, spool
+from slicebox.storage.tempfiles import discard, new_temp_path, spool
 
 logger = logging.getLogger(__name__)
 
@@ -74,6 +74,7 @@ def store_file(services: Services, path: str, source: Source, replaces: int | No
         stored image; nothing is written.
     """
     try:
+        path = _as_part10(services, path)
         ident = parsing.read_identity(path)
         parsing.check_complete(path)
         if replaces is None:
@@ -96,6 +97,20 @@ def store_file(services: Services, path: str, source: Source, replaces: int | No
         except Exception:  # noqa: BLE001 - a follow-up must never lose the stored image
             logger.exception("after-store step %s failed for image %s", step, result.image.id)
     return result
+
+
+def _as_part10(services: Services, path: str) -> str:
+    """The path of a proper Part 10 file: data without preamble or file meta is rewritten (and consumed)."""
+    fixed = new_temp_path(services.storage)
+    try:
+        if not parsing.to_part10(path, fixed):
+            discard(fixed)
+            return path
+    except BaseException:
+        discard(fixed)
+        raise
+    discard(path)
+    return fixed
 
 
 def _index_and_move(services: Services, path: str, ident: DicomIdentity, source: Source,

@@ -183,14 +183,42 @@ def test_custom_tag_values_win_and_are_recorded_in_the_key(client, upload):
     assert (by_tag[0x00081030]["value"], by_tag[0x00081030]["anonymizedValue"]) == ("Real study", "Chosen study")
 
 
-def test_already_anonymized_data_passes_unchanged_and_records_no_key(client, upload):
+def test_already_anonymized_data_is_anonymized_anyway(client, upload):
+    """Patient Identity Removed = YES is a claim, not a proof: names, dates and UIDs still go."""
     image = stored(upload, PatientName="Already^Anon", PatientID="AA1", PatientIdentityRemoved="YES",
-                   DeidentificationMethod="elsewhere")
+                   DeidentificationMethod="elsewhere", StudyInstanceUID="1.2.3.177", StudyDate="20210203",
+                   InstitutionName="Claimed Anonymous Hospital")
     original = client.get(f"/api/images/{image['id']}").get_data()
-    r = anonymize(client, image["id"])
-    assert r.status_code == 200
-    assert r.get_data() == original
-    assert keys(client) == []
+    data, out = anonymized(client, image["id"])
+    assert data != original
+    for secret in (b"Already^Anon", b"AA1", b"1.2.3.177", b"20210203", b"Claimed Anonymous", b"elsewhere"):
+        assert secret not in data, secret
+    assert out.PatientIdentityRemoved == "YES"
+    [key] = keys(client)
+    assert key["patientName"] == "Already^Anon" and key["anonPatientName"] == str(out.PatientName)
+
+
+def test_own_anonymized_image_anonymized_again_keeps_its_pseudonyms(client, upload):
+    """An anonymous copy stored back without its original (no re-identification: the key's image
+    is gone... but the key stays) and anonymized again keeps the same pseudonyms, and the second
+    copy is still re-identified to the real patient."""
+    image = stored(upload, PatientName="Twice^Pat", PatientID="TW1", StudyInstanceUID="1.2.3.178",
+                   SeriesInstanceUID="1.2.3.178.1")
+    first, out1 = anonymized(client, image["id"])
+    # store the anonymous copy as it is: in place, as a replacement (no re-identification)
+    r = client.put(f"/api/images/{image['id']}/anonymize", json={"profile": {"options": []}})
+    assert r.status_code in (200, 201), r.get_data(as_text=True)
+    again_id = r.get_json()["id"]
+    second, out2 = anonymized(client, again_id)
+    assert (str(out2.PatientName), out2.PatientID) == (str(out1.PatientName), out1.PatientID)
+    assert (out2.StudyInstanceUID, out2.SeriesInstanceUID, out2.SOPInstanceUID) == \
+        (out1.StudyInstanceUID, out1.SeriesInstanceUID, out1.SOPInstanceUID)
+    # and that copy still goes home to the real patient
+    assert client.delete(f"/api/images/{again_id}").status_code == 204
+    r = client.post("/api/images", data=second, content_type="application/octet-stream")
+    assert r.status_code == 201, r.get_data(as_text=True)
+    back = pydicom.dcmread(io.BytesIO(client.get(f"/api/images/{r.get_json()['id']}").get_data()))
+    assert (str(back.PatientName), back.PatientID, back.StudyInstanceUID) == ("Twice^Pat", "TW1", "1.2.3.178")
 
 
 # -- reverse anonymization -------------------------------------------------------------
@@ -325,3 +353,73 @@ def test_round_trip_restores_every_planted_root_value(client, upload, transfer_s
 
 def planted_value(planted, keyword: str) -> str:
     return next(p.value for p in planted if p.keyword == keyword)
+
+
+def test_values_stored_with_vr_un_are_recorded_and_restored(client, upload):
+    """Known text attributes stored as explicit VR UN (as in pydicom's explicit_VR-UN.dcm test file:
+    Institution Name, Study Date) are recorded in the key and come back."""
+    import struct
+
+    ds = make_dataset(PatientName="Un^Known", PatientID="UN1", StudyDate="20190303",
+                      InstitutionName="Saint UN Hospital")
+    raw = make_dicom_bytes(ds)
+    for head, value in ((b"\x08\x00\x20\x00DA\x08\x00", b"20190303"),
+                        (b"\x08\x00\x80\x00LO\x12\x00", b"Saint UN Hospital ")):
+        assert raw.count(head + value) == 1
+        raw = raw.replace(head + value, head[:4] + b"UN\0\0" + struct.pack("<I", len(value)) + value)
+    assert b"\x08\x00\x80\x00UN" in raw
+    institution = "Saint UN Hospital"
+    original = stored(lambda **_: upload(raw))
+    data, _out = anonymized(client, original["id"])
+    [key] = keys(client)
+    values = {v["tagPath"]["tag"]: v for v in client.get(f"{KEYS}/{key['id']}/keyvalues").get_json()}
+    institution = str(ds.InstitutionName)
+    assert values[0x00080080]["value"] == institution and values[0x00080020]["value"] == "20190303"
+    assert institution.encode() not in data
+    assert client.delete(f"/api/images/{original['id']}").status_code == 204
+    r = client.post("/api/images", data=data, content_type="application/octet-stream")
+    assert r.status_code == 201, r.get_data(as_text=True)
+    back = pydicom.dcmread(io.BytesIO(client.get(f"/api/images/{r.get_json()['id']}").get_data()))
+    assert back.InstitutionName == institution and back.StudyDate == "20190303"
+
+
+# PS3.5 H.3.1: a Korean name in ISO 2022 IR 149, each component group and component re-designated
+KOREAN_NAME = "Hong^Gildong=洪^吉洞=홍^길동"
+KOREAN_BYTES = (b"Hong^Gildong=\x1b$)C\xfb\xf3^\x1b$)C\xd1\xce\xd4\xd7=\x1b$)C\xc8\xab^"
+                b"\x1b$)C\xb1\xe6\xb5\xbf")
+
+
+def _raw_value(data: bytes, tag: int) -> bytes:
+    ds = pydicom.dcmread(io.BytesIO(data))
+    return ds[tag].value.original_string if tag == 0x00100010 else ds.get_item(tag).value
+
+
+def test_reidentification_restores_iso_2022_names_in_their_original_bytes(client, upload):
+    ds = make_dataset(PatientID="KR1", SpecificCharacterSet=["", "ISO 2022 IR 149"])
+    ds.PatientName = KOREAN_NAME
+    ds.ReferringPhysicianName = KOREAN_NAME
+    raw = make_dicom_bytes(ds)
+    assert KOREAN_BYTES in raw
+    original = stored(lambda **_: upload(raw))
+    data, _out = anonymized(client, original["id"])
+    assert b"\xfb\xf3" not in data and b"Hong" not in data
+    assert client.delete(f"/api/images/{original['id']}").status_code == 204
+    r = client.post("/api/images", data=data, content_type="application/octet-stream")
+    assert r.status_code == 201, r.get_data(as_text=True)
+    back = client.get(f"/api/images/{r.get_json()['id']}").get_data()
+    assert _raw_value(back, 0x00100010).rstrip(b" ") == KOREAN_BYTES
+    restored = pydicom.dcmread(io.BytesIO(back))
+    assert str(restored.PatientName) == KOREAN_NAME and str(restored.ReferringPhysicianName) == KOREAN_NAME
+    assert names(client, "patients", "patientName") == [KOREAN_NAME]
+    # dcmtk converts the restored file to UTF-8 (it refused the misplaced escape sequences)
+    import os
+    import subprocess
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        src, dst = os.path.join(tmp, "in.dcm"), os.path.join(tmp, "out.dcm")
+        with open(src, "wb") as fh:
+            fh.write(back)
+        run = subprocess.run(["/usr/bin/dcmconv", "+U8", src, dst], capture_output=True, text=True, timeout=60)
+        assert run.returncode == 0 and "rror" not in run.stderr, run.stderr
+        assert str(pydicom.dcmread(dst).PatientName) == KOREAN_NAME

@@ -36,7 +36,12 @@ def test_put_anonymize_anonymizes_already_anonymous_data_again(client, upload):
     name_once = str(_dataset(client, once["id"]).PatientName)
     twice = client.put(f"/api/images/{once['id']}/anonymize", json={})
     assert twice.status_code == 200
-    assert str(_dataset(client, twice.get_json()["id"]).PatientName) != name_once
+    # anonymized again (a new image), keeping this box's own pseudonym (issue 16), and its key
+    # still leads to the real patient
+    assert twice.get_json()["id"] != once["id"]
+    assert str(_dataset(client, twice.get_json()["id"]).PatientName) == name_once
+    keys = client.get("/api/anonymization/keys").get_json()
+    assert len(keys) == 2 and {k["patientName"] for k in keys} == {"Real^Name"}
 
 
 def test_put_anonymize_errors(client, upload):

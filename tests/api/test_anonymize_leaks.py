@@ -81,11 +81,12 @@ def test_no_planted_value_survives_where_the_profile_removes_it(client, planted_
             leaked.append(f"{p.tag:08X} {p.keyword} {p.vr} {prof.action_for(p.tag)}")
     assert not leaked, f"{len(leaked)} planted values survived: {leaked[:20]}"
     assert not lost, f"{len(lost)} retained values are missing: {lost[:20]}"
-    # Private blocks go under every option (the shipped safe-private list is empty),
-    # overlays and curves too (Clean Graphics cleans them by removal).
-    for token in (PRIVATE_TOKEN, b"ACME", OVERLAY_TOKEN, OVERLAY_COMMENT_TOKEN, CURVE_TOKEN,
-                  CURVE_DESCRIPTION_TOKEN):
+    # Private blocks go under every option (none is on the safe list), overlays and
+    # curves too; Clean Graphics keeps the overlay bitmap (a whole overlay) and
+    # cleans the overlay's text.
+    for token in (PRIVATE_TOKEN, b"ACME", OVERLAY_COMMENT_TOKEN, CURVE_TOKEN, CURVE_DESCRIPTION_TOKEN):
         assert token not in data, token
+    assert (OVERLAY_TOKEN in data) == (option == "CLEAN_GRAPHICS")
 
     out = pydicom.dcmread(io.BytesIO(data))
     check_deidentification_attributes(out, options)

@@ -40,8 +40,12 @@ def _expected(row: dict, names: set[str], vr: str) -> str:
     for code in codes:
         if code == "X/Z/U*":
             resolved.append("K")
+        elif vr == "SQ" and code == "D":
+            resolved.append("C")  # dummy items: the items stay, their content cleaned
+        elif vr == "SQ" and "/" in code:
+            resolved.append("X")  # Type 3; a plan for an IOD requiring it chooses again
         elif "D" in code.split("/"):
-            resolved.append("Z" if vr == "SQ" else "D")
+            resolved.append("D")
         elif code == "X/Z":
             resolved.append("Z")
         else:
@@ -128,8 +132,8 @@ def test_conditional_actions_follow_the_documented_rule():
     assert actions[0x00081140] == "K"  # Referenced Image Sequence, X/Z/U*: kept, UIDs inside are U
     assert actions[0x00081155] == "U"  # Referenced SOP Instance UID
     assert actions[0x00080021] == "D"  # Series Date, X/D: a dummy keeps Type 1 valid
-    assert actions[0x00081110] == "Z"  # Referenced Study Sequence, X/Z
-    assert actions[0x0040A730] == "Z"  # Content Sequence, D on a sequence: emptied
+    assert actions[0x00081110] == "X"  # Referenced Study Sequence, X/Z: removed unless Type 2
+    assert actions[0x0040A730] == "C"  # Content Sequence, D on a sequence: dummy items, content cleaned
     assert resolve(["CLEAN_STRUCTURED_CONTENT"])[0x0040A730] == "C"
 
 
@@ -207,3 +211,20 @@ def test_dummy_value_edge_cases():
     assert dummy_value("OB or OW") == dummy_value("OB")
     assert dummy_value("SQ") == b""
     assert dummy_value("") == b""
+
+
+def test_conditional_sequences_choose_by_their_type_in_the_iod():
+    assert profiles.sequence_action("X/Z", "3") == "X"
+    assert profiles.sequence_action("X/Z", "2") == "Z"
+    assert profiles.sequence_action("X/Z/D", "2") == "Z"
+    assert profiles.sequence_action("X/Z/D", "1") == "C"
+    assert profiles.sequence_action("X/D", "2") == "C"
+    assert profiles.sequence_action("X/D", "3") == "X"
+    # from the dciodvfy-derived data: Acquisition Context Sequence is Type 2 in the DX IOD,
+    # Referenced PPS Sequence in the SR Document Series, neither in CT
+    assert profiles.sequence_types("1.2.840.10008.5.1.4.1.1.1.1")[0x00400555] == "2"
+    assert profiles.sequence_types("1.2.840.10008.5.1.4.1.1.88.11")[0x00081111] == "2"
+    assert profiles.sequence_types("1.2.840.10008.5.1.4.1.1.2") == {}
+    prof = profiles.profile([])
+    assert prof.conditional_sq[0x00081110] == "X/Z" and prof.conditional_sq[0x00081111] == "X/Z/D"
+    assert 0x00081110 not in profiles.profile(["RETAIN_UIDS"]).conditional_sq  # the option decides: K
