@@ -52,6 +52,11 @@ DEFAULTS: dict[str, Key] = {
                                     "links slower than ~200 Mbit/s, 0 (no compression, still valid deflate) "
                                     "fast local networks."),
     "BOX_MAX_BACKOFF": Key(60.0, "Longest wait in seconds before retrying a box that failed."),
+    "DIRECTORY_SETTLE": Key(2.0, "Seconds a watched file's size and modification time must stay unchanged "
+                                 "before it is imported (a file still being written is never read half-way)."),
+    "DIRECTORY_RESCAN_INTERVAL": Key(60.0, "Seconds between full rescans of each watched directory, the safety "
+                                           "net behind inotify (missed events, too many folders to watch)."),
+    "DIRECTORY_PARALLELISM": Key(2, "Files imported in parallel per watched directory."),
     "PNG_COMPRESS_LEVEL": Key(1, "zlib level for PNG rendering (1 fast .. 9 small)."),
     "LOG_LEVEL": Key("INFO", "Python logging level of the server process."),
 }

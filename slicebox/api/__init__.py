@@ -3,7 +3,8 @@ from __future__ import annotations
 
 from flask import Flask
 
-from slicebox.api import anonymization, boxes, images, logs, metadata, system, transactions, users
+from slicebox.api import (anonymization, boxes, directorywatches, images, importing, logs, metadata, system,
+                          transactions, users)
 
 BLUEPRINTS = (
     system.bp,          # General
@@ -13,6 +14,8 @@ BLUEPRINTS = (
     boxes.bp,           # Boxes
     transactions.bp,    # Transactions
     users.bp,           # Users
+    directorywatches.bp,  # Directories
+    importing.bp,       # Import
     logs.bp,            # Logs
 )
 
