@@ -278,3 +278,23 @@ def test_a_changed_file_is_a_new_version(client, services, sup, watched, clock):
     assert part.stats["added"] == 2
     assert not replacement.exists()
     assert [r["imports"] for r in ledger(services)] == [2]
+
+
+def test_a_watched_directory_that_is_gone_is_waited_for(client, services, sup, watched, clock):
+    w = add_watch(client, watched)
+    watched.rmdir()
+    sup.reconcile()
+    part = sup.part(f"directory-watch:{w['id']}:{w['path']}")
+    deadline = time.monotonic() + 30
+    while not log_entries(client, entry_type="WARN") and time.monotonic() < deadline:
+        time.sleep(0.05)
+    warnings = log_entries(client, entry_type="WARN")
+    assert len(warnings) == 1 and "does not exist" in warnings[0]["message"]
+    assert part.alive()
+    sup.reconcile()
+    assert sup.part(f"directory-watch:{w['id']}:{w['path']}") is part  # not restarted, no log spam
+    watched.mkdir()
+    (watched / "a.dcm").write_bytes(make_dicom_bytes())
+    assert part.wait_ready(30)
+    settle_until(clock, lambda: count_images(services) == 1, what="the file in the directory that came back")
+    assert len(log_entries(client, entry_type="WARN")) == 1
