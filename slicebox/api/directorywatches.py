@@ -1,6 +1,7 @@
 """Directories: watched folders whose DICOM files are imported as they arrive."""
 from flask import Blueprint, jsonify
 
+from slicebox.api import bodies
 from slicebox.api._helpers import admin, json_body, page_args
 from slicebox.context import get_services
 from slicebox.services import directorywatches as service
@@ -18,7 +19,10 @@ def list_watches():
 @admin
 def add_watch():
     """Watch a directory (sub-directories included): 201 with the watch."""
-    watch, _created = service.add_watch(get_services(), json_body(dict))
+    body = json_body(dict)
+    name = bodies.text(body.get("name"), "directory watch name", service.MAX_NAME)
+    path = bodies.text(body.get("path"), "directory watch path", service.MAX_PATH)
+    watch, _created = service.add_watch(get_services(), name, path)
     return jsonify(watch.to_json()), 201
 
 

@@ -1,6 +1,7 @@
 """Import: sessions that count what a batch of uploads added, duplicated or rejected."""
 from flask import Blueprint, g, jsonify
 
+from slicebox.api import bodies
 from slicebox.api._helpers import json_body, page_args, upload_file
 from slicebox.context import get_services
 from slicebox.services import importing as service
@@ -17,7 +18,9 @@ def list_sessions():
 @bp.post("/sessions")
 def add_session():
     """Create an import session (the same name by the same user returns the existing one)."""
-    session = service.add_session(get_services(), json_body(), g.user)
+    body = json_body(dict)
+    name = bodies.text(body.get("name"), "import session name", service.MAX_NAME)
+    session = service.add_session(get_services(), name, g.user)
     return jsonify(session.to_json()), 201
 
 

@@ -27,22 +27,14 @@ from slicebox.storage.tempfiles import CHUNK, discard, new_temp_path
 logger = logging.getLogger(__name__)
 
 LOG_SUBJECT = "Directory"
+#: longest watch name and path
 MAX_NAME = 180
+MAX_PATH = 4096
 
 
 # -- the watches ------------------------------------------------------------------
-def _name_or_400(name) -> str:
-    if not isinstance(name, str) or not name.strip():
-        raise BadRequest("directory watch name must be a non-empty string")
-    if len(name) > MAX_NAME:
-        raise BadRequest(f"directory watch name must be at most {MAX_NAME} characters")
-    return name.strip()
-
-
-def _directory_or_400(path) -> str:
+def _directory_or_400(path: str) -> str:
     """The resolved absolute path of an existing, readable directory."""
-    if not isinstance(path, str) or not path.strip():
-        raise BadRequest("directory watch path must be a non-empty string")
     if "\x00" in path or not os.path.isabs(path):
         raise BadRequest("directory watch path must be an absolute path")
     real = os.path.realpath(path)
@@ -59,17 +51,14 @@ def _intersects(a: str, b: str) -> bool:
     return a.startswith(b) or b.startswith(a)
 
 
-def add_watch(services: Services, body) -> tuple[DirectoryWatch, bool]:
+def add_watch(services: Services, name: str, path: str) -> tuple[DirectoryWatch, bool]:
     """A new watch (name, path); the same name and path again returns the existing one.
 
     Raises BadRequest when the path is no readable directory, or is inside
     or around another watch, or the name is taken by a watch of another path.
     The supervisor starts watching within ``SUPERVISOR_INTERVAL`` seconds.
     """
-    if not isinstance(body, dict):
-        raise BadRequest("body must be a directory watch object with name and path")
-    name = _name_or_400(body.get("name"))
-    path = _directory_or_400(body.get("path"))
+    path = _directory_or_400(path)
     with services.db.transaction() as conn:
         for watch in repo.list_watches(conn):
             if watch.path == path and watch.name == name:

@@ -21,23 +21,12 @@ from slicebox.services.users import has_permission
 
 logger = logging.getLogger(__name__)
 
+#: longest session name
 MAX_NAME = 180
 
 
-def _name_or_400(body) -> str:
-    if not isinstance(body, dict):
-        raise BadRequest("body must be an import session object with a name")
-    name = body.get("name")
-    if not isinstance(name, str) or not name.strip():
-        raise BadRequest("import session name must be a non-empty string")
-    if len(name) > MAX_NAME:
-        raise BadRequest(f"import session name must be at most {MAX_NAME} characters")
-    return name.strip()
-
-
-def add_session(services: Services, body, user: User) -> ImportSession:
+def add_session(services: Services, name: str, user: User) -> ImportSession:
     """A new session owned by ``user``; the same name by the same user returns the existing one."""
-    name = _name_or_400(body)
     with services.db.transaction() as conn:
         existing = repo.get_session_by_name(conn, name)
         if existing is None:
