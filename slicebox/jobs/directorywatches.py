@@ -142,6 +142,10 @@ class DirectoryWatcher:
         while not self._stop.is_set():
             try:
                 if time.monotonic() >= next_scan:
+                    if not os.path.isdir(self.root):
+                        # inotify lost it; the supervisor restarts this part, which waits for it
+                        logger.warning("watch %s: %s is gone", self.watch.name, self.root)
+                        return
                     self._scan(self.root)
                     self.stats["scans"] += 1
                     self._ready.set()

@@ -138,8 +138,19 @@ def import_file(services: Services, watch: DirectoryWatch, path: str,
     temp = new_temp_path(services.storage)
     try:
         try:
-            with open(path, "rb") as src, open(temp, "wb") as dst:
+            # No symbolic link followed, and no blocking on a FIFO swapped in for the file.
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+        except (FileNotFoundError, NotADirectoryError):
+            return Outcome.VANISHED
+        except PermissionError as exc:
+            return _reject(services, watch, path, expected, f"cannot read it ({exc.strerror})")
+        except OSError:  # a symbolic link now (ELOOP): not ours to import
+            return Outcome.VANISHED
+        try:
+            with open(fd, "rb") as src, open(temp, "wb") as dst:
                 st = os.fstat(src.fileno())
+                if not stat.S_ISREG(st.st_mode):
+                    return Outcome.VANISHED
                 if (st.st_size, st.st_mtime_ns) != expected:
                     return Outcome.CHANGED
                 while True:
@@ -164,13 +175,18 @@ def import_file(services: Services, watch: DirectoryWatch, path: str,
             temp = None  # store_file consumed it
         except BadRequest as exc:
             temp = None
-            relative = os.path.relpath(path, watch.path)
-            with services.db.transaction() as conn:
-                repo.record_file(conn, path, size, mtime_ns, "rejected", None, now_ms())
-                logs.warn(services, LOG_SUBJECT,
-                          f"could not import {relative} from {watch.path} ({watch.name!r}): {exc.message}",
-                          conn)
-            return Outcome.REJECTED
+            return _reject(services, watch, path, expected, exc.message)
         return Outcome.ADDED if result.created else Outcome.DUPLICATE
     finally:
         discard(temp)
+
+
+def _reject(services: Services, watch: DirectoryWatch, path: str, version: tuple[int, int],
+            why: str) -> Outcome:
+    """Remember this version as refused and say so once in the event log."""
+    relative = os.path.relpath(path, watch.path)
+    with services.db.transaction() as conn:
+        repo.record_file(conn, path, version[0], version[1], "rejected", None, now_ms())
+        logs.warn(services, LOG_SUBJECT, f"could not import {relative} from {watch.path} ({watch.name!r}): {why}",
+                  conn)
+    return Outcome.REJECTED

@@ -27,16 +27,15 @@ MAX_NAME = 180
 
 def add_session(services: Services, name: str, user: User) -> ImportSession:
     """A new session owned by ``user``; the same name by the same user returns the existing one."""
-    with services.db.transaction() as conn:
+    with services.db.connection() as conn:
         existing = repo.get_session_by_name(conn, name)
-        if existing is None:
-            try:
-                return repo.insert_session(conn, name, user.id, user.user, now_ms())
-            except IntegrityError:  # a concurrent create of the same name won
-                existing = None
     if existing is None:
-        with services.db.connection() as conn:
-            existing = repo.get_session_by_name(conn, name)
+        try:
+            with services.db.transaction() as conn:
+                return repo.insert_session(conn, name, user.id, user.user, now_ms())
+        except IntegrityError:  # a concurrent create of the same name won
+            with services.db.connection() as conn:
+                existing = repo.get_session_by_name(conn, name)
     if existing is None or existing.user_id != user.id:
         raise BadRequest(f"an import session named {name!r} already exists for another user")
     return existing

@@ -298,3 +298,37 @@ def test_a_watched_directory_that_is_gone_is_waited_for(client, services, sup, w
     assert part.wait_ready(30)
     settle_until(clock, lambda: count_images(services) == 1, what="the file in the directory that came back")
     assert len(log_entries(client, entry_type="WARN")) == 1
+
+
+def test_fifos_symlinks_and_hidden_files_are_left_alone(client, services, sup, watched, clock, tmp_path):
+    outside = tmp_path / "outside.dcm"
+    outside.write_bytes(make_dicom_bytes(PatientID="OUTSIDE"))
+    (watched / "link.dcm").symlink_to(outside)
+    os.mkfifo(watched / "pipe.dcm")
+    (watched / ".hidden.dcm").write_bytes(make_dicom_bytes(PatientID="HIDDEN"))
+    (watched / "real.dcm").write_bytes(make_dicom_bytes(PatientID="REAL"))
+    w = add_watch(client, watched)
+    part = watcher(sup, w)
+    settle_until(clock, lambda: count_images(services) == 1, what="the regular file")
+    scans = part.stats["scans"]
+    settle_until(clock, lambda: part.stats["scans"] >= scans + 2, what="rescans")
+    with services.db.connection() as conn:
+        assert conn.all("SELECT patient_id FROM patients") == [{"patient_id": "REAL"}]
+    assert part.alive() and log_entries(client, entry_type="WARN") == []
+
+
+def test_the_watched_directory_removed_while_watching_is_waited_for(client, services, sup, watched, clock):
+    w = add_watch(client, watched)
+    key = f"directory-watch:{w['id']}:{w['path']}"
+    part = watcher(sup, w)
+    watched.rmdir()
+    deadline = time.monotonic() + 30
+    while part.alive() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not part.alive()
+    sup.reconcile()  # restarts it; the new part waits for the directory
+    assert sup.part(key) is not part
+    watched.mkdir()
+    (watched / "a.dcm").write_bytes(make_dicom_bytes())
+    assert sup.part(key).wait_ready(30)
+    settle_until(clock, lambda: count_images(services) == 1, what="the file in the directory that came back")
