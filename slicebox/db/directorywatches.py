@@ -31,17 +31,15 @@ def delete_watch(conn: Connection, watch_id: int) -> None:
 
 
 # -- the ledger ---------------------------------------------------------------------
-def _under(root: str) -> tuple[str, str]:
-    """A key range holding exactly the paths below ``root`` ('/' + 1 is '0')."""
-    prefix = root.rstrip("/") + "/"
-    return prefix, prefix[:-1] + "0"
-
-
 def ledger_under(conn: Connection, root: str) -> dict[str, tuple[int, int]]:
-    """path -> (size, mtime_ns) of every file below ``root`` the ledger knows."""
-    low, high = _under(root)
-    rows = conn.all("SELECT path, size, mtime_ns FROM directory_watch_files WHERE path >= ? AND path < ?",
-                    (low, high))
+    """path -> (size, mtime_ns) of every file below ``root`` the ledger knows.
+
+    A prefix test, not a key range: PostgreSQL's collations need not order
+    '/' before '0' (read once when a watcher starts, so a scan is fine).
+    """
+    prefix = root.rstrip("/") + "/"
+    rows = conn.all("SELECT path, size, mtime_ns FROM directory_watch_files "
+                    "WHERE substr(path, 1, ?) = ?", (len(prefix), prefix))
     return {r["path"]: (r["size"], r["mtime_ns"]) for r in rows}
 
 
