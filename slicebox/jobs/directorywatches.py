@@ -263,13 +263,16 @@ class DirectoryWatcher:
                 if current is None:
                     self._pending.pop(path, None)
                     self.stats[Outcome.VANISHED.value] += 1
-                elif current != version:
+                    continue
+                if current != version:
                     self._pending[path] = (current, now)
-                elif now - since >= self.settle_ms and not self._stop.is_set():
-                    self._inflight.add(path)
-                    future = self._pool.submit(service.import_file, self.services, self.watch, path, version)
-                    future.add_done_callback(
-                        lambda f, path=path, version=version: self._done(path, version, f))
+                    continue
+                if now - since < self.settle_ms or self._stop.is_set():
+                    continue
+                self._inflight.add(path)
+            # Outside the lock: a future done already runs its callback (which takes the lock) at once.
+            future = self._pool.submit(service.import_file, self.services, self.watch, path, version)
+            future.add_done_callback(lambda f, path=path, version=version: self._done(path, version, f))
 
     def _done(self, path: str, version: tuple[int, int], future: Future) -> None:
         if future.cancelled():  # stopping
