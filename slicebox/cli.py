@@ -1,4 +1,4 @@
-"""The ``slicebox`` command: serve the box, manage users from the shell."""
+"""The ``slicebox`` command: serve the box, manage users from the shell, import files."""
 from __future__ import annotations
 
 import argparse
@@ -83,6 +83,37 @@ def _create_user(args) -> int:
     return 0
 
 
+def _import(args) -> int:
+    import socket
+
+    from slicebox import importer
+    from slicebox.clock import now
+    from slicebox.config import load_config
+
+    config = load_config()
+    url = args.url or config["PUBLIC_URL"]
+    if args.user is None:
+        # This box's own superuser, from the same settings `slicebox serve` reads.
+        user, password = config["SUPERUSER"], config["SUPERUSER_PASSWORD"]
+    else:
+        user = args.user
+        password = args.password if args.password is not None else getpass.getpass(f"Password for {user}: ")
+    session = args.session or f"{user}@{socket.gethostname()} {now():%Y-%m-%d %H:%M:%S}"
+    try:
+        files = importer.collect_files(args.paths)
+        if not files:
+            print("error: no files to import", file=sys.stderr)
+            return importer.EXIT_FAILED
+        run = importer.Importer(url, user, password, session, parallel=args.parallel,
+                                progress=not args.quiet)
+        summary = run.run(files)
+    except importer.ImportError_ as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return importer.EXIT_FAILED
+    print(importer.format_summary(summary), flush=True)
+    return summary.exit_code
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="slicebox", description="Slicebox DICOM server")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -99,6 +130,17 @@ def main(argv: list[str] | None = None) -> int:
     create.add_argument("--role", default="USER", choices=["USER", "ADMINISTRATOR"])
     create.add_argument("--password", help="the password (prompted for when omitted)")
     create.set_defaults(func=_create_user)
+
+    imp = sub.add_parser("import", help="upload files and folders to a box through an import session")
+    imp.add_argument("paths", nargs="+", metavar="PATH", help="DICOM files, or folders searched recursively")
+    imp.add_argument("--url", help="the box, e.g. https://box.example.org (default: this box, SLICEBOX_PUBLIC_URL)")
+    imp.add_argument("--user", help="user name (default: this box's superuser from SLICEBOX_SUPERUSER)")
+    imp.add_argument("--password", help="password of --user (prompted for when omitted)")
+    imp.add_argument("--session", help="import session name; the same name again adds to that session "
+                                       "(default: user@host and the time)")
+    imp.add_argument("--parallel", type=int, default=4, help="files uploaded at a time (default 4)")
+    imp.add_argument("--quiet", action="store_true", help="no progress bar, only the summary")
+    imp.set_defaults(func=_import)
 
     args = parser.parse_args(argv)
     return args.func(args)

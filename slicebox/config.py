@@ -66,6 +66,11 @@ DEFAULTS: dict[str, Key] = {
                                "(PACS systems must reach them), 127.0.0.1 this host only."),
     "SCU_AE_TITLE": Key("SLICEBOX-SCU", "Calling AE title this box uses when it sends to a remote SCP "
                                         "(POST /scus/{id}/send, forwarding)."),
+    "DIRECTORY_SETTLE": Key(2.0, "Seconds a watched file's size and modification time must stay unchanged "
+                                 "before it is imported (a file still being written is never read half-way)."),
+    "DIRECTORY_RESCAN_INTERVAL": Key(60.0, "Seconds between full rescans of each watched directory, the safety "
+                                           "net behind inotify (missed events, too many folders to watch)."),
+    "DIRECTORY_PARALLELISM": Key(2, "Files imported in parallel per watched directory."),
     "PNG_COMPRESS_LEVEL": Key(1, "zlib level for PNG rendering (1 fast .. 9 small)."),
     "PNG_CACHE_BYTES": Key(64 << 20, "Bytes of rendered PNGs each server process keeps to answer the same "
                                      "view again without decoding (0 turns the cache off)."),

@@ -544,3 +544,42 @@ class SeriesTypeRuleAttribute:
         if self.path:
             out["path"] = self.path
         return out
+
+
+class DirectoryWatch:
+    """A watched folder (spec ``watchedDirectory``); ``path`` is absolute and resolved."""
+
+    id: int
+    name: str
+    path: str
+
+    def to_json(self) -> dict:
+        return {"id": self.id, "name": self.name, "path": self.path}
+
+
+@dataclass(frozen=True)
+class ImportSession:
+    """An import session and its counters (spec ``importSession``)."""
+
+    id: int
+    name: str
+    user_id: int
+    user: str
+    files_imported: int
+    files_added: int
+    files_rejected: int
+    created: int
+    last_updated: int
+
+    def to_json(self) -> dict:
+        return {
+            "id": self.id,
+            "name": self.name,
+            "userId": self.user_id,
+            "user": self.user,
+            "filesImported": self.files_imported,
+            "filesAdded": self.files_added,
+            "filesRejected": self.files_rejected,
+            "created": self.created,
+            "lastUpdated": self.last_updated,
+        }

@@ -39,6 +39,9 @@ FORBIDDEN = {
     "models": {"api", "services", "db", "storage", "jobs", "net", "dicom", "imaging"},
     "errors": {"api", "services", "db", "storage", "jobs", "net", "dicom", "imaging", "models"},
     "clock": {"api", "services", "db", "storage", "jobs", "net", "dicom", "imaging", "models"},
+    # the `slicebox import` client speaks HTTP only: none of the server's modules
+    "importer": {"api", "services", "db", "storage", "jobs", "net", "dicom", "imaging", "models", "context",
+                 "config"},
 }
 
 

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from flask import Flask
 
-from slicebox.api import (anonymization, boxes, filtering, forwarding, images, logs, metadata, scps, scus,
-                          seriestypes, system, transactions, users)
+from slicebox.api import (anonymization, boxes, directorywatches, filtering, forwarding, images, importing, logs,
+                          metadata, scps, scus, seriestypes, system, transactions, users)
 
 BLUEPRINTS = (
     system.bp,          # General
@@ -16,6 +16,8 @@ BLUEPRINTS = (
     scps.bp,            # SCPs
     scus.bp,            # SCUs
     users.bp,           # Users
+    directorywatches.bp,  # Directories
+    importing.bp,       # Import
     logs.bp,            # Logs
     filtering.bp,       # Filtering
     forwarding.bp,      # Forwarding

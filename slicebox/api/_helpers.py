@@ -286,6 +286,23 @@ def id_list_body() -> list[int]:
     return list(bodies.id_list(json_body(list)))
 
 
+def upload_stream():
+    """The dataset of an upload: multipart field ``file`` (or ``dataset``), else the raw body (streamed)."""
+    return upload_file()[0]
+
+
+def upload_file():
+    """(stream, file name) of an upload; the name is the multipart file name, else empty."""
+    content_type = request.mimetype or ""
+    if content_type.startswith("multipart/form-data"):
+        for field in ("file", "dataset"):
+            if field in request.files:
+                storage = request.files[field]
+                return storage.stream, storage.filename or ""
+        raise BadRequest("multipart upload has no 'file' field")
+    return request.stream, ""
+
+
 # -- streaming responses --------------------------------------------------------------
 _STREAM_CHUNK = 1 << 20
 

@@ -2,9 +2,9 @@
 from flask import Blueprint, Response, g, jsonify, request
 
 from slicebox.api import bodies
-from slicebox.api._helpers import id_list_body, int_arg, json_body, required_int_arg, stream_file, stream_temp_file
+from slicebox.api._helpers import (id_list_body, int_arg, json_body, required_int_arg, stream_file,
+                                   stream_temp_file, upload_stream)
 from slicebox.context import get_services
-from slicebox.errors import BadRequest
 from slicebox.services import image_anonymization
 from slicebox.services import exports as exports_service
 from slicebox.services import images as service
@@ -15,21 +15,10 @@ bp = Blueprint("images", __name__, url_prefix="/api/images")
 
 
 
-def _upload_stream():
-    """The dataset of an upload: multipart field ``file`` (or ``dataset``), else the raw body."""
-    content_type = request.mimetype or ""
-    if content_type.startswith("multipart/form-data"):
-        for field in ("file", "dataset"):
-            if field in request.files:
-                return request.files[field].stream
-        raise BadRequest("multipart upload has no 'file' field")
-    return request.stream
-
-
 @bp.post("")
 def add_image():
     """Store a DICOM dataset: 201 when new, 200 when already stored."""
-    result = service.add_image(get_services(), _upload_stream(), g.user)
+    result = service.add_image(get_services(), upload_stream(), g.user)
     return jsonify(result.image.to_json()), 201 if result.created else 200
 
 
@@ -84,7 +73,7 @@ def add_jpeg():
     """Wrap a JPEG as a Secondary Capture image in a new series of a study."""
     study_id = required_int_arg("studyid")
     description = request.args.get("description", "")
-    result = service.add_jpeg(get_services(), _upload_stream(), study_id, description, g.user)
+    result = service.add_jpeg(get_services(), upload_stream(), study_id, description, g.user)
     return jsonify(result.image.to_json()), 201
 
 

@@ -13,7 +13,7 @@ from typing import BinaryIO, Callable
 
 from slicebox.clock import now_ms
 from slicebox.context import Services
-from slicebox.db import IntegrityError
+from slicebox.db import Connection, IntegrityError
 from slicebox.db import forwarding as forwarding_repo
 from slicebox.db import metadata as repo
 from slicebox.dicom import parsing
@@ -43,7 +43,13 @@ def _after_store_steps() -> tuple[Callable, ...]:
     return (log_new_series, seriestypes.on_stored)
 
 
-def store_file(services: Services, path: str, source: Source, replaces: int | None = None) -> StoredImage:
+#: Called inside the indexing transaction with the result (a source's own bookkeeping that must
+#: commit or roll back with the image: a directory watch's ledger, an import session's counters).
+InTransaction = Callable[[Connection, StoredImage], None]
+
+
+def store_file(services: Services, path: str, source: Source, replaces: int | None = None,
+               in_transaction: InTransaction | None = None) -> StoredImage:
     """Index and store the DICOM file at ``path`` (which this call consumes).
 
     Returns the image and whether it is new.  An image whose SOP Instance UID
@@ -61,6 +67,9 @@ def store_file(services: Services, path: str, source: Source, replaces: int | No
         and file intact.  The new image always gets a new id.  Prepare steps
         (tag filters, reverse anonymization) are not applied: a modification
         stores exactly what was asked for.
+    in_transaction : callable, optional
+        ``(conn, result)`` run inside the indexing transaction, new image or
+        not; an exception from it rolls the image back and propagates.
 
     Raises
     ------
@@ -81,10 +90,10 @@ def store_file(services: Services, path: str, source: Source, replaces: int | No
             for step in _prepare_steps():
                 path, ident = step(services, path, ident, source)
         try:
-            result = _index_and_move(services, path, ident, source, replaces)
+            result = _index_and_move(services, path, ident, source, replaces, in_transaction)
         except IntegrityError:
             # A concurrent delete removed a parent row between our upserts; once more.
-            result = _index_and_move(services, path, ident, source, replaces)
+            result = _index_and_move(services, path, ident, source, replaces, in_transaction)
     finally:
         discard(path)
     if replaces is not None:
@@ -114,7 +123,7 @@ def _as_part10(services: Services, path: str) -> str:
 
 
 def _index_and_move(services: Services, path: str, ident: DicomIdentity, source: Source,
-                    replaces: int | None = None) -> StoredImage:
+                    replaces: int | None = None, in_transaction: InTransaction | None = None) -> StoredImage:
     storage = services.storage
     moved_id = None
     try:
@@ -148,17 +157,21 @@ def _index_and_move(services: Services, path: str, ident: DicomIdentity, source:
                 # rows roll back; if the commit fails we remove the file below.
                 storage.put_file(image.id, path)
                 moved_id = image.id
-        return StoredImage(image=image, created=created, patient=patient, study=study, series=series,
-                           identity=ident, source=source, series_created=series_created and created)
+            result = StoredImage(image=image, created=created, patient=patient, study=study, series=series,
+                                 identity=ident, source=source, series_created=series_created and created)
+            if in_transaction is not None:
+                in_transaction(conn, result)
+        return result
     except BaseException:
         if moved_id is not None:
             storage.delete(moved_id)
         raise
 
 
-def store_stream(services: Services, stream: BinaryIO, source: Source) -> StoredImage:
+def store_stream(services: Services, stream: BinaryIO, source: Source,
+                 in_transaction: InTransaction | None = None) -> StoredImage:
     """Spool ``stream`` to disk, then :func:`store_file` it."""
-    return store_file(services, spool(services.storage, stream), source)
+    return store_file(services, spool(services.storage, stream), source, in_transaction=in_transaction)
 
 
 def log_new_series(services: Services, result: StoredImage, source: Source) -> None:
