@@ -48,9 +48,13 @@ DEFAULTS: dict[str, Key] = {
                                   "(work found is done at once, batch after batch)."),
     "BOX_PARALLELISM": Key(4, "Images transferred in parallel per box."),
     "BOX_BATCH_SIZE": Key(32, "Images per transfer batch."),
-    "BOX_COMPRESSION_LEVEL": Key(1, "zlib level (0-9) of the raw-deflate bodies sent to other boxes: 1 suits "
-                                    "links slower than ~200 Mbit/s, 0 (no compression, still valid deflate) "
-                                    "fast local networks."),
+    "BOX_COMPRESSION_LEVEL": Key(1, "zlib level (0-9) of the image bodies sent to other boxes (zlib format, "
+                                    "flushed per chunk, as Slicebox 2.0; it uses 9, every level reads the "
+                                    "same): 1 suits links slower than ~200 Mbit/s, 0 (stored blocks, still "
+                                    "valid zlib) fast local networks."),
+    "BOX_MAX_IMAGE_SIZE": Key(4 << 30, "Largest image in bytes, once inflated, accepted from another box "
+                                       "(pushed to us or polled by us); a larger one is refused (400) or "
+                                       "skipped, and logged."),
     "BOX_MAX_BACKOFF": Key(60.0, "Longest wait in seconds before retrying a box that failed."),
     "PNG_COMPRESS_LEVEL": Key(1, "zlib level for PNG rendering (1 fast .. 9 small)."),
     "LOG_LEVEL": Key("INFO", "Python logging level of the server process."),

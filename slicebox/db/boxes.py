@@ -128,12 +128,17 @@ def get_outgoing_image(conn: Connection, transaction_id: int, outgoing_image_id:
 
 
 def pending_outgoing(conn: Connection, box_id: int, limit: int) -> list[tuple[OutgoingTransaction, OutgoingImage]]:
-    """Unsent images of this box's live transactions, oldest transaction first, in sequence."""
+    """Unsent images of this box's transactions that are not FAILED, oldest transaction first, in sequence.
+
+    As Slicebox 2.0 (``BoxDAO.nextOutgoingTransactionImagesForBoxId``): any
+    status but FAILED is offered, so an unsent image is never stranded by a
+    status set elsewhere.
+    """
     rows = conn.all(
         "SELECT t.id AS t_id, t.box_id, t.box_name, t.profile, t.sent_image_count, t.total_image_count, "
         "t.created, t.updated, t.status, i.id AS i_id, i.image_id, i.sequence_number, i.sent "
         "FROM outgoing_images i JOIN outgoing_transactions t ON t.id = i.outgoing_transaction_id "
-        "WHERE t.box_id = ? AND t.status IN ('WAITING', 'PROCESSING') AND i.sent = 0 "
+        "WHERE t.box_id = ? AND t.status <> 'FAILED' AND i.sent = 0 "
         "ORDER BY t.created, t.id, i.sequence_number LIMIT ?",
         (box_id, limit),
     )
@@ -150,19 +155,31 @@ def pending_outgoing(conn: Connection, box_id: int, limit: int) -> list[tuple[Ou
 
 
 def mark_outgoing_image_sent(conn: Connection, transaction_id: int, outgoing_image_id: int,
-                             now: int) -> OutgoingTransaction | None:
-    """Mark one image sent and recount the transaction; return it (None if deleted meanwhile)."""
+                             now: int) -> tuple[OutgoingTransaction | None, bool]:
+    """Mark one image sent and recount the transaction (inside a transaction).
+
+    Returns the transaction (None if deleted meanwhile) and whether this call
+    moved it to FINISHED.  The transaction row is locked first, so concurrent
+    calls for images of one transaction count one after the other (on
+    PostgreSQL two could otherwise each miss the other's image and leave the
+    transaction short of FINISHED for ever).
+    """
+    before = conn.scalar("UPDATE outgoing_transactions SET updated = ? WHERE id = ? RETURNING status",
+                         (now, transaction_id))
+    if before is None:
+        return None, False
     conn.execute("UPDATE outgoing_images SET sent = 1 WHERE id = ? AND outgoing_transaction_id = ?",
                  (outgoing_image_id, transaction_id))
     sent = conn.scalar("SELECT COUNT(*) FROM outgoing_images WHERE outgoing_transaction_id = ? AND sent = 1",
                        (transaction_id,))
     conn.execute(
-        "UPDATE outgoing_transactions SET sent_image_count = ?, updated = ?, "
+        "UPDATE outgoing_transactions SET sent_image_count = ?, "
         "status = CASE WHEN status = 'FAILED' THEN 'FAILED' "
         "WHEN ? >= total_image_count THEN 'FINISHED' ELSE 'PROCESSING' END WHERE id = ?",
-        (sent, now, sent, transaction_id),
+        (sent, sent, transaction_id),
     )
-    return get_outgoing(conn, transaction_id)
+    tx = get_outgoing(conn, transaction_id)
+    return tx, tx is not None and tx.status == "FINISHED" and before != "FINISHED"
 
 
 def set_outgoing_status(conn: Connection, transaction_id: int, status: str, now: int) -> None:
