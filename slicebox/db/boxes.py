@@ -182,6 +182,17 @@ def mark_outgoing_image_sent(conn: Connection, transaction_id: int, outgoing_ima
     return tx, tx is not None and tx.status == "FINISHED" and before != "FINISHED"
 
 
+def unreported_finished(conn: Connection, box_id: int, limit: int = 100) -> list[int]:
+    """Ids of this box's FINISHED transactions the peer has not yet been told about."""
+    return [r["id"] for r in conn.all(
+        "SELECT id FROM outgoing_transactions WHERE box_id = ? AND status = 'FINISHED' AND finish_reported = 0 "
+        "ORDER BY id LIMIT ?", (box_id, limit))]
+
+
+def mark_finish_reported(conn: Connection, transaction_id: int) -> None:
+    conn.execute("UPDATE outgoing_transactions SET finish_reported = 1 WHERE id = ?", (transaction_id,))
+
+
 def set_outgoing_status(conn: Connection, transaction_id: int, status: str, now: int) -> None:
     conn.execute("UPDATE outgoing_transactions SET status = ?, updated = ? WHERE id = ?",
                  (status, now, transaction_id))

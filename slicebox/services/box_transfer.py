@@ -165,6 +165,8 @@ class TransferWorker:
             if not pending:
                 break
             moved += sum(self._parallel(lambda tx, img: self._push_one(box, tx, img), pending))
+        for transaction_id in box_service.unreported_finished(self.services, box):
+            self._tell_finished(box, transaction_id)
         return moved
 
     def _push_one(self, box: Box, tx: OutgoingTransaction, img: OutgoingImage) -> int:
@@ -194,9 +196,7 @@ class TransferWorker:
             return 0
         if not 200 <= status < 300:
             raise PeerError(f"POST image answered {status}")
-        _tx, finished = box_service.mark_sent(self.services, tx.id, img.id)
-        if finished:
-            self._tell_finished(box, tx.id)
+        box_service.mark_sent(self.services, tx.id, img.id)
         return 1
 
     def _post_image(self, url: str, path: str, fmt: str) -> tuple[int, str]:
@@ -208,18 +208,22 @@ class TransferWorker:
         return response.status, reason
 
     def _skipped(self, box: Box, tx: OutgoingTransaction, img: OutgoingImage, reason: str) -> None:
-        _tx, finished = box_service.mark_sent(self.services, tx.id, img.id, skipped_reason=reason)
-        if finished:  # the last image was skipped: the peer still needs to hear the end
-            self._tell_finished(box, tx.id)
+        box_service.mark_sent(self.services, tx.id, img.id, skipped_reason=reason)
 
     def _tell_finished(self, box: Box, transaction_id: int) -> None:
-        """``PUT status`` FINISHED, the object form Slicebox 2.0 reads (and our older boxes too)."""
-        try:
-            self._request("PUT", f"{box.base_url}/status?transactionid={transaction_id}",
-                          body=json.dumps({"status": "FINISHED"}).encode(),
-                          headers={"Content-Type": "application/json"})
-        except PeerError:
-            pass  # the peer also finishes by count; the status is a courtesy
+        """``PUT status`` FINISHED, the object form Slicebox 2.0 reads (and our older boxes too).
+
+        The peer counts images to finish, but skipped ones never reach it: only
+        this tells it the transaction is complete.  Kept in the database until
+        the peer answers (2xx, or 400/404: it has nothing to finish), so a peer
+        that is away, or our own crash, only delays it.
+        """
+        response = self._request("PUT", f"{box.base_url}/status?transactionid={transaction_id}",
+                                 body=json.dumps({"status": "FINISHED"}).encode(),
+                                 headers={"Content-Type": "application/json"})
+        if not (200 <= response.status < 300 or response.status in (400, 404)):
+            raise PeerError(f"PUT status answered {response.status}")
+        box_service.finish_reported(self.services, transaction_id)
 
     # -- poll ---------------------------------------------------------------------------
     def _poll(self, box: Box) -> int:

@@ -383,6 +383,17 @@ def mark_sent(services: Services, transaction_id: int, outgoing_image_id: int,
     return tx, finished
 
 
+def unreported_finished(services: Services, box: Box) -> list[int]:
+    """Transactions to ``box`` that finished but whose end the peer has not acknowledged yet."""
+    with services.db.connection() as conn:
+        return repo.unreported_finished(conn, box.id)
+
+
+def finish_reported(services: Services, transaction_id: int) -> None:
+    with services.db.connection() as conn:
+        repo.mark_finish_reported(conn, transaction_id)
+
+
 def outgoing_done(services: Services, box: Box, body) -> None:
     transaction_id, image_id = _transaction_image_ids(body)
     with services.db.connection() as conn:

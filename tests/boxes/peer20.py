@@ -106,6 +106,7 @@ class Peer20:
         self.mode = mode
         self.token = str(uuid.uuid4())
         self.paused = False  # answer 503 to everything (a box that is away)
+        self.status_failures = 0  # answer this many PUT status with 503 first
         self.received: list[Received] = []
         self.statuses: list[tuple[int, bytes, str]] = []
         self.done: list[dict] = []
@@ -173,6 +174,9 @@ class Peer20:
             raw = request.get_data()
             with self.lock:
                 self.statuses.append((int(args["transactionid"]), raw, request.content_type or ""))
+                if self.status_failures > 0:
+                    self.status_failures -= 1
+                    return Response("busy", status=503)
             try:
                 value = json.loads(raw)
             except ValueError:
