@@ -85,10 +85,27 @@ def test_we_push_to_and_poll_from_a_20_box(box):
         assert "From^Scala" in stored
 
 
-def test_a_20_box_pushes_to_us_and_polls_us(box):
+def test_a_20_box_pushes_to_us_and_polls_us(tmp_path):
+    box = BoxProcess("python-box", str(tmp_path / "box"), BOX_MAX_IMAGE_SIZE=1_000_000).start()
+    try:
+        _pushed_to_and_polled_by_20(box)
+    finally:
+        box.stop()
+
+
+def _pushed_to_and_polled_by_20(box: BoxProcess) -> None:
     poll_box = box.json("POST", "/boxes/createconnection", {"name": "scala"})
     base = poll_box["baseUrl"]
     with Peer20() as peer:
+        # larger than SLICEBOX_BOX_MAX_IMAGE_SIZE once inflated: refused with a 400 (2.0 skips it), counted,
+        # the rest of its body read so the sender gets the answer; nothing stored
+        huge = make_dicom_bytes(rows=1024, columns=1024)
+        assert peer.push(base, 40, [huge]) == [400]
+        assert box.count_images() == 0
+        assert box.json("GET", "/boxes/incoming")[0]["receivedImageCount"] == 1
+        assert any("larger than 1000000 bytes" in e["message"] for e in box.json("GET", "/log?type=WARN&count=100"))
+        box.json("DELETE", f"/boxes/incoming/{box.json('GET', '/boxes/incoming')[0]['id']}", expect=204)
+
         # 2.0 pushes: chunked zlib level 9 (78 DA), SYNC_FLUSH per element; then PUT {"status": "FINISHED"}
         datasets = [make_dicom_bytes(PatientName="Scala^Pat", rows=160, columns=160) for _ in range(3)]
         assert b"".join(akka_deflate_pieces(datasets[0]))[:2] == b"\x78\xda"
