@@ -10,7 +10,7 @@ the connection, "hospital" connects and does all the talking.  Printed, all in t
 
 - reference: plain HTTP upload of the same files to the hospital box (POST /api/images, 4 clients);
 - push: hospital sends every image to uni (anonymized with the basic profile on the way out,
-  raw-deflate on the wire, stored through uni's ingest), from POST /boxes/{id}/send until uni's
+  zlib on the wire, stored through uni's ingest), from POST /boxes/{id}/send until uni's
   incoming transaction is FINISHED;
 - poll: uni sends the anonymous images back; hospital polls, fetches, re-identifies them onto the
   original rows.

@@ -58,9 +58,13 @@ DEFAULTS: dict[str, Key] = {
     "FORWARDING_INTERVAL": Key(1.0, "Seconds between the forwarding worker's looks at its queue."),
     "BOX_PARALLELISM": Key(4, "Images transferred in parallel per box."),
     "BOX_BATCH_SIZE": Key(32, "Images per transfer batch."),
-    "BOX_COMPRESSION_LEVEL": Key(1, "zlib level (0-9) of the raw-deflate bodies sent to other boxes: 1 suits "
-                                    "links slower than ~200 Mbit/s, 0 (no compression, still valid deflate) "
-                                    "fast local networks."),
+    "BOX_COMPRESSION_LEVEL": Key(1, "zlib level (0-9) of the image bodies sent to other boxes (zlib format, "
+                                    "flushed per chunk, as Slicebox 2.0; it uses 9, every level reads the "
+                                    "same): 1 suits links slower than ~200 Mbit/s, 0 (stored blocks, still "
+                                    "valid zlib) fast local networks."),
+    "BOX_MAX_IMAGE_SIZE": Key(4 << 30, "Largest image in bytes, once inflated, accepted from another box "
+                                       "(pushed to us or polled by us); a larger one is refused (400) or "
+                                       "skipped, and logged."),
     "BOX_MAX_BACKOFF": Key(60.0, "Longest wait in seconds before retrying a box that failed."),
     "SCP_HOST": Key("0.0.0.0", "Interface the DICOM listeners (SCPs) bind to; 0.0.0.0 is every interface "
                                "(PACS systems must reach them), 127.0.0.1 this host only."),

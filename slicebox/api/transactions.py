@@ -1,14 +1,15 @@
 """Transactions: the token routes a remote box uses to talk to this one.
 
 No user is needed; the token in the path must belong to a POLL box (401
-otherwise).  Dataset bodies are raw-deflate compressed both ways, as in
-Slicebox 2.0.
+otherwise).  Dataset bodies are zlib-compressed both ways, as Slicebox 2.0 does
+(raw deflate from our older boxes is read too; see slicebox/net/box_wire.py);
+statuses are the JSON object ``{"status": "FINISHED"}``.
 """
-import json
+import os
 
-from flask import Blueprint, jsonify, request
+from flask import Blueprint, Response, jsonify, request
 
-from slicebox.api._helpers import json_body, public, required_int_arg, stream_temp_file
+from slicebox.api._helpers import json_body, public, required_int_arg
 from slicebox.api.shapes import outgoing_transaction_json
 from slicebox.context import get_services
 from slicebox.errors import BadRequest
@@ -26,9 +27,22 @@ def receive_image(token: str):
     transaction_id = required_int_arg("transactionid")
     seq = required_int_arg("sequencenumber", minimum=1)
     total = required_int_arg("totalimagecount", minimum=1)
-    path = service.inflate_to_temp(services, request.stream)
-    service.receive_image(services, box, transaction_id, seq, total, path)
+    try:
+        service.receive_compressed(services, box, transaction_id, seq, total, request.stream)
+    except BadRequest:
+        _drain(request.stream)  # read what the peer still sends, so it gets our answer
+        raise
     return "", 204
+
+
+def _drain(stream, limit: int = 64 << 20) -> None:
+    """Discard the rest of a request body (at most ``limit`` bytes; no inflating)."""
+    read = 0
+    while read < limit:
+        chunk = stream.read(1 << 20)
+        if not chunk:
+            return
+        read += len(chunk)
 
 
 @bp.get("/outgoing/poll")
@@ -47,11 +61,18 @@ def poll(token: str):
 @bp.get("/outgoing")
 @public
 def fetch(token: str):
-    """One queued image, anonymized and raw-deflated."""
+    """One queued image, anonymized and zlib-compressed as it is sent (chunked, flushed per chunk)."""
     services = get_services()
     box = service.box_for_token(services, token)
     path = service.outgoing_file(services, box, required_int_arg("transactionid"), required_int_arg("imageid"))
-    return stream_temp_file(path)
+    fh = open(path, "rb")
+    os.unlink(path)  # the open handle keeps the data until the response is done
+
+    def generate():
+        with fh:
+            yield from service.compressed(services, fh)
+
+    return Response(generate(), mimetype="application/octet-stream")
 
 
 @bp.post("/outgoing/done")
@@ -77,28 +98,19 @@ def failed(token: str):
 @bp.get("/status")
 @public
 def get_status(token: str):
-    """Status of the incoming transaction for the caller's outgoing transaction id."""
+    """Status of the incoming transaction for the caller's outgoing transaction id: ``{"status": ...}``."""
     services = get_services()
     box = service.box_for_token(services, token)
-    status = service.incoming_status(services, box, required_int_arg("transactionid"))
-    return status, 200, {"Content-Type": "text/plain; charset=utf-8"}
+    return jsonify(status=service.incoming_status(services, box, required_int_arg("transactionid")))
 
 
 @bp.put("/status")
 @public
 def put_status(token: str):
-    """Set the status of the incoming transaction (e.g. FINISHED)."""
+    """Set the status of the incoming transaction: ``{"status": "FINISHED"}`` (a bare string is accepted too)."""
     services = get_services()
     box = service.box_for_token(services, token)
     transaction_id = required_int_arg("transactionid")
-    raw = request.get_data(cache=False)[:1000].decode("utf-8", "replace").strip()
-    try:
-        status = json.loads(raw) if raw.startswith(('"', "{")) else raw
-    except ValueError:
-        raise BadRequest("status body must be a JSON string such as \"FINISHED\"") from None
-    if isinstance(status, dict):
-        status = status.get("status")
-    if not isinstance(status, str):
-        raise BadRequest("status body must be a string")
-    service.set_incoming_status(services, box, transaction_id, status.upper())
+    status = service.status_from_body(request.stream.read(1000))
+    service.set_incoming_status(services, box, transaction_id, status)
     return "", 204

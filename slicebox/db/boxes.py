@@ -128,12 +128,17 @@ def get_outgoing_image(conn: Connection, transaction_id: int, outgoing_image_id:
 
 
 def pending_outgoing(conn: Connection, box_id: int, limit: int) -> list[tuple[OutgoingTransaction, OutgoingImage]]:
-    """Unsent images of this box's live transactions, oldest transaction first, in sequence."""
+    """Unsent images of this box's transactions that are not FAILED, oldest transaction first, in sequence.
+
+    As Slicebox 2.0 (``BoxDAO.nextOutgoingTransactionImagesForBoxId``): any
+    status but FAILED is offered, so an unsent image is never stranded by a
+    status set elsewhere.
+    """
     rows = conn.all(
         "SELECT t.id AS t_id, t.box_id, t.box_name, t.profile, t.sent_image_count, t.total_image_count, "
         "t.created, t.updated, t.status, i.id AS i_id, i.image_id, i.sequence_number, i.sent "
         "FROM outgoing_images i JOIN outgoing_transactions t ON t.id = i.outgoing_transaction_id "
-        "WHERE t.box_id = ? AND t.status IN ('WAITING', 'PROCESSING') AND i.sent = 0 "
+        "WHERE t.box_id = ? AND t.status <> 'FAILED' AND i.sent = 0 "
         "ORDER BY t.created, t.id, i.sequence_number LIMIT ?",
         (box_id, limit),
     )
@@ -150,28 +155,46 @@ def pending_outgoing(conn: Connection, box_id: int, limit: int) -> list[tuple[Ou
 
 
 def mark_outgoing_image_sent(conn: Connection, transaction_id: int, outgoing_image_id: int,
-                             now: int, skipped: bool = False) -> OutgoingTransaction | None:
-    """Mark one image sent and recount the transaction; return it (None if deleted meanwhile).
+                             now: int, skipped: bool = False) -> tuple[OutgoingTransaction | None, bool]:
+    """Mark one image sent and recount the transaction (inside a transaction).
 
     ``sent`` is 1 when the peer has the image, 2 when it was skipped (the peer
     refused it or it could not be prepared): both count as done, but only 1
     lets forwarding with keepImages=false delete the image.
+
+    Returns the transaction (None if deleted meanwhile) and whether this call
+    moved it to FINISHED.  The transaction row is locked first, so concurrent
+    calls for images of one transaction count one after the other (on
+    PostgreSQL two could otherwise each miss the other's image and leave the
+    transaction short of FINISHED for ever).
     """
-    # Lock the transaction row first: concurrent markers of one transaction (parallel pushes)
-    # then count one after the other.  Without it, PostgreSQL's READ COMMITTED let two
-    # markers each count only their own image and the transaction stalled short of its total.
-    conn.execute("UPDATE outgoing_transactions SET updated = ? WHERE id = ?", (now, transaction_id))
+    before = conn.scalar("UPDATE outgoing_transactions SET updated = ? WHERE id = ? RETURNING status",
+                         (now, transaction_id))
+    if before is None:
+        return None, False
     conn.execute("UPDATE outgoing_images SET sent = ? WHERE id = ? AND outgoing_transaction_id = ?",
                  (2 if skipped else 1, outgoing_image_id, transaction_id))
     sent = conn.scalar("SELECT COUNT(*) FROM outgoing_images WHERE outgoing_transaction_id = ? AND sent <> 0",
                        (transaction_id,))
     conn.execute(
-        "UPDATE outgoing_transactions SET sent_image_count = ?, updated = ?, "
+        "UPDATE outgoing_transactions SET sent_image_count = ?, "
         "status = CASE WHEN status = 'FAILED' THEN 'FAILED' "
         "WHEN ? >= total_image_count THEN 'FINISHED' ELSE 'PROCESSING' END WHERE id = ?",
-        (sent, now, sent, transaction_id),
+        (sent, sent, transaction_id),
     )
-    return get_outgoing(conn, transaction_id)
+    tx = get_outgoing(conn, transaction_id)
+    return tx, tx is not None and tx.status == "FINISHED" and before != "FINISHED"
+
+
+def unreported_finished(conn: Connection, box_id: int, limit: int = 100) -> list[int]:
+    """Ids of this box's FINISHED transactions the peer has not yet been told about."""
+    return [r["id"] for r in conn.all(
+        "SELECT id FROM outgoing_transactions WHERE box_id = ? AND status = 'FINISHED' AND finish_reported = 0 "
+        "ORDER BY id LIMIT ?", (box_id, limit))]
+
+
+def mark_finish_reported(conn: Connection, transaction_id: int) -> None:
+    conn.execute("UPDATE outgoing_transactions SET finish_reported = 1 WHERE id = ?", (transaction_id,))
 
 
 def set_outgoing_status(conn: Connection, transaction_id: int, status: str, now: int) -> None:

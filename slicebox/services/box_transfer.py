@@ -13,7 +13,18 @@ any point resumes without losing or duplicating an image:
 
 A peer answering 400 or 404 for one image makes us skip that image (logged);
 any other failure stops the round for that box and retries with exponential
-backoff.
+backoff.  A transaction whose last image was sent *or skipped* is reported
+FINISHED to the peer (``PUT status`` with ``{"status": "FINISHED"}``).
+
+On the wire we speak Slicebox 2.0's protocol (slicebox/net/box_wire.py): zlib
+bodies flushed per chunk both ways; we read raw deflate too.  A peer still
+running one of our versions from before issue 10 refuses zlib with a 400
+naming raw deflate: we then resend that image raw, and keep sending raw to
+that box until this process restarts.
+
+A polled image we cannot store (not DICOM we accept, not inflatable, too
+large) is logged, counted as received and reported ``done``, as a 2.0 poller
+does: ``outgoing/failed`` would make the peer fail the whole transaction.
 """
 from __future__ import annotations
 
@@ -31,6 +42,7 @@ from slicebox.context import Services
 from slicebox.db import boxes as repo
 from slicebox.errors import BadRequest, InvalidDicom, NotFound
 from slicebox.models import Box, OutgoingImage, OutgoingTransaction
+from slicebox.net import box_wire
 from slicebox.services import boxes as box_service
 from slicebox.services import logs
 from slicebox.storage.tempfiles import discard
@@ -38,6 +50,8 @@ from slicebox.storage.tempfiles import discard
 logger = logging.getLogger(__name__)
 
 _TIMEOUT = urllib3.Timeout(connect=10.0, read=600.0)
+#: How a box of ours from before issue 10 refuses a zlib body (its 400 message).
+_RAW_ONLY_REFUSAL = "body is not raw-deflate compressed"
 
 
 class PeerError(Exception):
@@ -63,6 +77,7 @@ class TransferWorker:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._backoff: dict[int, _Backoff] = {}
+        self._raw_peers: set[int] = set()  # boxes that read raw deflate only (our versions before issue 10)
         self._pool = ThreadPoolExecutor(max_workers=int(services.config["BOX_PARALLELISM"]),
                                         thread_name_prefix="box-transfer")
 
@@ -152,47 +167,65 @@ class TransferWorker:
             if not pending:
                 break
             moved += sum(self._parallel(lambda tx, img: self._push_one(box, tx, img), pending))
+        for transaction_id in box_service.unreported_finished(self.services, box):
+            self._tell_finished(box, transaction_id)
         return moved
 
     def _push_one(self, box: Box, tx: OutgoingTransaction, img: OutgoingImage) -> int:
         try:
             path = box_service.prepare_outgoing(self.services, tx, img)
         except NotFound:
-            box_service.mark_sent(self.services, tx.id, img.id, skipped_reason="image no longer exists")
+            self._skipped(box, tx, img, "image no longer exists")
             return 0
         except BadRequest as exc:  # the stored data cannot be anonymized: it never will be
-            box_service.mark_sent(self.services, tx.id, img.id,
-                                  skipped_reason=f"image {img.image_id} cannot be anonymized: {exc.message}")
+            self._skipped(box, tx, img, f"image {img.image_id} cannot be anonymized: {exc.message}")
             return 0
+        url = (f"{box.base_url}/image?transactionid={tx.id}&sequencenumber={img.sequence_number}"
+               f"&totalimagecount={tx.total_image_count}")
         try:
-            url = (f"{box.base_url}/image?transactionid={tx.id}&sequencenumber={img.sequence_number}"
-                   f"&totalimagecount={tx.total_image_count}")
-            with open(path, "rb") as body:
-                import os
-
-                size = os.fstat(body.fileno()).st_size
-                response = self._request("POST", url, body=body, headers={
-                    "Content-Type": "application/octet-stream", "Content-Length": str(size)})
+            fmt = box_wire.RAW if box.id in self._raw_peers else box_wire.ZLIB
+            status, reason = self._post_image(url, path, fmt)
+            if status == 400 and fmt == box_wire.ZLIB and reason.startswith(_RAW_ONLY_REFUSAL):
+                if box.id not in self._raw_peers:
+                    self._raw_peers.add(box.id)
+                    logs.info(self.services, "Box", f"box {box.name!r} runs an older version that reads raw "
+                              "deflate only: sending it raw deflate until this box restarts (upgrade it)")
+                status, reason = self._post_image(url, path, box_wire.RAW)
         finally:
             discard(path)
-        if response.status in (400, 404):
-            reason = _error_text(response)
-            box_service.mark_sent(self.services, tx.id, img.id,
-                                  skipped_reason=f"box answered {response.status}: {reason}")
+        if status in (400, 404):
+            self._skipped(box, tx, img, f"box answered {status}: {reason}")
             return 0
-        if not 200 <= response.status < 300:
-            raise PeerError(f"POST image answered {response.status}")
-        done = box_service.mark_sent(self.services, tx.id, img.id)
-        if done is not None and done.status == "FINISHED":
-            self._tell_finished(box, tx.id)
+        if not 200 <= status < 300:
+            raise PeerError(f"POST image answered {status}")
+        box_service.mark_sent(self.services, tx.id, img.id)
         return 1
 
+    def _post_image(self, url: str, path: str, fmt: str) -> tuple[int, str]:
+        """POST one dataset compressed as it is read (chunked, one flushed piece per chunk)."""
+        with open(path, "rb") as src:
+            response = self._request("POST", url, body=box_service.compressed(self.services, src, fmt),
+                                     headers={"Content-Type": "application/octet-stream"})
+        reason = _error_text(response) if response.status >= 300 else ""
+        return response.status, reason
+
+    def _skipped(self, box: Box, tx: OutgoingTransaction, img: OutgoingImage, reason: str) -> None:
+        box_service.mark_sent(self.services, tx.id, img.id, skipped_reason=reason)
+
     def _tell_finished(self, box: Box, transaction_id: int) -> None:
-        try:
-            self._request("PUT", f"{box.base_url}/status?transactionid={transaction_id}",
-                          body=json.dumps("FINISHED").encode(), headers={"Content-Type": "application/json"})
-        except PeerError:
-            pass  # the peer also finishes by count; the status is a courtesy
+        """``PUT status`` FINISHED, the object form Slicebox 2.0 reads (and our older boxes too).
+
+        The peer counts images to finish, but skipped ones never reach it: only
+        this tells it the transaction is complete.  Kept in the database until
+        the peer answers (2xx, or 400/404: it has nothing to finish), so a peer
+        that is away, or our own crash, only delays it.
+        """
+        response = self._request("PUT", f"{box.base_url}/status?transactionid={transaction_id}",
+                                 body=json.dumps({"status": "FINISHED"}).encode(),
+                                 headers={"Content-Type": "application/json"})
+        if not (200 <= response.status < 300 or response.status in (400, 404)):
+            raise PeerError(f"PUT status answered {response.status}")
+        box_service.finish_reported(self.services, transaction_id)
 
     # -- poll ---------------------------------------------------------------------------
     def _poll(self, box: Box) -> int:
@@ -215,31 +248,50 @@ class TransferWorker:
         return moved
 
     def _fetch_one(self, box: Box, item: dict, tx: dict, img: dict) -> int:
-        url = f"{box.base_url}/outgoing?transactionid={tx['id']}&imageid={img['id']}"
+        try:
+            tx_id, seq, total = int(tx["id"]), int(img["sequenceNumber"]), int(tx["totalImageCount"])
+            url = f"{box.base_url}/outgoing?transactionid={tx_id}&imageid={int(img['id'])}"
+        except (KeyError, TypeError, ValueError) as exc:
+            raise PeerError(f"poll answer not understood: {exc}") from None
+        if not 1 <= seq <= total:
+            self._bad_polled(box, item, tx_id, seq, total, "sequence number outside 1..totalImageCount")
+            return 0
         response = self._request("GET", url, preload=False)
         if response.status in (400, 404):
             response.release_conn()
-            logs.warn(self.services, "Box", f"box {box.name!r} could not provide image {img['id']} of its "
-                      f"transaction {tx['id']} ({response.status}); skipped")
-            self._post_json(box, "outgoing/done", item, allow=(404,))
+            reason = f"box could not provide it ({response.status})"
+            self._bad_polled(box, item, tx_id, seq, total, reason)
             return 0
         if response.status != 200:
             response.release_conn()
             raise PeerError(f"fetch answered {response.status}")
         try:
             path = box_service.inflate_to_temp(self.services, _ResponseReader(response))
+        except box_wire.WireError as exc:
+            if exc.kind == "incomplete":
+                raise PeerError(f"fetch interrupted: {exc.message}") from None
+            self._bad_polled(box, item, tx_id, seq, total, exc.message)
+            return 0
         except Exception as exc:  # noqa: BLE001 - a broken stream is the peer's failure
             raise PeerError(f"fetch interrupted: {exc}") from None
         finally:
             response.release_conn()
         try:
-            box_service.receive_image(self.services, box, int(tx["id"]), int(img["sequenceNumber"]),
-                                      int(tx["totalImageCount"]), path)
-        except InvalidDicom as exc:
-            self._post_json(box, "outgoing/failed", {"transactionImage": item, "message": exc.message})
+            box_service.receive_image(self.services, box, tx_id, seq, total, path)
+        except InvalidDicom:  # logged and counted by receive_image; skip it as a 2.0 poller does
+            self._post_json(box, "outgoing/done", item, allow=(404,))
             return 0
         self._post_json(box, "outgoing/done", item)
         return 1
+
+    def _bad_polled(self, box: Box, item: dict, tx_id: int, seq: int, total: int, reason: str) -> None:
+        """Skip an image we cannot store: log it, count it as received, tell the peer ``done``."""
+        if 1 <= seq <= total:
+            box_service.record_rejected(self.services, box, tx_id, seq, total, reason)
+        else:
+            logs.warn(self.services, "Box", f"rejected image {seq}/{total} of transaction {tx_id} "
+                      f"from box {box.name!r}: {reason}")
+        self._post_json(box, "outgoing/done", item, allow=(404,))
 
     def _post_json(self, box: Box, route: str, body: dict, allow: tuple = ()) -> None:
         response = self._request("POST", f"{box.base_url}/{route}", body=json.dumps(body).encode(),

@@ -10,8 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import uuid
-import zlib
-from typing import BinaryIO
+from typing import BinaryIO, Iterator
 from urllib.parse import urlparse
 
 from slicebox.clock import now_ms
@@ -21,10 +20,11 @@ from slicebox.db import boxes as repo
 from slicebox.errors import BadRequest, InvalidDicom, NotFound, Unauthorized
 from slicebox.models import (TRANSACTION_STATUSES, AnonymizationProfile, Box, Image, ImageTagValues,
                              IncomingTransaction, OutgoingImage, OutgoingTransaction, Page, Source)
+from slicebox.net import box_wire
 from slicebox.db.rows import row_to_image
 from slicebox.dicom.tagpath import tag_path_to_json
 from slicebox.services import image_anonymization, ingest, logs
-from slicebox.storage.tempfiles import CHUNK, discard, new_temp_path
+from slicebox.storage.tempfiles import discard, new_temp_path
 
 logger = logging.getLogger(__name__)
 
@@ -190,30 +190,44 @@ def box_for_token(services: Services, token: str) -> Box:
 
 
 def inflate_to_temp(services: Services, stream: BinaryIO) -> str:
-    """Inflate a raw-deflate body into a temporary file, in bounded memory."""
+    """Inflate a zlib or raw-deflate body (told apart by its header) into a temporary file.
+
+    Memory stays flat; past ``BOX_MAX_IMAGE_SIZE`` inflated bytes it stops.
+    Raises ``box_wire.WireError`` (nothing left behind) for a body that is cut
+    short, not compressed data, or too large.
+    """
     path = new_temp_path(services.storage)
-    inflater = zlib.decompressobj(-zlib.MAX_WBITS)
     try:
         with open(path, "wb") as out:
-            while True:
-                chunk = stream.read(CHUNK)
-                if not chunk:
-                    break
-                out.write(inflater.decompress(chunk))
-                while inflater.unconsumed_tail:
-                    out.write(inflater.decompress(inflater.unconsumed_tail))
-            out.write(inflater.flush())
-        if not inflater.eof:
-            # A peer that vanished mid-transfer leaves a stream without its final
-            # block: never store what would be a truncated image.
-            raise BadRequest("deflated body is incomplete (the transfer was cut short)")
-    except zlib.error as exc:
-        discard(path)
-        raise BadRequest(f"body is not raw-deflate compressed: {exc}") from None
+            box_wire.inflate_stream(stream, out, int(services.config["BOX_MAX_IMAGE_SIZE"]))
     except BaseException:
         discard(path)
         raise
     return path
+
+
+def _check_sequence(seq: int, total: int) -> None:
+    if seq < 1 or total < 1 or seq > total:
+        raise BadRequest("sequencenumber must be between 1 and totalimagecount")
+
+
+def receive_compressed(services: Services, box: Box, remote_transaction_id: int, seq: int, total: int,
+                       stream: BinaryIO) -> IncomingTransaction:
+    """A peer pushed one compressed image: inflate, store and count it (the POST image route).
+
+    A body cut short is a 400 and not counted (the sender resends it).  A body
+    that can never become an image (not compressed data, too large, not
+    storable DICOM) is counted as received, so the transaction still finishes,
+    and answered 400, which every sender (ours and 2.0) takes as "skip it".
+    """
+    _check_sequence(seq, total)
+    try:
+        path = inflate_to_temp(services, stream)
+    except box_wire.WireError as exc:
+        if exc.kind != "incomplete":
+            record_rejected(services, box, remote_transaction_id, seq, total, exc.message)
+        raise BadRequest(exc.message) from None
+    return receive_image(services, box, remote_transaction_id, seq, total, path)
 
 
 def receive_image(services: Services, box: Box, remote_transaction_id: int, seq: int, total: int,
@@ -223,25 +237,34 @@ def receive_image(services: Services, box: Box, remote_transaction_id: int, seq:
     An image that cannot be stored is still counted as received (so the
     transaction can finish) and re-raised as InvalidDicom for a 400 answer.
     """
-    if seq < 1 or total < 1 or seq > total:
+    try:
+        _check_sequence(seq, total)
+    except BadRequest:
         discard(path)
-        raise BadRequest("sequencenumber must be between 1 and totalimagecount")
+        raise
     source = Source(type="box", name=box.name, id=box.id)
-    rejected: InvalidDicom | None = None
-    image_id, added = None, False
     try:
         stored = ingest.store_file(services, path, source)
-        image_id, added = stored.image.id, stored.created
     except InvalidDicom as exc:
-        rejected = exc
-        logs.warn(services, "Box", f"rejected image {seq}/{total} from box {box.name!r}: {exc.message}")
+        record_rejected(services, box, remote_transaction_id, seq, total, exc.message)
+        raise
+    return _count_incoming(services, box, remote_transaction_id, seq, total, stored.image.id, stored.created)
+
+
+def record_rejected(services: Services, box: Box, remote_transaction_id: int, seq: int, total: int,
+                    reason: str) -> IncomingTransaction:
+    """Count an image of a peer's transaction that cannot be stored as received, and say why."""
+    logs.warn(services, "Box", f"rejected image {seq}/{total} of transaction {remote_transaction_id} "
+              f"from box {box.name!r}: {reason}")
+    return _count_incoming(services, box, remote_transaction_id, seq, total, None, False)
+
+
+def _count_incoming(services: Services, box: Box, remote_transaction_id: int, seq: int, total: int,
+                    image_id: int | None, added: bool) -> IncomingTransaction:
     now = now_ms()
     with services.db.transaction() as conn:
         incoming = repo.upsert_incoming(conn, box.id, box.name, remote_transaction_id, total, now)
-        incoming = repo.record_incoming_image(conn, incoming.id, seq, image_id, added, now)
-    if rejected is not None:
-        raise rejected
-    return incoming
+        return repo.record_incoming_image(conn, incoming.id, seq, image_id, added, now)
 
 
 def incoming_status(services: Services, box: Box, remote_transaction_id: int) -> str:
@@ -250,6 +273,21 @@ def incoming_status(services: Services, box: Box, remote_transaction_id: int) ->
     if incoming is None:
         raise NotFound(f"no incoming transaction {remote_transaction_id} from this box")
     return incoming.status
+
+
+def status_from_body(raw: bytes) -> str:
+    """The status a peer PUTs: the object ``{"status": "FINISHED"}`` (what Slicebox 2.0 sends),
+    a JSON string ``"FINISHED"`` (our boxes before issue 10) or bare text ``FINISHED``."""
+    text = raw[:1000].decode("utf-8", "replace").strip()
+    try:
+        value = json.loads(text) if text.startswith(('"', "{")) else text
+    except ValueError:
+        raise BadRequest('status body must be {"status": "FINISHED"} (or a JSON string)') from None
+    if isinstance(value, dict):
+        value = value.get("status")
+    if not isinstance(value, str):
+        raise BadRequest('status body must be {"status": "<one of ' + ", ".join(STATUSES) + '>"}')
+    return value.strip().upper()
 
 
 def set_incoming_status(services: Services, box: Box, remote_transaction_id: int, status: str) -> None:
@@ -263,12 +301,18 @@ def set_incoming_status(services: Services, box: Box, remote_transaction_id: int
 
 
 def poll_outgoing(services: Services, box: Box, n: int) -> list[tuple[OutgoingTransaction, OutgoingImage]]:
+    """The next unsent images queued for this box, of every transaction that is not FAILED (as 2.0)."""
     with services.db.connection() as conn:
         return repo.pending_outgoing(conn, box.id, max(1, min(n, 1000)))
 
 
 def outgoing_file(services: Services, box: Box, transaction_id: int, outgoing_image_id: int) -> str:
-    """A temporary file with the anonymized, raw-deflated dataset a peer fetches."""
+    """A temporary file with the anonymized dataset a peer fetches (the caller compresses it).
+
+    An image deleted after it was queued, or whose stored data cannot be
+    anonymized, is skipped for good (marked sent, logged) and raises
+    NotFound / BadRequest, which a peer (ours or 2.0) takes as "skip it".
+    """
     with services.db.connection() as conn:
         tx = repo.get_outgoing(conn, transaction_id)
         img = repo.get_outgoing_image(conn, transaction_id, outgoing_image_id)
@@ -277,8 +321,6 @@ def outgoing_file(services: Services, box: Box, transaction_id: int, outgoing_im
     try:
         return prepare_outgoing(services, tx, img)
     except NotFound:
-        # The image was deleted after it was queued: skip it for good so the
-        # peer does not ask again, and say so.
         mark_sent(services, tx.id, img.id, skipped_reason="image no longer exists")
         raise
     except BadRequest as exc:  # unreadable stored data: it will never succeed
@@ -288,17 +330,33 @@ def outgoing_file(services: Services, box: Box, transaction_id: int, outgoing_im
 
 
 def mark_sent(services: Services, transaction_id: int, outgoing_image_id: int,
-              skipped_reason: str | None = None) -> OutgoingTransaction | None:
+              skipped_reason: str | None = None) -> tuple[OutgoingTransaction | None, bool]:
+    """Mark one image sent (or skipped); returns the transaction and whether this call finished it.
+
+    Exactly one call sees ``finished`` True for a transaction, so the peer is
+    told FINISHED once, whether the last image was sent or skipped.
+    """
     with services.db.transaction() as conn:
-        tx = repo.mark_outgoing_image_sent(conn, transaction_id, outgoing_image_id, now_ms(),
-                                           skipped=skipped_reason is not None)
+        tx, finished = repo.mark_outgoing_image_sent(conn, transaction_id, outgoing_image_id, now_ms(),
+                                                     skipped=skipped_reason is not None)
         if skipped_reason and tx is not None:
             logs.warn(services, "Box", f"skipped image {outgoing_image_id} of transaction {transaction_id} "
                       f"to box {tx.box_name!r}: {skipped_reason}", conn)
-        if tx is not None and tx.status == "FINISHED":
+        if finished:
             logs.info(services, "Box", f"transaction {tx.id} to box {tx.box_name!r} finished "
                       f"({tx.total_image_count} images)", conn)
-    return tx
+    return tx, finished
+
+
+def unreported_finished(services: Services, box: Box) -> list[int]:
+    """Transactions to ``box`` that finished but whose end the peer has not acknowledged yet."""
+    with services.db.connection() as conn:
+        return repo.unreported_finished(conn, box.id)
+
+
+def finish_reported(services: Services, transaction_id: int) -> None:
+    with services.db.connection() as conn:
+        repo.mark_finish_reported(conn, transaction_id)
 
 
 def outgoing_done(services: Services, box: Box, body) -> None:
@@ -337,36 +395,23 @@ def _transaction_image_ids(body) -> tuple[int, int]:
 
 # -- outgoing data ------------------------------------------------------------------------
 def prepare_outgoing(services: Services, tx: OutgoingTransaction, img: OutgoingImage) -> str:
-    """Anonymize the image with the transaction's profile and tag values, then raw-deflate it.
+    """Anonymize the image with the transaction's profile and tag values into a temporary file.
 
-    Returns the path of a temporary file the caller removes.  Raises NotFound
-    when the image is gone.
+    The caller sends it through :func:`compressed` and removes it.  Raises
+    NotFound when the image is gone, BadRequest when it cannot be anonymized.
     """
     with services.db.connection() as conn:
         tag_values = repo.outgoing_tag_values(conn, img.id)
-    plain = image_anonymization.anonymized_copy(services, img.image_id, tx.profile, tag_values, to_box=tx.box_id)
-    try:
-        return _deflate_file(services, plain)
-    finally:
-        discard(plain)
+    return image_anonymization.anonymized_copy(services, img.image_id, tx.profile, tag_values, to_box=tx.box_id)
 
 
-def _deflate_file(services: Services, path: str) -> str:
-    out_path = new_temp_path(services.storage, suffix=".deflate")
-    level = min(9, max(0, int(services.config["BOX_COMPRESSION_LEVEL"])))
-    deflater = zlib.compressobj(level, zlib.DEFLATED, -zlib.MAX_WBITS)
-    try:
-        with open(path, "rb") as src, open(out_path, "wb") as out:
-            while True:
-                chunk = src.read(CHUNK)
-                if not chunk:
-                    break
-                out.write(deflater.compress(chunk))
-            out.write(deflater.flush())
-    except BaseException:
-        discard(out_path)
-        raise
-    return out_path
+def compressed(services: Services, src: BinaryIO, fmt: str = box_wire.ZLIB) -> Iterator[bytes]:
+    """The wire form of a dataset: zlib at ``BOX_COMPRESSION_LEVEL``, flushed per chunk.
+
+    ``fmt`` RAW only for a peer running one of our versions from before issue
+    10 (it reads raw deflate only; see services/box_transfer.py).
+    """
+    return box_wire.compress(src, int(services.config["BOX_COMPRESSION_LEVEL"]), fmt)
 
 
 def revert_stale(services: Services, stale_ms: int = 60_000) -> None:

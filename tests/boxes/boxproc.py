@@ -125,6 +125,17 @@ class BoxProcess:
         finally:
             conn.close()
 
+    def sql_write(self, query: str, params: tuple = ()) -> None:
+        """Change this box's SQLite database directly (test set-up of states the API cannot make)."""
+        import sqlite3
+
+        conn = sqlite3.connect(os.path.join(self.data_dir, "slicebox.db"), timeout=30)
+        try:
+            with conn:
+                conn.execute(query, params)
+        finally:
+            conn.close()
+
     def count_images(self) -> int:
         return self.sql("SELECT COUNT(*) FROM images")[0][0]
 

@@ -1,10 +1,11 @@
 """Two real boxes, separate processes on loopback, sharing images both ways."""
 from __future__ import annotations
 
+import json
 import os
 
 import pytest
-from boxproc import BoxProcess, wait_for
+from boxproc import AUTH, BoxProcess, wait_for
 from factories import make_dicom_bytes
 
 pytestmark = pytest.mark.slow
@@ -212,17 +213,66 @@ def test_image_refused_by_the_receiver_is_skipped_and_reported(boxes):
     assert any("rejected image" in e["message"] for e in uni_warnings), uni_warnings
 
 
-def test_polled_image_the_receiver_cannot_store_fails_the_transaction(boxes):
+def test_polled_image_the_receiver_cannot_store_is_skipped_and_reported_done(boxes):
+    """As a 2.0 poller: log it, count it, say done; failing would stop every image after it."""
     uni, hospital = boxes
     poll_box, _push_box = connect(uni, hospital)
     hospital.stop()
-    ids = [uni.upload(make_dicom_bytes())["id"] for _ in range(2)]
+    ids = [uni.upload(make_dicom_bytes())["id"] for _ in range(3)]
     _tamper_without_series_uid(uni, ids[1])
     tx = send_all(uni, poll_box["id"], ids)
     hospital.start()
-    failed = wait_for(lambda: [t for t in uni.json("GET", "/boxes/outgoing") if t["status"] == "FAILED"],
-                      what="uni's transaction FAILED")
-    assert failed[0]["id"] == tx["id"]
-    errors = uni.json("GET", "/log?type=ERROR&count=100")
-    assert any("failed to receive image" in e["message"] for e in errors), errors
-    assert hospital.count_images() == 1
+    done = wait_for(lambda: [t for t in uni.json("GET", "/boxes/outgoing") if t["status"] == "FINISHED"],
+                    what="uni's transaction FINISHED")
+    assert done[0]["id"] == tx["id"] and done[0]["sentImageCount"] == 3
+    assert uni.json("GET", "/log?type=ERROR&count=100") == []
+    assert hospital.count_images() == 2
+    incoming = wait_for(lambda: [t for t in hospital.json("GET", "/boxes/incoming") if t["status"] == "FINISHED"],
+                        what="hospital's incoming FINISHED")
+    assert incoming[0]["receivedImageCount"] == 3 and incoming[0]["addedImageCount"] == 2
+    warnings = hospital.json("GET", "/log?type=WARN&count=100")
+    assert any("rejected image 2/3" in e["message"] and "SeriesInstanceUID" in e["message"] for e in warnings), \
+        warnings
+
+
+def test_sender_upgraded_from_raw_deflate_finishes_its_transaction_in_flight(boxes):
+    """hospital ran a version that pushed raw deflate; it sent 2 of 4 images, then was upgraded."""
+    import zlib
+
+    uni, hospital = boxes
+    poll_box, push_box = connect(uni, hospital)
+    uni.stop()  # away: nothing leaves hospital while we set the scene
+    ids = [hospital.upload(make_dicom_bytes(PatientName="Upgrade^Pat"))["id"] for _ in range(4)]
+    tx = send_all(hospital, push_box["id"], ids)
+    # what the old version sent for images 1 and 2: anonymized, raw deflate, Content-Length
+    old_bodies = []
+    for image_id in ids[:2]:
+        r = hospital.http.request("POST", f"{hospital.url}/api/images/{image_id}/anonymized",
+                                  body=json.dumps({"options": []}).encode(),
+                                  headers={"Content-Type": "application/json", "Authorization": AUTH})
+        assert r.status == 200, r.data[:300]
+        c = zlib.compressobj(1, zlib.DEFLATED, -zlib.MAX_WBITS)
+        old_bodies.append(c.compress(r.data) + c.flush())
+    hospital.stop()
+    uni.start()
+    for seq, body in enumerate(old_bodies, start=1):
+        r = uni.http.request("POST", f"{poll_box['baseUrl']}/image?transactionid={tx['id']}&sequencenumber={seq}"
+                             f"&totalimagecount=4", body=body,
+                             headers={"Content-Type": "application/octet-stream", "Content-Length": str(len(body))})
+        assert r.status == 204, r.data[:300]
+    # ... and what it recorded before it stopped
+    hospital.sql_write("UPDATE outgoing_images SET sent = 1 WHERE outgoing_transaction_id = ? AND sequence_number <= 2",
+                       (tx["id"],))
+    hospital.sql_write("UPDATE outgoing_transactions SET sent_image_count = 2, status = 'PROCESSING' WHERE id = ?",
+                       (tx["id"],))
+    assert uni.json("GET", "/boxes/incoming")[0]["status"] == "PROCESSING"
+    hospital.start()  # the new version: zlib from here on
+    incoming = wait_for(lambda: [t for t in uni.json("GET", "/boxes/incoming") if t["status"] == "FINISHED"],
+                        what="uni's incoming FINISHED")
+    assert incoming[0]["receivedImageCount"] == 4 and incoming[0]["addedImageCount"] == 4
+    assert uni.count_images() == 4
+    assert uni.sql("SELECT COUNT(DISTINCT sop_instance_uid) FROM images")[0][0] == 4
+    out = wait_for(lambda: [t for t in hospital.json("GET", "/boxes/outgoing") if t["status"] == "FINISHED"],
+                   what="hospital FINISHED")
+    assert out[0]["sentImageCount"] == 4
+    assert uni.json("GET", "/log?type=WARN&count=100") == []
