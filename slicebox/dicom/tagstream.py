@@ -15,6 +15,11 @@ Public surface
 ``rewrite(source, destination=None, plan=None, transfer_syntax=None)``
     -> ``RewriteResult(length, transfer_syntax, data)``.
 ``EditPlan``  remove / remove_mask / remove_private / keep_only / replace / insert.
+``check_complete(source)`` / ``check_deflated(source, max_size, max_ratio)``
+    -> None, or DicomStreamError: the whole structure (every sequence, its
+    depth) / a deflated dataset's inflated size, in bounded memory.
+``set_limits(max_depth=None, max_inflated=None)`` the nesting depth and the
+    inflated size every reader accepts (both implementations, process-wide).
 ``DicomStreamError`` (``ValueError``) for every malformed input.
 ``IMPLEMENTATION`` is ``"compiled"`` or ``"python"``.
 """
@@ -35,6 +40,9 @@ __all__ = [
     "list_elements",
     "rewrite",
     "check_complete",
+    "check_deflated",
+    "set_limits",
+    "max_depth",
 ]
 
 _impl = _tagstream_py
@@ -61,3 +69,16 @@ read_attributes = _impl.read_attributes
 check_complete = _tagstream_py.check_complete
 list_elements = _impl.list_elements
 rewrite = _impl.rewrite
+check_deflated = _tagstream_py.check_deflated
+
+
+def set_limits(max_depth: int | None = None, max_inflated: int | None = None) -> None:
+    """One nesting-depth limit and one inflated-size cap for every reader, both engines."""
+    _tagstream_py.set_limits(max_depth, max_inflated)
+    if _impl is not _tagstream_py:
+        _impl.set_limits(max_depth, max_inflated)
+
+
+def max_depth() -> int:
+    """The nesting-depth limit in force."""
+    return _tagstream_py.MAX_DEPTH

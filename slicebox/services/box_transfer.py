@@ -29,7 +29,7 @@ import urllib3
 from slicebox.clock import now_ms
 from slicebox.context import Services
 from slicebox.db import boxes as repo
-from slicebox.errors import BadRequest, InvalidDicom, NotFound
+from slicebox.errors import BadRequest, InvalidDicom, NotFound, PayloadTooLarge
 from slicebox.models import Box, OutgoingImage, OutgoingTransaction
 from slicebox.services import boxes as box_service
 from slicebox.services import logs
@@ -226,6 +226,12 @@ class TransferWorker:
             raise PeerError(f"fetch answered {response.status}")
         try:
             path = box_service.inflate_to_temp(self.services, _ResponseReader(response))
+        except PayloadTooLarge as exc:
+            # A decompression bomb is refused for good (retrying would inflate it again).
+            response.release_conn()
+            logs.warn(self.services, "Box", f"refused image {img['id']} of box {box.name!r}: {exc.message}")
+            self._post_json(box, "outgoing/failed", {"transactionImage": item, "message": exc.message})
+            return 0
         except Exception as exc:  # noqa: BLE001 - a broken stream is the peer's failure
             raise PeerError(f"fetch interrupted: {exc}") from None
         finally:

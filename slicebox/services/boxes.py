@@ -22,7 +22,7 @@ from slicebox.errors import BadRequest, InvalidDicom, NotFound, Unauthorized
 from slicebox.models import Box, Image, IncomingTransaction, OutgoingImage, OutgoingTransaction, Page, Source
 from slicebox.db.rows import row_to_image
 from slicebox.services import image_anonymization, ingest, logs
-from slicebox.storage.tempfiles import CHUNK, discard, new_temp_path
+from slicebox.storage.tempfiles import CHUNK, discard, new_temp_path, spool_inflated
 
 logger = logging.getLogger(__name__)
 
@@ -226,30 +226,12 @@ def box_for_token(services: Services, token: str) -> Box:
 
 
 def inflate_to_temp(services: Services, stream: BinaryIO) -> str:
-    """Inflate a raw-deflate body into a temporary file, in bounded memory."""
-    path = new_temp_path(services.storage)
-    inflater = zlib.decompressobj(-zlib.MAX_WBITS)
-    try:
-        with open(path, "wb") as out:
-            while True:
-                chunk = stream.read(CHUNK)
-                if not chunk:
-                    break
-                out.write(inflater.decompress(chunk))
-                while inflater.unconsumed_tail:
-                    out.write(inflater.decompress(inflater.unconsumed_tail))
-            out.write(inflater.flush())
-        if not inflater.eof:
-            # A peer that vanished mid-transfer leaves a stream without its final
-            # block: never store what would be a truncated image.
-            raise BadRequest("deflated body is incomplete (the transfer was cut short)")
-    except zlib.error as exc:
-        discard(path)
-        raise BadRequest(f"body is not raw-deflate compressed: {exc}") from None
-    except BaseException:
-        discard(path)
-        raise
-    return path
+    """Inflate a raw-deflate body into a temporary file, in bounded memory.
+
+    A body inflating past ``INFLATE_MAX_RATIO`` times its size (a
+    decompression bomb) is a 413, one cut short or followed by garbage a 400.
+    """
+    return spool_inflated(services.storage, stream, float(services.config["INFLATE_MAX_RATIO"]))
 
 
 def receive_image(services: Services, box: Box, remote_transaction_id: int, seq: int, total: int,

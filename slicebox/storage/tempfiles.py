@@ -11,9 +11,10 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
+import zlib
 from typing import BinaryIO, Iterator
 
-from slicebox.errors import NotFound, PayloadTooLarge
+from slicebox.errors import BadRequest, NotFound, PayloadTooLarge
 from slicebox.storage import Storage
 
 #: Bytes read or written at a time when copying streams.
@@ -44,6 +45,74 @@ def spool(storage: Storage, stream: BinaryIO, limit: int | None = None) -> str:
                 if limit is not None and written > limit:
                     raise PayloadTooLarge(f"dataset larger than {limit} bytes")
                 out.write(chunk)
+    except BaseException:
+        discard(path)
+        raise
+    return path
+
+
+#: Inflated bytes allowed before the ratio limit of :func:`spool_inflated` applies.
+RATIO_FREE_BYTES = 16 << 20
+
+
+def spool_inflated(storage: Storage, stream: BinaryIO, max_ratio: float,
+                   max_size: int | None = None) -> str:
+    """Inflate a raw-deflate byte stream into a new temporary file; return its path.
+
+    Memory stays at a chunk: each call to the inflater may return at most
+    :data:`CHUNK` bytes.  Refused as soon as the output passes ``max_size``
+    bytes or, past :data:`RATIO_FREE_BYTES`, ``max_ratio`` times the
+    compressed bytes read so far (a decompression bomb), and when the stream
+    lacks its final block (cut short) or anything follows it.  A refused
+    stream leaves no file.
+
+    Raises
+    ------
+    PayloadTooLarge
+        Past a limit.
+    BadRequest
+        Not raw deflate, incomplete, or followed by garbage.
+    """
+    path = new_temp_path(storage)
+    inflater = zlib.decompressobj(-zlib.MAX_WBITS)
+    consumed = written = 0
+
+    def put(out, data: bytes) -> None:
+        nonlocal written
+        written += len(data)
+        if (max_size is not None and written > max_size) or \
+                (written > RATIO_FREE_BYTES and written > max_ratio * consumed):
+            raise PayloadTooLarge(f"deflated body inflates past its limit ({written} bytes from "
+                                  f"{consumed} compressed; at most {max_ratio:g} times)")
+        out.write(data)
+
+    try:
+        with open(path, "wb") as out:
+            while True:
+                chunk = stream.read(CHUNK)
+                if not chunk:
+                    break
+                if inflater.eof:
+                    raise BadRequest("garbage after the end of the deflated body")
+                consumed += len(chunk)
+                data = chunk
+                while data and not inflater.eof:
+                    put(out, inflater.decompress(data, CHUNK))
+                    data = inflater.unconsumed_tail
+                if inflater.unused_data:
+                    raise BadRequest("garbage after the end of the deflated body")
+            while not inflater.eof:
+                more = inflater.decompress(b"", CHUNK)
+                if not more:
+                    break
+                put(out, more)
+        if not inflater.eof:
+            # A peer that vanished mid-transfer leaves a stream without its final
+            # block: never store what would be a truncated image.
+            raise BadRequest("deflated body is incomplete (the transfer was cut short)")
+    except zlib.error as exc:
+        discard(path)
+        raise BadRequest(f"body is not raw-deflate compressed: {exc}") from None
     except BaseException:
         discard(path)
         raise
