@@ -22,7 +22,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 
 from slicebox.context import Services
 from slicebox.db import SessionLock
-from slicebox.jobs import boxes
+from slicebox.jobs import boxes, tempfiles
 from slicebox.jobs.supervisor import Provider, Supervisor
 from slicebox.services import boxes as box_service
 from slicebox.services import exports, users
@@ -35,6 +35,7 @@ SERVICE_LOCK = "service"
 #: every supervisor provider, one per area (add a line, do not reorder)
 PROVIDERS: tuple[Provider, ...] = (
     boxes.parts,
+    tempfiles.parts,
 )
 
 

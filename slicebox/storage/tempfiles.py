@@ -11,21 +11,87 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
+import time
 import zlib
 from typing import BinaryIO, Iterator
 
 from slicebox.errors import BadRequest, NotFound, PayloadTooLarge
 from slicebox.storage import Storage
+from slicebox.storage.owner import HOST, OWNED, owner_prefix
 
 #: Bytes read or written at a time when copying streams.
 CHUNK = 1 << 20
 
 
 def new_temp_path(storage: Storage, suffix: str = ".part") -> str:
-    """A new empty file in the storage's temp folder; the caller discards it."""
-    fd, path = tempfile.mkstemp(dir=storage.temp_dir(), prefix="in-", suffix=suffix)
+    """A new empty file in the storage's temp folder; the caller discards it.
+
+    Its name says which host and process own it, so :func:`sweep` can tell
+    the leftovers of a killed process from files a live request still uses.
+    """
+    fd, path = tempfile.mkstemp(dir=storage.temp_dir(), prefix=owner_prefix(), suffix=suffix)
     os.close(fd)
     return path
+
+
+def _process_started(pid: int) -> float | None:
+    """Start time (epoch seconds) of a live process, None when it is gone or unknown."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            fields = fh.read().rsplit(b")", 1)[1].split()
+        with open("/proc/stat", "rb") as fh:
+            boot = next(int(line.split()[1]) for line in fh if line.startswith(b"btime"))
+        return boot + int(fields[19]) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError, StopIteration):
+        return None
+
+
+def _owner_gone(pid: int, mtime: float) -> bool:
+    if pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        pass  # alive, someone else's
+    started = _process_started(pid)
+    # A process that started after the file was last written did not write it: the pid was reused.
+    return started is not None and started > mtime + 2
+
+
+def sweep(folder: str, max_age: float, now: float | None = None) -> list[str]:
+    """Remove stale temporary files from ``folder``; return the names removed.
+
+    Stale: created on this host by a process that is gone (killed worker,
+    crashed box), or untouched for ``max_age`` seconds (other hosts' files,
+    older names).  Files of live processes are left alone, however large.
+    """
+    now = time.time() if now is None else now
+    removed = []
+    try:
+        entries = list(os.scandir(folder))
+    except FileNotFoundError:
+        return removed
+    for entry in entries:
+        try:
+            if not entry.is_file(follow_symlinks=False):
+                continue
+            mtime = entry.stat(follow_symlinks=False).st_mtime
+        except FileNotFoundError:
+            continue
+        match = OWNED.match(entry.name)
+        if match is not None and match["host"] == HOST:
+            stale = _owner_gone(int(match["pid"]), mtime) or now - mtime > max_age
+        else:
+            stale = now - mtime > max_age
+        if stale:
+            try:
+                os.unlink(entry.path)
+                removed.append(entry.name)
+            except FileNotFoundError:
+                pass
+    return removed
 
 
 def spool(storage: Storage, stream: BinaryIO, limit: int | None = None) -> str:
