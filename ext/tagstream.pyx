@@ -85,7 +85,7 @@ UNDEFINED = 0xFFFFFFFF
 #: walk uses the C copy ``_max_depth``, both set by :func:`set_limits`.
 MAX_DEPTH = 64
 #: Largest inflated size accepted for deflated datasets (inflated in memory).
-MAX_INFLATED = 256 << 20
+MAX_INFLATED = 128 << 20
 #: Zero bytes accepted after the end of a deflate stream (writers pad to even length).
 DEFLATE_PADDING = 16
 cdef int _max_depth = 64

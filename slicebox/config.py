@@ -64,10 +64,10 @@ DEFAULTS: dict[str, Key] = {
                                    "header, DICOM Rows/Columns) before any decoding, at JPEG wrapping (400), "
                                    "at ingest of compressed pixel data (400) and at rendering (501). "
                                    "Rendering costs about 5 bytes per sample."),
-    "INFLATE_MAX_SIZE": Key(256 * 1024 * 1024, "Largest inflated size in bytes of a dataset in the deflated "
+    "INFLATE_MAX_SIZE": Key(128 * 1024 * 1024, "Largest inflated size in bytes of a dataset in the deflated "
                                                "transfer syntax (readers inflate those in memory): a bigger "
                                                "upload is a 413, checked while inflating chunk by chunk."),
-    "INFLATE_MAX_RATIO": Key(250, "Deflated data (deflated-syntax uploads, box transfer bodies) may inflate "
+    "INFLATE_MAX_RATIO": Key(100, "Deflated data (deflated-syntax uploads, box transfer bodies) may inflate "
                                   "to at most this many times its compressed size once past 16 MiB: a "
                                   "decompression bomb is refused (413) as soon as it passes."),
     "TEMP_SWEEP_INTERVAL": Key(60.0, "Seconds between sweeps of the storage's temp folder in the service "

@@ -88,7 +88,7 @@ UNDEFINED = 0xFFFFFFFF
 MAX_DEPTH = 64
 #: Largest inflated size accepted for deflated datasets (they are inflated in
 #: memory).  Set with :func:`set_limits`.
-MAX_INFLATED = 256 << 20
+MAX_INFLATED = 128 << 20
 #: Zero bytes accepted after the end of a deflate stream (writers pad the file to even length).
 DEFLATE_PADDING = 16
 #: Ranges at least this long are moved with copy_file_range when possible
