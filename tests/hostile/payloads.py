@@ -102,7 +102,8 @@ def jpeg(rows: int = 8, columns: int = 8, claim: tuple[int, int] | None = None) 
 
 def jpeg_dicom(rows: int = 8, columns: int = 8, claim: tuple[int, int] | None = None, **tags) -> bytes:
     """A JPEG Baseline DICOM image with Rows/Columns ``rows`` x ``columns``; its JPEG may claim more."""
-    ds = make_dataset(rows=rows, columns=columns, **tags)
+    ds = make_dataset(**tags)  # 8 x 8 pixels made, then the claimed size
+    ds.Rows, ds.Columns = rows, columns
     ds.BitsAllocated = ds.BitsStored = 8
     ds.HighBit = 7
     ds.PixelData = encapsulate([jpeg(8, 8, claim)])
