@@ -22,6 +22,7 @@ def create_app(test_config: dict | None = None):
     from slicebox.imaging import window as imaging_window
     from slicebox.services import users as users_service
     from slicebox.storage import open_storage
+    from slicebox import web
 
     config = config_module.load_config(test_config)
     logging.basicConfig(level=getattr(logging, str(config["LOG_LEVEL"]).upper(), logging.INFO),
@@ -48,6 +49,7 @@ def create_app(test_config: dict | None = None):
     register_error_handlers(app)
     install_auth(app)
     register_blueprints(app)
+    web.register(app)
 
     if config["BACKGROUND"]:
         from slicebox import jobs

@@ -75,6 +75,8 @@ DEFAULTS: dict[str, Key] = {
                                      "files untouched for TEMP_MAX_AGE, are removed."),
     "TEMP_MAX_AGE": Key(24 * 3600.0, "Seconds after which a temp file untouched since is removed even if its "
                                      "owner process still runs (or it belongs to another host)."),
+    "PNG_CACHE_BYTES": Key(64 << 20, "Bytes of rendered PNGs each server process keeps to answer the same "
+                                     "view again without decoding (0 turns the cache off)."),
     "LOG_LEVEL": Key("INFO", "Python logging level of the server process."),
 }
 
