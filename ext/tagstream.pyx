@@ -81,10 +81,34 @@ MEDIA_SOP_INSTANCE_UID = 0x00020003
 SPECIFIC_CHARSET = 0x00080005
 TRANSFER_SYNTAX = 0x00020010
 UNDEFINED = 0xFFFFFFFF
-#: Deepest sequence nesting accepted (deeper input is "absurd nesting").
+#: Deepest sequence nesting accepted (deeper input is "absurd nesting"); the
+#: walk uses the C copy ``_max_depth``, both set by :func:`set_limits`.
 MAX_DEPTH = 64
-#: Largest inflated size accepted for deflated datasets.
-MAX_INFLATED = 1 << 31
+#: Largest inflated size accepted for deflated datasets (inflated in memory).
+MAX_INFLATED = 128 << 20
+#: Zero bytes accepted after the end of a deflate stream (writers pad to even length).
+DEFLATE_PADDING = 16
+cdef int _max_depth = 64
+
+
+def set_limits(max_depth=None, max_inflated=None):
+    """Set ``MAX_DEPTH`` and/or ``MAX_INFLATED`` for every later call (process-wide)."""
+    global MAX_DEPTH, MAX_INFLATED, _max_depth
+    if max_depth is not None:
+        if not 1 <= int(max_depth) <= 1000:
+            raise ValueError("max_depth must be between 1 and 1000")
+        MAX_DEPTH = _max_depth = int(max_depth)
+    if max_inflated is not None:
+        if int(max_inflated) < 1:
+            raise ValueError("max_inflated must be positive")
+        MAX_INFLATED = int(max_inflated)
+
+
+cdef int _check_depth(int depth) except -1:
+    """Items about to be entered lie at ``depth + 1``: refuse past the limit (C recursion stays bounded)."""
+    if depth >= _max_depth:
+        raise DicomStreamError("sequences nested deeper than %d" % _max_depth)
+    return 0
 #: Ranges at least this long are moved with copy_file_range when possible
 #: (below this a write from the mapped source measured faster here).
 BIG_RANGE = 1 << 22
@@ -749,8 +773,7 @@ cdef class _Walker:
             return end
         if kind == 3:
             return self.skip_fragments(h.vpos, limit, enc)
-        if depth >= MAX_DEPTH:
-            raise DicomStreamError("sequences nested deeper than %d" % MAX_DEPTH)
+        _check_depth(depth)
         inner = C_ENC_IMPLICIT_LE if kind == 2 else enc
         pos = h.vpos
         while True:
@@ -915,8 +938,7 @@ cdef class _Walker:
                 pos = epos
                 continue
             if kind == 1 or kind == 2:
-                if depth >= MAX_DEPTH:
-                    raise DicomStreamError("sequences nested deeper than %d" % MAX_DEPTH)
+                _check_depth(depth)
                 pos, n = self.rw_sequence(&h, pos, limit, enc, kind, trunk, depth, out)
                 total += n
                 continue
@@ -1045,6 +1067,7 @@ cdef class _Walker:
         cdef int inner = C_ENC_IMPLICIT_LE if kind == 2 else enc
         cdef Py_ssize_t pos = vpos
         cdef Hdr ih
+        _check_depth(depth)
         items = []
         while pos < epos:
             self.hdr(pos, epos, inner, &ih)
@@ -1104,6 +1127,7 @@ cdef class _Walker:
         cdef Py_ssize_t pos = vpos
         cdef Py_ssize_t index = 0
         cdef Hdr ih
+        _check_depth(depth)
         while pos < epos:
             self.hdr(pos, epos, inner, &ih)
             if ih.tag == C_SEQ_DELIM:
@@ -1130,14 +1154,28 @@ _KEEP_T = (0, None)
 
 
 def _inflate(data):
+    """The inflated dataset: at most MAX_INFLATED bytes, a complete stream, no trailing garbage."""
     d = zlib.decompressobj(-zlib.MAX_WBITS)
     try:
         out = d.decompress(data, MAX_INFLATED)
+        if d.unconsumed_tail or (not d.eof and d.decompress(b"", 1)):
+            raise DicomStreamError("deflated dataset larger than %d bytes" % MAX_INFLATED)
     except zlib.error as exc:
         raise DicomStreamError("bad deflated data: %s" % exc) from exc
-    if d.unconsumed_tail:
-        raise DicomStreamError("deflated dataset too large")
+    if not d.eof:
+        raise DicomTruncatedError("deflated data ends before its final block")
+    rest = d.unused_data
+    if rest and not _trailer_ok(rest, out):
+        raise DicomStreamError("%d bytes of garbage after the deflated data" % len(rest))
     return out
+
+
+def _trailer_ok(rest, out):
+    """Zero padding, after an optional gzip-style trailer (CRC-32, size) some writers append."""
+    if len(rest) >= 8 and rest[:8].strip(b"\0") and \
+            struct.unpack("<II", rest[:8]) == (zlib.crc32(out), len(out) & 0xFFFFFFFF):
+        rest = rest[8:]
+    return len(rest) <= DEFLATE_PADDING and not rest.strip(b"\0")
 
 
 def _stream_prefix_read(source, fn):

@@ -17,6 +17,7 @@ def create_app(test_config: dict | None = None):
     from slicebox.context import Services
     from slicebox.db import Database
     from slicebox.db.schema import migrate
+    from slicebox.dicom import tagstream
     from slicebox.errors import register_error_handlers, set_server_paths
     from slicebox.imaging import window as imaging_window
     from slicebox.services import users as users_service
@@ -27,6 +28,11 @@ def create_app(test_config: dict | None = None):
     logging.basicConfig(level=getattr(logging, str(config["LOG_LEVEL"]).upper(), logging.INFO),
                         format="%(asctime)s %(levelname)s [%(process)d] %(name)s: %(message)s")
     os.makedirs(config["DATA_DIR"], exist_ok=True)
+    depth = int(config["MAX_SEQUENCE_DEPTH"])
+    if not 1 <= depth <= 128:
+        raise SystemExit(f"SLICEBOX_MAX_SEQUENCE_DEPTH must be between 1 and 128, got {depth}")
+    # One nesting limit and one inflate cap for every reader of this process (both engines).
+    tagstream.set_limits(max_depth=depth, max_inflated=int(config["INFLATE_MAX_SIZE"]))
 
     app = Flask(__name__)
     app.config["SLICEBOX"] = config

@@ -76,6 +76,28 @@ DEFAULTS: dict[str, Key] = {
                                            "net behind inotify (missed events, too many folders to watch)."),
     "DIRECTORY_PARALLELISM": Key(2, "Files imported in parallel per watched directory."),
     "PNG_COMPRESS_LEVEL": Key(1, "zlib level for PNG rendering (1 fast .. 9 small)."),
+    "PNG_MAX_PIXELS": Key(16 * 1024 * 1024, "Largest PNG a rendering request may ask for, in pixels (width x "
+                                            "height after `imageheight` scaling, whatever the aspect ratio); "
+                                            "larger requests are a 400."),
+    "MAX_SEQUENCE_DEPTH": Key(64, "Deepest sequence nesting (items inside items) any reader accepts: uploads "
+                                  "nested deeper are a 400, stored data nested deeper is refused by every "
+                                  "reader with a clear error. 1..128 (pydicom recurses per level)."),
+    "MAX_PIXELS": Key(100_000_000, "Largest frame (rows x columns x samples per pixel) the box decodes or "
+                                   "accepts compressed: checked from the claimed dimensions (JPEG frame "
+                                   "header, DICOM Rows/Columns) before any decoding, at JPEG wrapping (400), "
+                                   "at ingest of compressed pixel data (400) and at rendering (501). "
+                                   "Rendering costs about 5 bytes per sample."),
+    "INFLATE_MAX_SIZE": Key(128 * 1024 * 1024, "Largest inflated size in bytes of a dataset in the deflated "
+                                               "transfer syntax (readers inflate those in memory): a bigger "
+                                               "upload is a 413, checked while inflating chunk by chunk."),
+    "INFLATE_MAX_RATIO": Key(100, "Deflated data (deflated-syntax uploads, box transfer bodies) may inflate "
+                                  "to at most this many times its compressed size once past 16 MiB: a "
+                                  "decompression bomb is refused (413) as soon as it passes."),
+    "TEMP_SWEEP_INTERVAL": Key(60.0, "Seconds between sweeps of the storage's temp folder in the service "
+                                     "process (also once at start): files of processes that are gone, and "
+                                     "files untouched for TEMP_MAX_AGE, are removed."),
+    "TEMP_MAX_AGE": Key(24 * 3600.0, "Seconds after which a temp file untouched since is removed even if its "
+                                     "owner process still runs (or it belongs to another host)."),
     "PNG_CACHE_BYTES": Key(64 << 20, "Bytes of rendered PNGs each server process keeps to answer the same "
                                      "view again without decoding (0 turns the cache off)."),
     "LOG_LEVEL": Key("INFO", "Python logging level of the server process."),

@@ -49,7 +49,7 @@ import struct
 import zlib
 from collections import namedtuple
 
-from slicebox.dicom.errors import DicomStreamError, DicomTruncatedError
+from slicebox.dicom.errors import DicomDepthError, DicomStreamError, DicomTruncatedError, InflateLimitError
 from slicebox.dicom.tagpath import (
     TagPath,
     WILDCARD,
@@ -69,6 +69,8 @@ __all__ = [
     "list_elements",
     "rewrite",
     "MAX_DEPTH",
+    "set_limits",
+    "check_deflated",
 ]
 
 ITEM = 0xFFFEE000
@@ -80,10 +82,15 @@ MEDIA_SOP_INSTANCE_UID = 0x00020003
 SPECIFIC_CHARSET = 0x00080005
 TRANSFER_SYNTAX = 0x00020010
 UNDEFINED = 0xFFFFFFFF
-#: Deepest sequence nesting accepted (deeper input is "absurd nesting").
+#: Deepest sequence nesting accepted (deeper input is "absurd nesting"): items of
+#: a root sequence are at depth 1.  Set with :func:`set_limits` (the box sets it
+#: from ``SLICEBOX_MAX_SEQUENCE_DEPTH``).
 MAX_DEPTH = 64
-#: Largest inflated size accepted for deflated datasets.
-MAX_INFLATED = 1 << 31
+#: Largest inflated size accepted for deflated datasets (they are inflated in
+#: memory).  Set with :func:`set_limits`.
+MAX_INFLATED = 128 << 20
+#: Zero bytes accepted after the end of a deflate stream (writers pad the file to even length).
+DEFLATE_PADDING = 16
 #: Ranges at least this long are moved with copy_file_range when possible
 #: (below this a write from the mapped source measured faster here).
 BIG_RANGE = 1 << 22
@@ -167,6 +174,25 @@ def _keyword(tag):
     from pydicom.datadict import keyword_for_tag
 
     return keyword_for_tag(tag) or ""
+
+
+def set_limits(max_depth=None, max_inflated=None):
+    """Set :data:`MAX_DEPTH` and/or :data:`MAX_INFLATED` for every later call (process-wide)."""
+    global MAX_DEPTH, MAX_INFLATED
+    if max_depth is not None:
+        if not 1 <= int(max_depth) <= 1000:
+            raise ValueError("max_depth must be between 1 and 1000")
+        MAX_DEPTH = int(max_depth)
+    if max_inflated is not None:
+        if int(max_inflated) < 1:
+            raise ValueError("max_inflated must be positive")
+        MAX_INFLATED = int(max_inflated)
+
+
+def _check_depth(depth):
+    """Items about to be entered lie at ``depth + 1``: refuse past :data:`MAX_DEPTH`."""
+    if depth >= MAX_DEPTH:
+        raise DicomDepthError("sequences nested deeper than %d" % MAX_DEPTH)
 
 
 # ---------------------------------------------------------------------------
@@ -650,8 +676,7 @@ class _Walker:
             return end
         if kind == 3:
             return self.skip_fragments(vpos, limit, enc)
-        if depth >= MAX_DEPTH:
-            raise DicomStreamError("sequences nested deeper than %d" % MAX_DEPTH)
+        _check_depth(depth)
         inner = ENC_IMPLICIT_LE if kind == 2 else enc
         pos = vpos
         while True:
@@ -760,8 +785,7 @@ class _Walker:
                 pos = epos
                 continue
             if kind == 1 or kind == 2:
-                if depth >= MAX_DEPTH:
-                    raise DicomStreamError("sequences nested deeper than %d" % MAX_DEPTH)
+                _check_depth(depth)
                 pos, n = self.rw_sequence(tag, vr, length, pos, vpos, limit, enc, kind, trunk, depth, out)
                 total += n
                 continue
@@ -846,6 +870,65 @@ class _Walker:
                 self.charset_raw = data
         return len(head) + len(data)
 
+    # -- checking ----------------------------------------------------------
+    def check_value(self, tag, vr, length, vpos, limit, enc, kind, depth):
+        """End of the element at ``vpos``, after walking every sequence inside it.
+
+        Unlike :meth:`skip_value` this also enters sequences of defined length
+        (their nesting is counted), and a UN element of defined length whose tag
+        the dictionary knows as a sequence (pydicom reads it as one).
+        """
+        if kind == 1 or kind == 2:
+            _check_depth(depth)
+            return self.check_items(tag, length, vpos, limit, ENC_IMPLICIT_LE if kind == 2 else enc, depth)
+        end = self.skip_value(tag, vr, length, vpos, limit, enc, kind, depth)
+        if kind == 0 and vr == b"UN" and length >= 8 and tag in _sq_tags():
+            try:
+                _check_depth(depth)
+                self.check_items(tag, length, vpos, end, ENC_IMPLICIT_LE, depth)
+            except DicomDepthError:
+                raise
+            except DicomStreamError:
+                pass  # opaque bytes after all: readers keep them as bytes too
+        return end
+
+    def check_items(self, tag, length, vpos, limit, inner, depth):
+        if length != UNDEFINED:
+            if vpos + length > limit:
+                raise DicomTruncatedError("%s runs past the end" % format_tag(tag))
+            limit = vpos + length
+        pos = vpos
+        while True:
+            if length != UNDEFINED and pos >= limit:
+                return limit
+            itag, _, ilen, ivpos = _header(self.buf, pos, limit, inner)
+            if itag == SEQ_DELIM:
+                return ivpos if length == UNDEFINED else limit
+            if itag != ITEM:
+                raise DicomStreamError("expected an item in %s, found %s" % (format_tag(tag), format_tag(itag)))
+            if ilen == UNDEFINED:
+                pos = self.check_dataset(ivpos, -1, limit, inner, depth + 1)
+            else:
+                iend = ivpos + ilen
+                if iend > limit:
+                    raise DicomTruncatedError("item runs past the end of %s" % format_tag(tag))
+                self.check_dataset(ivpos, iend, iend, inner, depth + 1)
+                pos = iend
+
+    def check_dataset(self, pos, end, limit, enc, depth):
+        """Walk ``[pos, end)`` (``end`` -1: up to an item delimiter, within ``limit``)."""
+        buf = self.buf
+        while pos < limit:
+            tag, vr, length, vpos = _header(buf, pos, limit, enc)
+            if tag >> 16 == 0xFFFE:
+                if tag == ITEM_DELIM and end < 0:
+                    return vpos
+                raise DicomStreamError("misplaced %s at %d" % (format_tag(tag), pos))
+            pos = self.check_value(tag, vr, length, vpos, limit, enc, _kind(tag, vr, length, enc), depth)
+        if end < 0:
+            raise DicomTruncatedError("item of undefined length has no delimiter")
+        return pos
+
     # -- reading -----------------------------------------------------------
     def read_dataset(self, pos, end, enc, depth, wanted, stop, result):
         buf = self.buf
@@ -880,6 +963,7 @@ class _Walker:
         return pos
 
     def read_items(self, vpos, length, epos, enc, kind, depth):
+        _check_depth(depth)
         inner = ENC_IMPLICIT_LE if kind == 2 else enc
         items = []
         pos = vpos
@@ -935,6 +1019,7 @@ class _Walker:
         return pos
 
     def list_items(self, tag, vpos, epos, enc, kind, trunk, depth, rows):
+        _check_depth(depth)
         inner = ENC_IMPLICIT_LE if kind == 2 else enc
         pos, index = vpos, 0
         while pos < epos:
@@ -958,14 +1043,98 @@ class _Walker:
 
 
 def _inflate(data):
+    """The inflated dataset: at most :data:`MAX_INFLATED` bytes, a complete stream, no trailing garbage."""
     d = zlib.decompressobj(-zlib.MAX_WBITS)
     try:
         out = d.decompress(data, MAX_INFLATED)
+        if d.unconsumed_tail or (not d.eof and d.decompress(b"", 1)):
+            raise InflateLimitError("deflated dataset larger than %d bytes" % MAX_INFLATED)
     except zlib.error as exc:
         raise DicomStreamError("bad deflated data: %s" % exc) from exc
-    if d.unconsumed_tail:
-        raise DicomStreamError("deflated dataset too large")
+    if not d.eof:
+        raise DicomTruncatedError("deflated data ends before its final block")
+    rest = d.unused_data
+    if rest and not _trailer_ok(rest, lambda: zlib.crc32(out), len(out)):
+        raise DicomStreamError("%d bytes of garbage after the deflated data" % len(rest))
     return out
+
+
+def _trailer_ok(rest, crc, size):
+    """What may follow a deflate stream: zero padding, after an optional gzip-style trailer.
+
+    Some writers append CRC-32 and size (8 bytes, as gzip does); pydicom's
+    own ``image_dfl.dcm`` is one.  ``crc`` is called only when needed.
+    """
+    if len(rest) >= 8 and rest[:8].strip(b"\0") and struct.unpack("<II", rest[:8]) == (crc(), size & 0xFFFFFFFF):
+        rest = rest[8:]
+    return len(rest) <= DEFLATE_PADDING and not rest.strip(b"\0")
+
+
+def check_deflated(source, max_size=None, max_ratio=None, free_size=16 << 20):
+    """Inflate a deflated-syntax file's dataset chunk by chunk (nothing kept), refusing early.
+
+    A no-op for other transfer syntaxes.  The inflated size may not pass
+    ``max_size`` (default :data:`MAX_INFLATED`), nor ``max_ratio`` times the
+    compressed size once past ``free_size`` bytes; the stream must end with
+    its final block and be followed by nothing but a few zero bytes of padding.
+    Memory stays at a chunk, whatever the file claims.
+
+    Raises
+    ------
+    DicomStreamError
+        Bad, incomplete or trailing data; ``InflateLimitError`` (a subclass)
+        past a limit.
+    """
+    max_size = MAX_INFLATED if max_size is None else int(max_size)
+    if isinstance(source, (str, os.PathLike)):
+        # The file meta information alone says whether there is anything to do.
+        try:
+            with open(source, "rb") as fh:
+                head = fh.read(1 << 16)
+            if not _layout(head, None).deflated:
+                return
+        except DicomTruncatedError:
+            pass  # a file meta group past 64 KiB: look at the whole file
+        except OSError as exc:
+            raise DicomStreamError("cannot read %s: %s" % (source, exc)) from exc
+    src = _open_source(source)
+    try:
+        buf = src.buf
+        lay = _layout(buf, None)
+        if not lay.deflated:
+            return
+        compressed = len(buf) - lay.meta_end
+        allowed = max_size
+        if max_ratio is not None:
+            allowed = min(allowed, max(free_size, int(max_ratio * compressed)))
+        d = zlib.decompressobj(-zlib.MAX_WBITS)
+        total, crc, pos, step = 0, 0, lay.meta_end, 1 << 16
+        mv = memoryview(buf)
+        try:
+            while pos < len(buf) and not d.eof:
+                data = bytes(mv[pos:pos + step])
+                pos += len(data)
+                while data and not d.eof:
+                    out = d.decompress(data, 1 << 20)
+                    total += len(out)
+                    if total > allowed:
+                        raise InflateLimitError(
+                            "deflated dataset inflates to more than %d bytes (from %d compressed)"
+                            % (allowed, compressed))
+                    crc = zlib.crc32(out, crc)
+                    data = d.unconsumed_tail
+            if not d.eof:
+                raise DicomTruncatedError("deflated data ends before its final block")
+            trailing = len(d.unused_data) + len(buf) - pos
+            if trailing and (trailing > DEFLATE_PADDING + 8
+                             or not _trailer_ok(bytes(d.unused_data) + bytes(mv[pos:]), lambda: crc, total)):
+                raise DicomStreamError("%d bytes of garbage after the deflated data" % trailing)
+        except zlib.error as exc:
+            raise DicomStreamError("bad deflated data: %s" % exc) from exc
+        finally:
+            mv.release()
+    finally:
+        src.close()
 
 
 def _stream_prefix_read(source, fn):
@@ -1086,7 +1255,7 @@ def check_complete(source, transfer_syntax=None):
             if tag >> 16 == 0xFFFE:
                 raise DicomStreamError("misplaced %s at %d" % (format_tag(tag), pos))
             kind = _kind(tag, vr, length, lay.enc)
-            pos = walker.skip_value(tag, vr, length, vpos, limit, lay.enc, kind, 0)
+            pos = walker.check_value(tag, vr, length, vpos, limit, lay.enc, kind, 0)
     finally:
         src.close()
 

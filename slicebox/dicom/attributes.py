@@ -32,6 +32,7 @@ from pydicom.tag import BaseTag
 from pydicom.uid import DeflatedExplicitVRLittleEndian
 
 from slicebox.dicom import tagstream
+from slicebox.dicom.parsing import check_readable
 from slicebox.errors import InvalidDicom
 
 logger = logging.getLogger(__name__)
@@ -71,8 +72,10 @@ def list_attributes(source: str | os.PathLike | BinaryIO) -> list[dict]:
     Raises
     ------
     InvalidDicom
-        The file cannot be parsed as DICOM.
+        The file cannot be parsed as DICOM, or nests sequences deeper than
+        the limit (checked before pydicom recurses into it).
     """
+    check_readable(source)
     if isinstance(source, (str, os.PathLike)):
         with open(source, "rb") as fh:
             return _list(fh)
@@ -80,6 +83,13 @@ def list_attributes(source: str | os.PathLike | BinaryIO) -> list[dict]:
 
 
 def _list(fh: BinaryIO) -> list[dict]:
+    try:
+        return _list_rows(fh)
+    except RecursionError:  # a last resort: check_readable refuses deep data first
+        raise InvalidDicom("cannot list this dataset: sequences nested too deep") from None
+
+
+def _list_rows(fh: BinaryIO) -> list[dict]:
     ds = _read_header(fh)
     # Reading deferred values below may move a shared file object: remember
     # where Pixel Data starts.

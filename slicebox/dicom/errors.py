@@ -22,3 +22,11 @@ class DicomTruncatedError(DicomStreamError):
     A subclass so that readers working on a prefix of a stream can read more
     and retry; everyone else just sees a :class:`DicomStreamError`.
     """
+
+
+class DicomDepthError(DicomStreamError):
+    """Sequences are nested deeper than the engine's limit (``MAX_DEPTH``)."""
+
+
+class InflateLimitError(DicomStreamError):
+    """Deflated data inflates past the size or ratio limit (a decompression bomb)."""

@@ -10,7 +10,8 @@ import logging
 import struct
 
 from slicebox.dicom import tagstream
-from slicebox.errors import InvalidDicom
+from slicebox.dicom.errors import DicomDepthError, InflateLimitError
+from slicebox.errors import InvalidDicom, PayloadTooLarge
 from slicebox.models import DicomIdentity
 
 logger = logging.getLogger(__name__)
@@ -275,3 +276,94 @@ def check_complete(path: str) -> None:
         raise InvalidDicom(f"incomplete or malformed DICOM: {exc}") from None
     except (LookupError, TypeError, OverflowError, ValueError) as exc:
         raise InvalidDicom(f"malformed DICOM: {exc}") from None
+
+
+def check_deflated(path: str, max_size: int, max_ratio: float) -> None:
+    """Refuse a deflated-syntax file that inflates past ``max_size`` bytes or ``max_ratio`` x its size.
+
+    Inflates chunk by chunk into nothing (memory stays flat) and stops at
+    the first byte past a limit, so a decompression bomb costs milliseconds.
+    Also refuses a deflate stream cut short, or followed by garbage.  Other
+    transfer syntaxes pass untouched.
+
+    Raises
+    ------
+    PayloadTooLarge
+        Past a limit (413).
+    InvalidDicom
+        Bad, incomplete or trailing deflated data.
+    """
+    try:
+        tagstream.check_deflated(path, max_size=max_size, max_ratio=max_ratio)
+    except InflateLimitError as exc:
+        raise PayloadTooLarge(f"refused: {exc}") from None
+    except tagstream.DicomStreamError as exc:
+        raise InvalidDicom(f"malformed deflated DICOM: {exc}") from None
+
+
+def check_readable(source) -> None:
+    """Before a reader that recurses (pydicom) parses stored data: refuse what would crash it.
+
+    Walks the whole structure with the engine (element headers only, memory
+    mapped) and refuses sequences nested deeper than the limit and deflated
+    data past the inflate cap, with a clear error instead of a RecursionError
+    or gigabytes of memory.  Other damage is left for the reader to report as
+    it always did.  A file object is put back where it was.
+
+    Raises
+    ------
+    InvalidDicom
+        Nested too deep, or inflating past the cap.
+    """
+    position = source.tell() if hasattr(source, "tell") else None
+    try:
+        tagstream.check_complete(source)
+    except (DicomDepthError, InflateLimitError) as exc:
+        raise InvalidDicom(f"cannot read this dataset: {exc}") from None
+    except (tagstream.DicomStreamError, LookupError, TypeError, OverflowError, ValueError):
+        pass
+    finally:
+        if position is not None:
+            source.seek(position)
+
+
+#: Transfer syntaxes whose pixel data is stored as it is: its length backs the claimed size.
+NATIVE_SYNTAXES = frozenset({
+    "1.2.840.10008.1.2", "1.2.840.10008.1.2.1", "1.2.840.10008.1.2.2", "1.2.840.10008.1.2.1.99",
+})
+_ROWS, _COLUMNS, _SAMPLES = 0x00280010, 0x00280011, 0x00280002
+
+
+def frame_samples(rows, columns, samples) -> int:
+    """rows x columns x samples per pixel (absent or odd values count as 0 / 1 sample)."""
+    return max(0, _int(rows)) * max(0, _int(columns)) * max(1, _int(samples))
+
+
+def _int(value) -> int:
+    if isinstance(value, (list, tuple)):
+        value = value[0] if value else 0
+    try:
+        return int(value or 0)
+    except (TypeError, ValueError):
+        return 0
+
+
+def check_pixel_claim(path: str, ident: DicomIdentity, max_pixels: int) -> None:
+    """Refuse compressed pixel data whose frames claim more than ``max_pixels`` samples.
+
+    A few hundred bytes of JPEG can claim 65535 x 65535; decoding it later
+    would take gigabytes.  Native pixel data is not refused here: its length
+    was checked against the file (its bytes are real), and rendering checks
+    the claim again before decoding.
+    """
+    if ident.transfer_syntax_uid in NATIVE_SYNTAXES:
+        return
+    try:
+        found = tagstream.read_attributes(path, tags=(_SAMPLES, _ROWS, _COLUMNS))
+    except tagstream.DicomStreamError as exc:
+        raise InvalidDicom(f"malformed DICOM: {exc}") from None
+    value = lambda tag: found[tag].value if tag in found else None  # noqa: E731
+    samples = frame_samples(value(_ROWS), value(_COLUMNS), value(_SAMPLES))
+    if samples > max_pixels:
+        raise InvalidDicom(f"compressed frames of {samples} samples (Rows x Columns x Samples per Pixel) "
+                           f"are larger than this box accepts ({max_pixels})")

@@ -14,11 +14,13 @@ from typing import BinaryIO
 
 import numpy as np
 import pydicom
+import pydicom.encaps
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
 from pydicom.multival import MultiValue
 from pydicom.uid import DeflatedExplicitVRLittleEndian
 
+from slicebox.dicom.parsing import check_readable
 from slicebox.errors import InvalidDicom
 
 logger = logging.getLogger(__name__)
@@ -66,16 +68,19 @@ def read_pixel_header(source: Source, frame_index: int = 0) -> PixelHeader:
     Raises
     ------
     InvalidDicom
-        The header cannot be parsed.
+        The header cannot be parsed, or nests sequences deeper than the
+        limit (checked before pydicom recurses into it).
     """
+    check_readable(source)
     try:
         if isinstance(source, (str, os.PathLike)):
             with open(source, "rb") as fh:
                 ds, has_pixels = _header(fh)
         else:
             ds, has_pixels = _header(source)
-    except (InvalidDicomError, EOFError, ValueError, KeyError, TypeError, OverflowError, struct.error) as exc:
-        raise InvalidDicom(f"malformed DICOM: {exc}") from None
+    except (InvalidDicomError, EOFError, ValueError, KeyError, TypeError, OverflowError, struct.error,
+            RecursionError) as exc:
+        raise InvalidDicom(f"malformed DICOM: {type(exc).__name__}: {exc}"[:300]) from None
     meta = getattr(ds, "file_meta", None)
     tsuid = str(getattr(meta, "TransferSyntaxUID", "") or "") if meta is not None else ""
     slope, intercept = _number(ds, "RescaleSlope", 1.0), _number(ds, "RescaleIntercept", 0.0)
@@ -178,3 +183,34 @@ def decode_frame(source: Source, header: PixelHeader, frame_index: int) -> np.nd
         logger.info("cannot decode pixel data: %s", exc)
         raise PixelDecodeError(str(exc).splitlines()[0] if str(exc) else type(exc).__name__) from exc
     return arr
+
+
+#: Transfer syntaxes whose pixel data is stored as it is (not encapsulated).
+_NATIVE = frozenset({"1.2.840.10008.1.2", "1.2.840.10008.1.2.1", "1.2.840.10008.1.2.2",
+                     DeflatedExplicitVRLittleEndian})
+#: Bytes of a frame read to find its codestream header.
+_FRAME_HEAD = 64 * 1024
+
+
+def encoded_frame_head(source: Source, header: PixelHeader, frame_index: int) -> bytes | None:
+    """The first bytes of frame ``frame_index``'s encoded data (encapsulated syntaxes), else None.
+
+    Reads only that frame's fragments (compressed bytes, never decoded), so
+    the codestream's own dimensions can be checked before a decoder
+    allocates them.  None for native pixel data or when the frame cannot be
+    located (the decoder then fails by itself).
+    """
+    if header.transfer_syntax in _NATIVE or not isinstance(source, (str, os.PathLike)):
+        return None
+    try:
+        with open(source, "rb") as fh:
+            ds = pydicom.dcmread(fh, stop_before_pixels=True, defer_size=1024)
+            head = fh.read(12)
+            if len(head) < 12 or head[:4] != b"\xe0\x7f\x10\x00":
+                return None
+            frame = pydicom.encaps.get_frame(fh, frame_index, number_of_frames=header.number_of_frames)
+            del ds
+    except Exception:  # noqa: BLE001 - not locatable: the decoder reports it
+        logger.debug("cannot locate frame %s", frame_index, exc_info=True)
+        return None
+    return bytes(frame[:_FRAME_HEAD])

@@ -15,6 +15,11 @@ Public surface
 ``rewrite(source, destination=None, plan=None, transfer_syntax=None)``
     -> ``RewriteResult(length, transfer_syntax, data)``.
 ``EditPlan``  remove / remove_mask / remove_private / keep_only / replace / insert.
+``check_complete(source)`` / ``check_deflated(source, max_size, max_ratio)``
+    -> None, or DicomStreamError: the whole structure (every sequence, its
+    depth) / a deflated dataset's inflated size, in bounded memory.
+``set_limits(max_depth=None, max_inflated=None)`` the nesting depth and the
+    inflated size every reader accepts (both implementations, process-wide).
 ``DicomStreamError`` (``ValueError``) for every malformed input.
 ``IMPLEMENTATION`` is ``"compiled"`` or ``"python"``.
 """
@@ -33,6 +38,9 @@ __all__ = [
     "list_elements",
     "rewrite",
     "check_complete",
+    "check_deflated",
+    "set_limits",
+    "max_depth",
 ]
 
 from slicebox import _speedups
@@ -67,6 +75,20 @@ def decode_text(raw: bytes, vr: str, charset) -> str:
 # Walking headers to the end is cheap next to the I/O it avoids, so one
 # implementation (the twin's) serves both modes.
 check_complete = _tagstream_py.check_complete
+check_deflated = _tagstream_py.check_deflated
+
+
+def set_limits(max_depth: int | None = None, max_inflated: int | None = None) -> None:
+    """One nesting-depth limit and one inflated-size cap for every reader, in both engines
+    (whichever is selected now or later)."""
+    _tagstream_py.set_limits(max_depth, max_inflated)
+    if _compiled is not None:
+        _compiled.set_limits(max_depth, max_inflated)
+
+
+def max_depth() -> int:
+    """The nesting-depth limit in force."""
+    return _tagstream_py.MAX_DEPTH
 
 
 def available() -> tuple[str, ...]:

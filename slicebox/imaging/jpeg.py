@@ -89,3 +89,48 @@ def read_jpeg_info(data: bytes) -> JpegInfo:
             return JpegInfo(marker, precision, rows, columns, components, tuple(sampling), adobe)
         pos += length
     raise NotJpeg("not a JPEG image: no start-of-frame segment found")
+
+
+#: JPEG-LS start of frame (ITU T.87): same segment layout as T.81's SOF.
+_SOF55 = 0xF7
+
+
+def codestream_dimensions(data: bytes) -> tuple[int, int, int] | None:
+    """(rows, columns, components) a compressed frame's own header claims, before any decoding.
+
+    Understands JPEG (T.81, any SOF), JPEG-LS (SOF55) and JPEG 2000 / HTJ2K
+    codestreams (SIZ); None for anything else or a header it cannot find
+    (the decoder then fails on its own, cheaply).  A decoder allocates what
+    this header says, not what the DICOM Rows/Columns say.
+    """
+    if data[:4] == b"\xFF\x4F\xFF\x51" and len(data) >= 42:
+        xsiz, ysiz, xo, yo = (int.from_bytes(data[i:i + 4], "big") for i in (8, 12, 16, 20))
+        components = int.from_bytes(data[40:42], "big")
+        return max(0, ysiz - yo), max(0, xsiz - xo), components
+    if data[:2] != b"\xFF\xD8":
+        return None
+    pos, n = 2, len(data)
+    while pos + 4 <= n:
+        if data[pos] != 0xFF:
+            return None
+        while pos < n and data[pos] == 0xFF:
+            pos += 1
+        if pos >= n:
+            return None
+        marker = data[pos]
+        pos += 1
+        if marker in _STANDALONE:
+            continue
+        if marker in (_SOS, _EOI) or pos + 2 > n:
+            return None
+        length = int.from_bytes(data[pos:pos + 2], "big")
+        if marker in SOF_MARKERS or marker == _SOF55:
+            if pos + 8 > n:
+                return None
+            rows = int.from_bytes(data[pos + 3:pos + 5], "big")
+            columns = int.from_bytes(data[pos + 5:pos + 7], "big")
+            return rows, columns, data[pos + 7]
+        if length < 2:
+            return None
+        pos += length
+    return None

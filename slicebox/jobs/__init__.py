@@ -22,7 +22,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 
 from slicebox.context import Services
 from slicebox.db import SessionLock
-from slicebox.jobs import boxes, directorywatches, forwarding, scps, seriestypes
+from slicebox.jobs import boxes, directorywatches, forwarding, scps, seriestypes, tempfiles
 from slicebox.jobs.supervisor import Provider, Supervisor
 from slicebox.services import boxes as box_service
 from slicebox.services import exports, filtering, users
@@ -40,6 +40,7 @@ PROVIDERS: tuple[Provider, ...] = (
     seriestypes.parts,
     forwarding.parts,
     directorywatches.parts,
+    tempfiles.parts,
 )
 
 

@@ -84,8 +84,13 @@ class Inflater:
     than a few bytes per 16 KiB, so no endless stream of empty blocks is read).
     """
 
-    def __init__(self, max_size: int, max_input: int | None = None):
+    #: the ratio limit applies once this many bytes came out (small, highly compressible data is fine)
+    RATIO_FLOOR = 16 << 20
+
+    def __init__(self, max_size: int, max_input: int | None = None, max_ratio: float | None = None):
         self.max_size = max_size
+        #: inflated / compressed bytes allowed (a decompression bomb stops early, not at max_size)
+        self.max_ratio = max_ratio
         self.max_input = max_input if max_input is not None else max_size + max_size // 64 + (1 << 20)
         self.format: str | None = None
         self.size = 0
@@ -121,6 +126,9 @@ class Inflater:
             self.size += len(out)
             if self.size > self.max_size:
                 raise WireError(f"inflated body larger than {self.max_size} bytes", "too-large")
+            if self.max_ratio and self.size > self.RATIO_FLOOR and self.size > self.max_ratio * self.consumed:
+                raise WireError(f"body inflates past its limit ({self.max_ratio:g} times its "
+                                f"compressed size): a decompression bomb", "too-large")
             if out:
                 yield out
             data = inflater.unconsumed_tail
@@ -135,9 +143,10 @@ class Inflater:
             raise WireError("compressed body is incomplete (the transfer was cut short)", "incomplete")
 
 
-def inflate_stream(stream: BinaryIO, out: BinaryIO, max_size: int, chunk: int = IN_CHUNK) -> str:
+def inflate_stream(stream: BinaryIO, out: BinaryIO, max_size: int, chunk: int = IN_CHUNK,
+                   max_ratio: float | None = None) -> str:
     """Inflate a whole compressed stream into ``out``; return its format (ZLIB or RAW)."""
-    inflater = Inflater(max_size)
+    inflater = Inflater(max_size, max_ratio=max_ratio)
     while True:
         data = stream.read(chunk)
         if not data:

@@ -192,14 +192,16 @@ def box_for_token(services: Services, token: str) -> Box:
 def inflate_to_temp(services: Services, stream: BinaryIO) -> str:
     """Inflate a zlib or raw-deflate body (told apart by its header) into a temporary file.
 
-    Memory stays flat; past ``BOX_MAX_IMAGE_SIZE`` inflated bytes it stops.
+    Memory stays flat; past ``BOX_MAX_IMAGE_SIZE`` inflated bytes, or past
+    ``INFLATE_MAX_RATIO`` times the compressed bytes (a decompression bomb), it stops.
     Raises ``box_wire.WireError`` (nothing left behind) for a body that is cut
     short, not compressed data, or too large.
     """
     path = new_temp_path(services.storage)
     try:
         with open(path, "wb") as out:
-            box_wire.inflate_stream(stream, out, int(services.config["BOX_MAX_IMAGE_SIZE"]))
+            box_wire.inflate_stream(stream, out, int(services.config["BOX_MAX_IMAGE_SIZE"]),
+                                    max_ratio=float(services.config["INFLATE_MAX_RATIO"]))
     except BaseException:
         discard(path)
         raise

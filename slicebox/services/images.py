@@ -90,6 +90,10 @@ def add_jpeg(services: Services, stream: BinaryIO, study_id: int, description: s
                          "hierarchical) cannot be wrapped; use baseline, extended or lossless JPEG")
     if info.components not in (1, 3):
         raise BadRequest(f"JPEG with {info.components} components cannot be wrapped (1 or 3 supported)")
+    max_pixels = int(services.config["MAX_PIXELS"])
+    if info.rows * info.columns * info.components > max_pixels:
+        raise BadRequest(f"JPEG of {info.columns} x {info.rows} x {info.components} samples is larger than "
+                         f"this box accepts ({max_pixels})")
     lossless = info.sof == 0xC3
     if info.components == 1:
         photometric = "MONOCHROME2"

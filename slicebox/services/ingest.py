@@ -74,7 +74,11 @@ def store_file(services: Services, path: str, source: Source, replaces: int | No
     Raises
     ------
     InvalidDicom
-        The file is not storable DICOM; nothing is written.
+        The file is not storable DICOM (also: sequences nested deeper than
+        ``MAX_SEQUENCE_DEPTH``, compressed frames claiming more than
+        ``MAX_PIXELS``); nothing is written.
+    PayloadTooLarge
+        Deflated data inflating past ``INFLATE_MAX_SIZE`` / ``INFLATE_MAX_RATIO``.
     NotFound
         ``replaces`` names no stored image (e.g. a concurrent modification
         replaced it first); nothing is written.
@@ -83,9 +87,13 @@ def store_file(services: Services, path: str, source: Source, replaces: int | No
         stored image; nothing is written.
     """
     try:
+        config = services.config
+        # A decompression bomb is refused while inflating, before any reader inflates it in memory.
+        parsing.check_deflated(path, int(config["INFLATE_MAX_SIZE"]), float(config["INFLATE_MAX_RATIO"]))
         path = _as_part10(services, path)
         ident = parsing.read_identity(path)
         parsing.check_complete(path)
+        parsing.check_pixel_claim(path, ident, int(config["MAX_PIXELS"]))
         if replaces is None:
             for step in _prepare_steps():
                 path, ident = step(services, path, ident, source)

@@ -8,8 +8,10 @@ from typing import Iterator
 from slicebox.context import Services
 from slicebox.dicom import attributes as dicom_attributes
 from slicebox.dicom import pixels
+from slicebox.dicom.parsing import frame_samples
 from slicebox.errors import BadRequest, NotImplementedYet
 from slicebox.imaging import png
+from slicebox.imaging.jpeg import codestream_dimensions
 from slicebox.lru import ByteLRU
 from slicebox.services.images import get_image
 from slicebox.storage.tempfiles import local_copy
@@ -76,7 +78,11 @@ def _render_png(services: Services, image_id: int, frame_number: int, window_min
     BadRequest
         ``frame_number`` outside 1..NumberOfFrames, or an unusable image height.
     NotImplementedYet
-        No pixel data, or pixel data no installed decoder can decode (501).
+        No pixel data, pixel data no installed decoder can decode, or a frame
+        claiming more than ``MAX_PIXELS`` samples (DICOM header or the
+        codestream's own header; checked before decoding) (501).
+    BadRequest
+        Also: ``image_height`` asking for a PNG of more than ``PNG_MAX_PIXELS``.
     """
     if frame_number < 1:
         raise BadRequest("framenumber must be >= 1")
@@ -89,6 +95,7 @@ def _render_png(services: Services, image_id: int, frame_number: int, window_min
         if frame_number > header.number_of_frames:
             raise BadRequest(f"framenumber {frame_number} is out of range: the image has "
                              f"{header.number_of_frames} frame(s)")
+        _check_sizes(services, source, header, frame_number - 1, image_height, image_id)
         try:
             frame = pixels.decode_frame(source, header, frame_number - 1)
         except pixels.PixelDecodeError as exc:
@@ -100,3 +107,26 @@ def _render_png(services: Services, image_id: int, frame_number: int, window_min
         dataset_center=header.window_center, dataset_width=header.window_width)
     return png.encode_png(picture, image_height, services.config["PNG_COMPRESS_LEVEL"])
 
+
+
+def _check_sizes(services: Services, source, header: pixels.PixelHeader, frame_index: int,
+                 image_height: int, image_id: int) -> None:
+    """Refuse, before decoding, a frame larger than MAX_PIXELS or a PNG larger than PNG_MAX_PIXELS."""
+    max_pixels = int(services.config["MAX_PIXELS"])
+    claimed = frame_samples(header.rows, header.columns, header.samples_per_pixel)
+    if claimed > max_pixels:
+        raise NotImplementedYet(f"cannot render image {image_id}: its frames of {header.rows} x "
+                                f"{header.columns} x {header.samples_per_pixel} samples are larger than "
+                                f"this box decodes ({max_pixels})")
+    head = pixels.encoded_frame_head(source, header, frame_index)
+    dims = codestream_dimensions(head) if head else None
+    if dims is not None and frame_samples(*dims) > max_pixels:
+        raise NotImplementedYet(f"cannot render image {image_id}: its compressed frame claims {dims[0]} x "
+                                f"{dims[1]} x {dims[2]} samples, more than this box decodes ({max_pixels})")
+    rows, columns = (dims[0], dims[1]) if dims is not None else (header.rows, header.columns)
+    if image_height and rows > 0:
+        width = max(1, round(columns * image_height / rows))
+        cap = int(services.config["PNG_MAX_PIXELS"])
+        if width * image_height > cap:
+            raise BadRequest(f"imageheight {image_height} asks for a {width} x {image_height} picture; "
+                             f"at most {cap} pixels can be rendered")

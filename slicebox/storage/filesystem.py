@@ -7,6 +7,7 @@ import tempfile
 from typing import BinaryIO
 
 from slicebox.errors import NotFound
+from slicebox.storage.owner import owner_prefix
 
 
 class FileSystemStorage:
@@ -26,14 +27,14 @@ class FileSystemStorage:
         try:
             os.replace(path, target)  # same file system: atomic
         except OSError:
-            fd, tmp = tempfile.mkstemp(dir=self._tmp)
+            fd, tmp = tempfile.mkstemp(dir=self._tmp, prefix=owner_prefix())
             os.close(fd)
             shutil.copyfile(path, tmp)
             os.replace(tmp, target)
             os.unlink(path)
 
     def write(self, image_id: int, data: bytes) -> None:
-        fd, tmp = tempfile.mkstemp(dir=self._tmp)
+        fd, tmp = tempfile.mkstemp(dir=self._tmp, prefix=owner_prefix())
         try:
             with os.fdopen(fd, "wb") as fh:
                 fh.write(data)
