@@ -33,7 +33,7 @@ def create_app(test_config: dict | None = None):
 
     db = Database(config["DATABASE_URL"], pool_size=int(config["THREADS"]) + 4)
     migrate(db)
-    storage = open_storage(config["STORAGE_URL"], config["DATA_DIR"])
+    storage = open_storage(config["STORAGE_URL"], config["DATA_DIR"], config)
     services = Services(config=config, db=db, storage=storage)
     users_service.ensure_superuser(services)
     app.extensions["slicebox"] = services

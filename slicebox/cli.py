@@ -71,7 +71,7 @@ def _create_user(args) -> int:
         password = getpass.getpass(f"Password for {args.name}: ")
     db = Database(config["DATABASE_URL"])
     migrate(db)
-    services = Services(config=config, db=db, storage=open_storage(config["STORAGE_URL"], config["DATA_DIR"]))
+    services = Services(config=config, db=db, storage=open_storage(config["STORAGE_URL"], config["DATA_DIR"], config))
     try:
         user, created = users.add_user(services, args.name, args.role, password)
     except SliceboxError as exc:

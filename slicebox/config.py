@@ -27,7 +27,8 @@ DEFAULTS: dict[str, Key] = {
     "DATABASE_URL": Key("", "Empty: SQLite file `<DATA_DIR>/slicebox.db`. `sqlite:///path` or "
                             "`postgresql://user@host:port/db` (psycopg 3) select explicitly."),
     "STORAGE_URL": Key("", "Empty: folder `<DATA_DIR>/storage`. `file:///path` for another folder, "
-                           "`memory://` for a throw-away in-memory store (tests)."),
+                           "`memory://` for a throw-away in-memory store (tests), `s3://bucket/prefix` "
+                           "for an S3-compatible object store (needs the `s3` extra; see the `S3_*` keys)."),
     "SUPERUSER": Key("admin", "Name of the superuser created (or reset) at start."),
     "SUPERUSER_PASSWORD": Key("admin", "Password of the superuser. Change it in production."),
     "NAME": Key("slicebox", "Name of this box, shown to other boxes."),
@@ -54,6 +55,13 @@ DEFAULTS: dict[str, Key] = {
     "BOX_MAX_BACKOFF": Key(60.0, "Longest wait in seconds before retrying a box that failed."),
     "PNG_COMPRESS_LEVEL": Key(1, "zlib level for PNG rendering (1 fast .. 9 small)."),
     "LOG_LEVEL": Key("INFO", "Python logging level of the server process."),
+    # -- production: object store, proxies (issue 13) --
+    "S3_ENDPOINT_URL": Key("", "S3 storage: endpoint of an S3-compatible server (MinIO, Ceph, ...), e.g. "
+                               "https://s3.example.org. Empty: boto3's default (`AWS_ENDPOINT_URL`, else AWS)."),
+    "S3_REGION": Key("", "S3 storage: region. Empty: `AWS_REGION` / `AWS_DEFAULT_REGION` / `~/.aws/config`."),
+    "S3_ACCESS_KEY_ID": Key("", "S3 storage: access key. Empty: boto3's chain (`AWS_ACCESS_KEY_ID`, "
+                                "`~/.aws/credentials`, instance role)."),
+    "S3_SECRET_ACCESS_KEY": Key("", "S3 storage: secret key, with `SLICEBOX_S3_ACCESS_KEY_ID`."),
 }
 
 

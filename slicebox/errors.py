@@ -58,6 +58,12 @@ class BadGateway(SliceboxError):
     status = 502
 
 
+class StorageUnavailable(SliceboxError):
+    """The object store (or storage folder) cannot be reached or refused the operation (503)."""
+
+    status = 503
+
+
 def register_error_handlers(app) -> None:
     from flask import jsonify
     from werkzeug.exceptions import HTTPException
