@@ -1,7 +1,6 @@
 """Slicebox: receive, index and safely share medical images (DICOM)."""
 from __future__ import annotations
 
-import logging
 import os
 
 __version__ = "0.1.0"
@@ -13,7 +12,8 @@ def create_app(test_config: dict | None = None):
 
     from slicebox import config as config_module
     from slicebox.api import register_blueprints
-    from slicebox.api._helpers import install_auth
+    from slicebox import logsetup, serving
+    from slicebox.api._helpers import install_auth, install_proxy_fix, install_request_ids
     from slicebox.context import Services
     from slicebox.db import Database
     from slicebox.db.schema import migrate
@@ -23,15 +23,15 @@ def create_app(test_config: dict | None = None):
     from slicebox.storage import open_storage
 
     config = config_module.load_config(test_config)
-    logging.basicConfig(level=getattr(logging, str(config["LOG_LEVEL"]).upper(), logging.INFO),
-                        format="%(asctime)s %(levelname)s [%(process)d] %(name)s: %(message)s")
+    logsetup.configure(str(config["LOG_LEVEL"]))
     os.makedirs(config["DATA_DIR"], exist_ok=True)
 
     app = Flask(__name__)
     app.config["SLICEBOX"] = config
     app.json.sort_keys = False
 
-    db = Database(config["DATABASE_URL"], pool_size=int(config["THREADS"]) + 4)
+    threads = int(config["THREADS"]) or serving.default_threads(serving.cpu_count())
+    db = Database(config["DATABASE_URL"], pool_size=threads + 4)
     migrate(db)
     storage = open_storage(config["STORAGE_URL"], config["DATA_DIR"], config)
     services = Services(config=config, db=db, storage=storage)
@@ -40,6 +40,8 @@ def create_app(test_config: dict | None = None):
     imaging_window.warm_up()  # numba kernel compiled now, never on a request; numpy if it fails
 
     register_error_handlers(app)
+    install_request_ids(app)
+    install_proxy_fix(app, str(config["TRUSTED_PROXIES"]))
     install_auth(app)
     register_blueprints(app)
 

@@ -34,8 +34,9 @@ DEFAULTS: dict[str, Key] = {
     "NAME": Key("slicebox", "Name of this box, shown to other boxes."),
     "PUBLIC_URL": Key("", "Base URL other boxes use to reach this box, e.g. https://box.example.org. "
                           "Empty: http://HOST:PORT."),
-    "WORKERS": Key(2, "gunicorn worker processes for `slicebox serve`."),
-    "THREADS": Key(8, "Threads per gunicorn worker."),
+    "WORKERS": Key(0, "gunicorn worker processes for `slicebox serve`; 0: 2 × CPUs, at least 2 "
+                      "(README \"Production\" says how to size it)."),
+    "THREADS": Key(0, "Threads per gunicorn worker (and the worker's database pool, plus 4); 0: 2."),
     "SESSION_TIMEOUT": Key(3600, "Seconds of inactivity after which a login session expires (sliding)."),
     "EXPORT_SET_TTL": Key(12 * 3600, "Seconds an export set (POST /images/export) stays downloadable."),
     "MAX_JSON_BODY": Key(16 * 1024 * 1024, "Largest JSON request body in bytes; DICOM uploads are "
@@ -62,6 +63,17 @@ DEFAULTS: dict[str, Key] = {
     "S3_ACCESS_KEY_ID": Key("", "S3 storage: access key. Empty: boto3's chain (`AWS_ACCESS_KEY_ID`, "
                                 "`~/.aws/credentials`, instance role)."),
     "S3_SECRET_ACCESS_KEY": Key("", "S3 storage: secret key, with `SLICEBOX_S3_ACCESS_KEY_ID`."),
+    "TRUSTED_PROXIES": Key("", "Comma-separated addresses or networks (e.g. `127.0.0.1,10.0.0.0/8`) of the reverse "
+                               "proxies in front of the box. Only a request whose peer is one of them has its "
+                               "`X-Forwarded-For/Proto/Host/Port` applied (one hop, Werkzeug ProxyFix), so "
+                               "sessions bind to the real client. Empty: the headers are ignored."),
+    "GRACEFUL_TIMEOUT": Key(120, "Seconds `slicebox serve` lets running requests (e.g. a 1 GB upload) finish "
+                                 "on stop or reload (SIGTERM / SIGHUP) before workers are killed."),
+    "ACCESS_LOG": Key(False, "Log every request (one line on stderr with the request id); also "
+                             "`slicebox serve --access-log`."),
+    "SERVICE_LOCK_RETRY": Key(5.0, "Seconds between a process's attempts to take the service lock: how soon "
+                                   "another worker or host takes over the long-running side when its "
+                                   "holder dies."),
 }
 
 
