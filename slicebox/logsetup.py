@@ -84,7 +84,7 @@ def configure(level: str | int = "INFO") -> None:
     root = logging.getLogger()
     root.setLevel(level)
     for handler in root.handlers:
-        if handler.get_name() == _HANDLER_NAME:
+        if handler.get_name() == _HANDLER_NAME or isinstance(handler.formatter, OneLineFormatter):
             return
     handler = logging.StreamHandler(sys.stderr)
     handler.set_name(_HANDLER_NAME)
@@ -105,6 +105,8 @@ def gunicorn_logconfig(level: str = "INFO", access_log: bool = False) -> dict:
         "filters": {"request_id": {"()": RequestIdFilter}},
         "formatters": {"oneline": {"()": OneLineFormatter}},
         "handlers": handlers,
+        # the root logger too (slicebox's own loggers): configure() then finds this handler
+        "root": {"level": level.upper(), "handlers": ["stderr"]},
         "loggers": {
             "gunicorn.error": {"level": level.upper(), "handlers": ["stderr"], "propagate": False},
             "gunicorn.access": {"level": "INFO" if access_log else "CRITICAL",
