@@ -9,11 +9,14 @@ import sys
 
 SERVE_EPILOG = """\
 sizing (README "Production"):
-  --workers / SLICEBOX_WORKERS   processes; default 2 x CPUs (at least 2). Requests that
-                                 anonymize, render or index are CPU work in Python: add
-                                 workers for more CPUs, not threads. Each needs ~150-200 MB.
-  --threads / SLICEBOX_THREADS   threads per worker; default 2 (I/O overlap). Raise it for
-                                 many slow clients or a slow object store, not for speed.
+  --workers / SLICEBOX_WORKERS   processes; default one per CPU (at least 2). Anonymizing,
+                                 rendering and indexing are CPU work: a worker uses one CPU
+                                 at a time. Each needs ~200 MB of memory.
+  --threads / SLICEBOX_THREADS   threads per worker; default 8: requests wait on the disk,
+                                 the database and the object store much of the time. Each
+                                 worker's PostgreSQL pool holds up to THREADS + 4
+                                 connections: keep hosts x workers x (threads + 4) below
+                                 the server's max_connections.
   Large uploads stream to disk (no size limit here; limit it in nginx if you want one);
   a worker is only replaced when it stops answering for 120 s. SIGTERM stops and SIGHUP
   reloads gracefully (running requests get SLICEBOX_GRACEFUL_TIMEOUT seconds); write the
@@ -114,8 +117,8 @@ def main(argv: list[str] | None = None) -> int:
                            epilog=SERVE_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     serve.add_argument("--host", help="override SLICEBOX_HOST")
     serve.add_argument("--port", type=int, help="override SLICEBOX_PORT")
-    serve.add_argument("--workers", type=int, help="override SLICEBOX_WORKERS (default: 2 x CPUs)")
-    serve.add_argument("--threads", type=int, help="override SLICEBOX_THREADS (default: 2)")
+    serve.add_argument("--workers", type=int, help="override SLICEBOX_WORKERS (default: one per CPU, at least 2)")
+    serve.add_argument("--threads", type=int, help="override SLICEBOX_THREADS (default: 8)")
     serve.add_argument("--access-log", action="store_true",
                        help="log every request (one line on stderr); also SLICEBOX_ACCESS_LOG")
     serve.add_argument("--pid", metavar="FILE", help="write the master's pid to FILE (for kill -HUP / -TERM)")

@@ -34,9 +34,9 @@ DEFAULTS: dict[str, Key] = {
     "NAME": Key("slicebox", "Name of this box, shown to other boxes."),
     "PUBLIC_URL": Key("", "Base URL other boxes use to reach this box, e.g. https://box.example.org. "
                           "Empty: http://HOST:PORT."),
-    "WORKERS": Key(0, "gunicorn worker processes for `slicebox serve`; 0: 2 × CPUs, at least 2 "
+    "WORKERS": Key(0, "gunicorn worker processes for `slicebox serve`; 0: one per CPU, at least 2 "
                       "(README \"Production\" says how to size it)."),
-    "THREADS": Key(0, "Threads per gunicorn worker (and the worker's database pool, plus 4); 0: 2."),
+    "THREADS": Key(0, "Threads per gunicorn worker (its database pool holds this many plus 4); 0: 8."),
     "SESSION_TIMEOUT": Key(3600, "Seconds of inactivity after which a login session expires (sliding)."),
     "EXPORT_SET_TTL": Key(12 * 3600, "Seconds an export set (POST /images/export) stays downloadable."),
     "MAX_JSON_BODY": Key(16 * 1024 * 1024, "Largest JSON request body in bytes; DICOM uploads are "

@@ -2,17 +2,19 @@
 
 Sizing (``SLICEBOX_WORKERS`` / ``SLICEBOX_THREADS``, 0 = automatic):
 
-- workers = 2 × CPUs (at least 2): anonymizing, rendering and indexing are
-  CPU work in Python, so parallelism comes from processes; the second worker
-  per CPU covers the time a request waits on the database, the disk or the
-  object store.
-- threads = 2 per worker: enough to overlap one request's I/O with another's
-  CPU work; more threads mostly queue on the worker's interpreter lock.
+- workers = CPUs (at least 2): anonymizing, rendering and indexing are CPU
+  work, a worker's Python runs on one CPU at a time, so one process per CPU;
+  at least 2 so that one busy or restarting worker never stops the box.
+- threads = 8 per worker: a request spends much of its time outside the
+  interpreter lock (the compiled engine's copies, the disk, the database, the
+  object store), and threads are cheap where processes cost ~200 MB each.
 
-Measured on a 2-CPU machine (bench/bench_workers.py, README "Production"):
-4 workers × 2 threads against the former 2 × 8, 4 clients anonymizing 0.5 MB
-images.  Memory: each worker holds ~150-200 MB (numpy, numba, pydicom, the
-engine), so 2 × CPUs workers also suits a small VM's RAM.
+Measured on this project's 2-CPU machine, shared and busy (load average 10-14),
+with bench/bench_workers.py (4 clients, anonymized copies of 0.53 MB CT images,
+3 interleaved rounds, medians): PostgreSQL 2x8 = 1.00, 4x4 0.86, 4x2 0.81,
+2x4 0.73 (a second run: 2x8 1.19 x 4x2); SQLite 2x8 3.0-3.6 x 4x2.  More
+processes than CPUs did not help in any run, so the defaults stay 2x8 on two
+CPUs and add a worker per CPU above that.  README "Production" has the table.
 
 Timeouts are chosen so a 1 GB upload streams through: gunicorn's ``timeout``
 is a worker heartbeat (threads keep it alive while they stream), not a request
@@ -44,11 +46,11 @@ def cpu_count() -> int:
 
 
 def default_workers(cpus: int) -> int:
-    return max(2, 2 * cpus)
+    return max(2, cpus)
 
 
 def default_threads(cpus: int) -> int:
-    return 2
+    return 8
 
 
 def sizing(config: dict, workers: int | None = None, threads: int | None = None,
