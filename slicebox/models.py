@@ -229,10 +229,65 @@ class DicomIdentity:
     patient_identity_removed: str = ""
 
 
+#: The largest page any list or query returns (``count`` above it is a 400).
+MAX_PAGE_COUNT = 10_000
+
+
 @dataclass(frozen=True)
 class Page:
     start_index: int = 0
     count: int = 20
+
+
+@dataclass(frozen=True)
+class Condition:
+    """``property operator value`` with an API property name (e.g. patientName)."""
+
+    property: str
+    operator: str
+    value: str | int
+
+
+@dataclass(frozen=True)
+class SeriesFilters:
+    """Filters evaluated on series: OR within a kind, AND across kinds."""
+
+    sources: tuple[tuple[str, int], ...] = ()
+    series_type_ids: tuple[int, ...] = ()
+    series_tag_ids: tuple[int, ...] = ()
+
+    def __bool__(self) -> bool:
+        return bool(self.sources or self.series_type_ids or self.series_tag_ids)
+
+
+@dataclass(frozen=True)
+class ListSpec:
+    """What to list: conditions, free-text filter, series filters, order and page."""
+
+    start_index: int = 0
+    count: int | None = 20  # None: no limit
+    order_by: str | None = None
+    ascending: bool = True
+    text: str | None = None
+    conditions: tuple[Condition, ...] = ()
+    filters: SeriesFilters = SeriesFilters()
+
+
+
+# -- typed request values (parsed from bodies by slicebox/api/bodies.py) ---------------
+@dataclass(frozen=True)
+class AnonymizationProfile:
+    """The confidentiality option names of an anonymization profile (the basic profile always first)."""
+
+    options: tuple[str, ...] = ("BASIC_PROFILE",)
+
+
+@dataclass(frozen=True)
+class ImageTagValues:
+    """An image and the custom values (``slicebox.dicom.tagpath.TagValue``) to write when anonymizing it."""
+
+    image_id: int
+    tag_values: tuple = ()
 
 
 @dataclass(frozen=True)

@@ -71,8 +71,30 @@ def db_kind(request):
     return request.param
 
 
+#: The streaming engine each database variant runs on: every API-level test runs once on
+#: SQLite with the compiled engine and once on PostgreSQL with its pure-Python twin, so both
+#: engines pass the whole API suite (under SLICEBOX_NO_EXTENSIONS=1 both run the twin).
+ENGINE_FOR_DB = {"sqlite": "compiled", "postgres": "python"}
+
+
 @pytest.fixture
-def database_url(db_kind, tmp_path):
+def engine_impl(db_kind):
+    """Select the engine for this database variant (see ENGINE_FOR_DB); restored afterwards."""
+    from slicebox import _speedups
+    from slicebox.dicom import tagstream
+
+    wanted = ENGINE_FOR_DB[db_kind]
+    if wanted not in tagstream.available() or _speedups.disabled():
+        wanted = "python"  # not built, or switched off by SLICEBOX_NO_EXTENSIONS
+    previous = tagstream.select(wanted)
+    try:
+        yield wanted
+    finally:
+        tagstream.select(previous)
+
+
+@pytest.fixture
+def database_url(db_kind, tmp_path, engine_impl):
     if db_kind == "sqlite":
         yield "sqlite:///" + str(tmp_path / "slicebox.db")
         return

@@ -7,11 +7,12 @@ import random
 import pytest
 from pydicom.data import get_testdata_files
 
+from slicebox import _speedups
 from slicebox.dicom import _tagstream_py, tagstream
 from slicebox.dicom.errors import DicomStreamError
 from slicebox.dicom.tagstream import EditPlan
 
-NO_EXT = os.environ.get("SLICEBOX_NO_EXTENSIONS") == "1"
+NO_EXT = _speedups.disabled()
 
 
 def test_compiled_module_loaded():

@@ -9,6 +9,7 @@ import os
 from flask import Flask, Response, current_app, g, request
 from werkzeug.middleware.proxy_fix import ProxyFix
 
+from slicebox.api import bodies
 from slicebox.context import get_services
 from slicebox import logsetup
 from slicebox.errors import BadRequest, Forbidden, PayloadTooLarge, Unauthorized
@@ -166,13 +167,7 @@ def _int_arg(name: str, default: int | None, minimum: int | None = 0) -> int | N
     raw = request.args.get(name)
     if raw is None or raw == "":
         return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise BadRequest(f"query parameter {name} must be an integer, got {raw[:40]!r}") from None
-    if minimum is not None and value < minimum:
-        raise BadRequest(f"query parameter {name} must be >= {minimum}")
-    return value
+    return bodies.integer_text(raw, f"query parameter {name}", minimum)
 
 
 def int_arg(name: str, default: int | None = None, minimum: int | None = 0) -> int | None:
@@ -198,11 +193,9 @@ def bool_arg(name: str, default: bool) -> bool:
     raise BadRequest(f"query parameter {name} must be true or false")
 
 
-def page_args(default_count: int = 20, max_count: int = 10_000) -> Page:
+def page_args(default_count: int = 20) -> Page:
     start = _int_arg("startindex", 0)
-    count = _int_arg("count", default_count)
-    if count > max_count:
-        raise BadRequest(f"count must be at most {max_count}")
+    count = bodies.page_count(_int_arg("count", default_count))
     return Page(start_index=start, count=count)
 
 
@@ -233,10 +226,7 @@ def _json_name(py: str) -> str:
 
 def id_list_body() -> list[int]:
     """A JSON array of integer ids."""
-    body = json_body(list)
-    if not all(isinstance(i, int) and not isinstance(i, bool) for i in body):
-        raise BadRequest("request body must be a JSON array of integer ids")
-    return body
+    return list(bodies.id_list(json_body(list)))
 
 
 # -- streaming responses --------------------------------------------------------------

@@ -7,6 +7,7 @@ import logging
 
 from flask import Blueprint, Response, g, jsonify, request, stream_with_context
 
+from slicebox.api import bodies
 from slicebox.api._helpers import admin, bool_arg, json_body, page_args
 from slicebox.api.shapes import key_value_json
 from slicebox.context import get_services
@@ -35,7 +36,7 @@ def list_keys():
 @bp.post("/keys/query")
 def query_keys():
     """Query anonymization keys by properties (anonymizationKeyQuery)."""
-    keys = service.query_keys(get_services(), json_body(dict))
+    keys = service.query_keys(get_services(), bodies.query(json_body(dict), allow_filters=False))
     return jsonify([k.to_json() for k in keys])
 
 
@@ -74,5 +75,5 @@ def key_values(key_id: int):
 @bp.post("/anonymize")
 def anonymize_images():
     """Anonymize many images in place; returns the new images."""
-    images = image_anonymization.anonymize_images(get_services(), json_body((list, dict)), g.user)
+    images = image_anonymization.anonymize_images(get_services(), *bodies.anonymization_request(json_body((list, dict))), g.user)
     return jsonify([i.to_json() for i in images])

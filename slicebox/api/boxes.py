@@ -1,6 +1,7 @@
 """Boxes: connections to other boxes and the transactions between them."""
 from flask import Blueprint, jsonify
 
+from slicebox.api import bodies
 from slicebox.api._helpers import admin, json_body, page_args
 from slicebox.api.shapes import box_json, outgoing_transaction_json
 from slicebox.context import get_services
@@ -20,7 +21,8 @@ def list_boxes():
 def create_connection():
     """Create a connection a remote box will use (this box stays passive)."""
     body = json_body(dict)
-    box = service.create_connection(get_services(), body.get("name"), body.get("defaultProfile"))
+    box = service.create_connection(get_services(), bodies.text(body.get("name"), "box name", 180),
+                                    bodies.profile(body.get("defaultProfile")))
     return jsonify(box_json(box)), 201
 
 
@@ -29,7 +31,8 @@ def create_connection():
 def connect():
     """Connect to a remote box with the URL it handed out."""
     body = json_body(dict)
-    box = service.connect(get_services(), body.get("name"), body.get("baseUrl"), body.get("defaultProfile"))
+    box = service.connect(get_services(), bodies.text(body.get("name"), "box name", 180),
+                          bodies.text(body.get("baseUrl"), "baseUrl", 2000), bodies.profile(body.get("defaultProfile")))
     return jsonify(box_json(box)), 201
 
 
@@ -44,7 +47,8 @@ def delete_box(box_id: int):
 @bp.post("/<int:box_id>/send")
 def send(box_id: int):
     """Queue images for the box; they are anonymized when they leave."""
-    tx = service.send(get_services(), box_id, json_body(dict))
+    profile, items = bodies.anonymization_request(json_body(dict))
+    tx = service.queue(get_services(), box_id, items, profile)
     return jsonify(outgoing_transaction_json(tx)), 201
 
 

@@ -1,6 +1,7 @@
 """Images: upload, download, delete, attributes, rendering, JPEG wrapping, export sets."""
 from flask import Blueprint, Response, g, jsonify, request
 
+from slicebox.api import bodies
 from slicebox.api._helpers import id_list_body, int_arg, json_body, required_int_arg, stream_file, stream_temp_file
 from slicebox.context import get_services
 from slicebox.errors import BadRequest
@@ -109,7 +110,8 @@ def download_export_set():
 @bp.post("/<int:image_id>/anonymized")
 def anonymized_copy(image_id: int):
     """An anonymized copy of the image's dataset (the key is recorded; nothing else is stored)."""
-    copy = image_anonymization.download_anonymized(get_services(), image_id, json_body(dict))
+    copy = image_anonymization.download_anonymized(get_services(), image_id,
+                                                     *bodies.anonymization_data(json_body(dict)))
     if copy.data is not None:
         return Response(copy.data, mimetype="application/octet-stream")
     return stream_temp_file(copy.path)
@@ -118,12 +120,13 @@ def anonymized_copy(image_id: int):
 @bp.put("/<int:image_id>/modify")
 def modify_image(image_id: int):
     """Set or insert attributes (tag path -> value); the result is a new image (201)."""
-    result = modify_service.modify_image(get_services(), image_id, json_body(), g.user)
+    result = modify_service.modify_image(get_services(), image_id, bodies.tag_mappings(json_body()), g.user)
     return jsonify(result.image.to_json()), 201
 
 
 @bp.put("/<int:image_id>/anonymize")
 def anonymize_image(image_id: int):
     """Replace the image by its anonymized version; returns the new image."""
-    image = image_anonymization.anonymize_image(get_services(), image_id, json_body(dict), g.user)
+    image = image_anonymization.anonymize_image(get_services(), image_id,
+                                                 *bodies.anonymization_data(json_body(dict)), g.user)
     return jsonify(image.to_json()), 200

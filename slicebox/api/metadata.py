@@ -1,6 +1,7 @@
 """Meta Data: browse and query patients, studies, series, images; series tags and types."""
 from flask import Blueprint, jsonify, request
 
+from slicebox.api import bodies
 from slicebox.api._helpers import bool_arg, json_body, page_args, required_int_arg
 from slicebox.context import get_services
 from slicebox.services import metadata as service
@@ -10,8 +11,8 @@ bp = Blueprint("metadata", __name__, url_prefix="/api")
 
 def _filters():
     """The series filters of the query string (sources, seriestypes, seriestags)."""
-    return service.series_filters(request.args.get("sources"), request.args.get("seriestypes"),
-                                  request.args.get("seriestags"))
+    return bodies.series_filters(request.args.get("sources"), request.args.get("seriestypes"),
+                                 request.args.get("seriestags"))
 
 
 def _listing() -> dict:
@@ -68,31 +69,31 @@ def list_flat_series():
 @bp.post("/metadata/patients/query")
 def query_patients():
     """Patients matching query properties and filters."""
-    return _json(service.query(get_services(), "patients", json_body(dict)))
+    return _json(service.query(get_services(), "patients", bodies.query(json_body(dict))))
 
 
 @bp.post("/metadata/studies/query")
 def query_studies():
     """Studies matching query properties (of studies or their patients) and filters."""
-    return _json(service.query(get_services(), "studies", json_body(dict)))
+    return _json(service.query(get_services(), "studies", bodies.query(json_body(dict))))
 
 
 @bp.post("/metadata/series/query")
 def query_series():
     """Series matching query properties (of series, studies or patients) and filters."""
-    return _json(service.query(get_services(), "series", json_body(dict)))
+    return _json(service.query(get_services(), "series", bodies.query(json_body(dict))))
 
 
 @bp.post("/metadata/flatseries/query")
 def query_flat_series():
     """Flat series matching query properties and filters."""
-    return _json(service.query(get_services(), "flatseries", json_body(dict)))
+    return _json(service.query(get_services(), "flatseries", bodies.query(json_body(dict))))
 
 
 @bp.post("/metadata/images/query")
 def query_images():
     """Images matching query properties (of any level) and filters."""
-    return _json(service.query(get_services(), "images", json_body(dict)))
+    return _json(service.query(get_services(), "images", bodies.query(json_body(dict))))
 
 
 # -- single items -------------------------------------------------------------------------
@@ -162,7 +163,7 @@ def get_series_tags(series_id: int):
 @bp.post("/metadata/series/<int:series_id>/seriestags")
 def add_series_tag(series_id: int):
     """Tag a series by name (the tag is created when new)."""
-    tag = service.add_series_tag(get_services(), series_id, json_body(dict))
+    tag = service.add_series_tag(get_services(), series_id, bodies.series_tag_name(json_body(dict)))
     return jsonify(tag.to_json()), 201
 
 
@@ -205,6 +206,6 @@ def remove_series_type(series_id: int, series_type_id: int):
 @bp.post("/seriestypes/series/query")
 def series_types_of_series():
     """The series types of each of the given series ids."""
-    pairs = service.series_types_of_many_series(get_services(), json_body(dict))
+    pairs = service.series_types_of_many_series(get_services(), bodies.series_ids(json_body(dict)))
     return jsonify({"seriesidseriestypes": [{"seriesid": sid, "seriestype": t.to_json()}
                                             for sid, t in pairs]})

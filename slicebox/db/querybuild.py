@@ -18,7 +18,7 @@ from slicebox.db import Connection
 from slicebox.db import rows as m
 from slicebox.db.dialect import like_pattern
 from slicebox.errors import BadRequest
-from slicebox.models import FlatSeries
+from slicebox.models import Condition, FlatSeries, ListSpec, SeriesFilters  # noqa: F401 (re-exported)
 
 logger = logging.getLogger(__name__)
 
@@ -38,40 +38,6 @@ class Column:
 
     def text_sql(self) -> str:
         return f"CAST({self.sql} AS TEXT)" if self.integer else self.sql
-
-
-@dataclass(frozen=True)
-class Condition:
-    """``property operator value`` with an API property name (e.g. patientName)."""
-
-    property: str
-    operator: str
-    value: str | int
-
-
-@dataclass(frozen=True)
-class SeriesFilters:
-    """Filters evaluated on series: OR within a kind, AND across kinds."""
-
-    sources: tuple[tuple[str, int], ...] = ()
-    series_type_ids: tuple[int, ...] = ()
-    series_tag_ids: tuple[int, ...] = ()
-
-    def __bool__(self) -> bool:
-        return bool(self.sources or self.series_type_ids or self.series_tag_ids)
-
-
-@dataclass(frozen=True)
-class ListSpec:
-    """What to list: conditions, free-text filter, series filters, order and page."""
-
-    start_index: int = 0
-    count: int | None = 20  # None: no limit
-    order_by: str | None = None
-    ascending: bool = True
-    text: str | None = None
-    conditions: tuple[Condition, ...] = ()
-    filters: SeriesFilters = SeriesFilters()
 
 
 @dataclass(frozen=True)

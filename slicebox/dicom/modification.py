@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import logging
 import math
-from dataclasses import dataclass
 
 from pydicom import config as pydicom_config
 from pydicom.charset import convert_encodings, decode_bytes, encode_string
@@ -45,7 +44,7 @@ from pydicom.valuerep import validate_value
 
 from slicebox.dicom import tagstream
 from slicebox.dicom.errors import DicomStreamError
-from slicebox.dicom.tagpath import WILDCARD, TagPath, format_tag, format_tag_path, parse_tag
+from slicebox.dicom.tagpath import WILDCARD, TagPath, TagValue, format_tag, format_tag_path, parse_tag
 
 logger = logging.getLogger(__name__)
 
@@ -78,12 +77,8 @@ class ModificationError(ValueError):
     """A modification that cannot be applied to this dataset (a client error)."""
 
 
-@dataclass(frozen=True)
-class TagMapping:
-    """One requested change: set the element at ``path`` to ``value``."""
-
-    path: TagPath
-    value: str
+#: One requested change: set the element at ``path`` to ``value``.
+TagMapping = TagValue
 
 
 def build_plan(source, mappings: list[TagMapping]) -> tagstream.EditPlan:

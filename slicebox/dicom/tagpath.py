@@ -32,6 +32,7 @@ __all__ = [
     "tag_path_to_json",
     "parse_tag_mask",
     "WILDCARD",
+    "TagValue",
 ]
 
 #: Item index meaning "every item" (``[*]``).
@@ -75,6 +76,18 @@ class TagPath:
             if st != ct or (si != WILDCARD and si != ci):
                 return False
         return True
+
+
+@dataclass(frozen=True)
+class TagValue:
+    """A value for the element at ``path`` (custom anonymization values, modifications)."""
+
+    path: TagPath
+    value: str
+
+    def __iter__(self):
+        # unpacks like the (path, value) pairs the edit plans iterate over
+        return iter((self.path, self.value))
 
 
 def parse_tag(text) -> int:

@@ -8,12 +8,12 @@ numpy twin (as with yarl's ``YARL_NO_EXTENSIONS``).
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import time
 
 import numpy as np
 
+from slicebox import _speedups
 from slicebox.imaging import _window_py
 
 logger = logging.getLogger(__name__)
@@ -43,7 +43,7 @@ def warm_up() -> str:
         if _warmed:
             return _backend
         _warmed = True
-        if os.environ.get("SLICEBOX_NO_EXTENSIONS", "") not in ("", "0"):
+        if _speedups.disabled():
             logger.info("SLICEBOX_NO_EXTENSIONS set: window/level uses numpy")
             return _backend
         started = time.monotonic()

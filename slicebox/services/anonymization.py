@@ -33,14 +33,13 @@ from slicebox.dicom.anonymization_plan import (
     text,
 )
 from slicebox.errors import BadRequest, NotFound
-from slicebox.models import AnonymizationKey, AnonymizationKeyValue, Page
+from slicebox.models import AnonymizationKey, AnonymizationKeyValue, ListSpec, Page
 
 logger = logging.getLogger(__name__)
 
 KIND_PATIENT = "patient"
 KIND_UID = "uid"
 _CACHE_LIMIT = 200_000
-_MAX_COUNT = 10_000
 #: a date shift moves dates back by 1..3650 days (whole days keep times and weekdays' intervals)
 _MAX_SHIFT_DAYS = 3650
 
@@ -220,48 +219,12 @@ def key_values(services: Services, key_id: int) -> list[AnonymizationKeyValue]:
         return repo.key_values(conn, key_id)
 
 
-def _non_negative_int(body: dict, name: str) -> int:
-    value = body.get(name)
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise BadRequest(f"{name} must be an integer")
-    if value < 0:
-        raise BadRequest(f"{name} must be non-negative")
-    return value
-
-
-def query_keys(services: Services, body: dict) -> list[AnonymizationKey]:
-    """Keys matching an anonymizationKeyQuery: every query property must hold (AND)."""
-    if not isinstance(body, dict):
-        raise BadRequest("request body must be a JSON object")
-    start = _non_negative_int(body, "startIndex")
-    count = _non_negative_int(body, "count")
-    if count > _MAX_COUNT:
-        raise BadRequest(f"count must be at most {_MAX_COUNT}")
-    properties = body.get("queryProperties")
-    if not isinstance(properties, list):
-        raise BadRequest("queryProperties must be an array")
-    conditions = []
-    for prop in properties:
-        if not isinstance(prop, dict):
-            raise BadRequest("each query property must be an object")
-        column = _column(prop.get("propertyName"))
-        operator = str(prop.get("operator", "=")).strip().lower()
-        if operator not in ("=", "like"):
-            raise BadRequest(f"operator must be '=' or 'like', not {prop.get('operator')!r}")
-        value = prop.get("propertyValue")
-        if value is None or isinstance(value, (dict, list)):
-            raise BadRequest("propertyValue must be a string")
-        conditions.append((column, operator, str(value).lower() if isinstance(value, bool) else str(value)))
-    order = body.get("order")
-    column, ascending = None, True
-    if order is not None:
-        if not isinstance(order, dict):
-            raise BadRequest("order must be an object")
-        if order.get("orderBy"):
-            column = _column(order["orderBy"])
-        ascending = order.get("orderAscending", True) is not False
+def query_keys(services: Services, spec: ListSpec) -> list[AnonymizationKey]:
+    """Keys matching a query: every condition must hold (AND); names are key properties."""
+    conditions = [(_column(c.property), c.operator, c.value) for c in spec.conditions]
+    column = _column(spec.order_by) if spec.order_by else None
     with services.db.connection() as conn:
-        return repo.list_keys(conn, start, count, column, ascending, None, conditions)
+        return repo.list_keys(conn, spec.start_index, spec.count, column, spec.ascending, None, conditions)
 
 
 CSV_HEADER = ("ID", "Image ID", "Created", "Patient Name", "Anonymous Patient Name", "Patient ID",

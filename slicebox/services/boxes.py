@@ -19,8 +19,10 @@ from slicebox.context import Services
 from slicebox.db import IntegrityError
 from slicebox.db import boxes as repo
 from slicebox.errors import BadRequest, InvalidDicom, NotFound, Unauthorized
-from slicebox.models import Box, Image, IncomingTransaction, OutgoingImage, OutgoingTransaction, Page, Source
+from slicebox.models import (TRANSACTION_STATUSES, AnonymizationProfile, Box, Image, ImageTagValues,
+                             IncomingTransaction, OutgoingImage, OutgoingTransaction, Page, Source)
 from slicebox.db.rows import row_to_image
+from slicebox.dicom.tagpath import tag_path_to_json
 from slicebox.services import image_anonymization, ingest, logs
 from slicebox.storage.tempfiles import CHUNK, discard, new_temp_path
 
@@ -28,7 +30,7 @@ logger = logging.getLogger(__name__)
 
 #: A box is online when we heard from it within this many milliseconds.
 ONLINE_WINDOW_MS = 30_000
-STATUSES = ("WAITING", "PROCESSING", "FINISHED", "FAILED")
+STATUSES = TRANSACTION_STATUSES
 
 
 def _online_since() -> int:
@@ -39,24 +41,10 @@ def _box(row: dict) -> Box:
     return repo.row_to_box(row, _online_since())
 
 
-def _profile_or_400(value) -> tuple[str, ...]:
-    """Option names of a profile; the basic profile is always included (400 for unknown names)."""
-    return image_anonymization.profile_options(value)
-
-
-def _name_or_400(name) -> str:
-    if not isinstance(name, str) or not name.strip():
-        raise BadRequest("box name must be a non-empty string")
-    if len(name) > 180:
-        raise BadRequest("box name must be at most 180 characters")
-    return name.strip()
-
-
 # -- connections --------------------------------------------------------------------
-def create_connection(services: Services, name, default_profile) -> Box:
+def create_connection(services: Services, name: str, default_profile: AnonymizationProfile) -> Box:
     """A POLL box: hand its base URL to the peer, which then does all the talking."""
-    name = _name_or_400(name)
-    profile = _profile_or_400(default_profile)
+    profile = default_profile.options
     with services.db.transaction() as conn:
         existing = repo.get_box_row_by_name(conn, name)
         if existing is not None:
@@ -70,12 +58,9 @@ def create_connection(services: Services, name, default_profile) -> Box:
         return _box(repo.get_box_row(conn, box_id))
 
 
-def connect(services: Services, name, base_url, default_profile) -> Box:
+def connect(services: Services, name: str, base_url: str, default_profile: AnonymizationProfile) -> Box:
     """A PUSH box: we push to and poll the peer at ``base_url``."""
-    name = _name_or_400(name)
-    profile = _profile_or_400(default_profile)
-    if not isinstance(base_url, str):
-        raise BadRequest("baseUrl must be a string")
+    profile = default_profile.options
     base_url = base_url.strip().rstrip("/")
     parsed = urlparse(base_url)
     token = parsed.path.rsplit("/", 1)[-1] if parsed.path else ""
@@ -114,56 +99,35 @@ def delete_box(services: Services, box_id: int) -> None:
 
 
 # -- sending --------------------------------------------------------------------------
-def send(services: Services, box_id: int, body) -> OutgoingTransaction:
-    """Queue images for a box as one outgoing transaction; returns at once."""
-    if not isinstance(body, dict):
-        raise BadRequest("body must be an object with imageTagValuesSet and profile")
-    entries = body.get("imageTagValuesSet", [])
-    if not isinstance(entries, list):
-        raise BadRequest("imageTagValuesSet must be an array")
-    profile = _profile_or_400(body.get("profile"))
-    parsed: list[tuple[int, list[tuple[dict, str]]]] = []
-    for entry in entries:
-        if not isinstance(entry, dict) or not isinstance(entry.get("imageId"), int):
-            raise BadRequest("each imageTagValuesSet entry needs an integer imageId")
-        values = []
-        for tv in entry.get("tagValues") or []:
-            if not isinstance(tv, dict) or not isinstance(tv.get("tagPath"), dict) \
-                    or not isinstance(tv.get("value"), str):
-                raise BadRequest("each tagValue needs a tagPath object and a string value")
-            _check_tag_path(tv["tagPath"])
-            values.append((tv["tagPath"], tv["value"]))
-        parsed.append((entry["imageId"], values))
+def queue(services: Services, box_id: int, items: tuple[ImageTagValues, ...],
+          profile: AnonymizationProfile) -> OutgoingTransaction:
+    """Queue images for a box as one outgoing transaction; returns at once.
+
+    ``items`` name the images and their custom values (already checked: see
+    slicebox/api/bodies.py); 404 for an unknown box or image.  Used by
+    ``POST /boxes/{id}/send`` and by forwarding rules.
+    """
     now = now_ms()
     with services.db.transaction() as conn:
         row = repo.get_box_row(conn, box_id)
         if row is None:
             raise NotFound(f"No box found for id {box_id}")
-        existing = {r["id"] for r in repo.images_existing(conn, [i for i, _ in parsed])}
-        missing = [i for i, _ in parsed if i not in existing]
+        existing = {r["id"] for r in repo.images_existing(conn, [i.image_id for i in items])}
+        missing = [i.image_id for i in items if i.image_id not in existing]
         if missing:
             raise NotFound(f"images not found: {', '.join(map(str, missing[:20]))}")
-        tx_id = repo.insert_outgoing(conn, box_id, row["name"], profile, len(parsed), now)
-        for seq, (image_id, values) in enumerate(parsed, start=1):
-            out_id = repo.insert_outgoing_image(conn, tx_id, image_id, seq)
-            for tag_path, value in values:
-                repo.insert_outgoing_tag_value(conn, out_id, json.dumps(tag_path, sort_keys=True), value)
-        if not parsed:
+        tx_id = repo.insert_outgoing(conn, box_id, row["name"], profile.options, len(items), now)
+        for seq, item in enumerate(items, start=1):
+            out_id = repo.insert_outgoing_image(conn, tx_id, item.image_id, seq)
+            for tag_value in item.tag_values:
+                repo.insert_outgoing_tag_value(conn, out_id, json.dumps(tag_path_to_json(tag_value.path),
+                                                                        sort_keys=True), tag_value.value)
+        if not items:
             repo.set_outgoing_status(conn, tx_id, "FINISHED", now)
-        logs.info(services, "Box", f"queued {len(parsed)} image(s) for box {row['name']!r}", conn)
+        logs.info(services, "Box", f"queued {len(items)} image(s) for box {row['name']!r}", conn)
         tx = repo.get_outgoing(conn, tx_id)
     wake_transfers(services)
     return tx
-
-
-def _check_tag_path(tag_path: dict, depth: int = 0) -> None:
-    if depth > 16 or not isinstance(tag_path.get("tag"), int) or not 0 <= tag_path["tag"] <= 0xFFFFFFFF:
-        raise BadRequest("tagPath needs an integer tag (and at most 16 levels)")
-    previous = tag_path.get("previous")
-    if previous is not None:
-        if not isinstance(previous, dict):
-            raise BadRequest("tagPath.previous must be an object")
-        _check_tag_path(previous, depth + 1)
 
 
 def wake_transfers(services: Services) -> None:

@@ -23,33 +23,14 @@ from slicebox.context import Services
 from slicebox.dicom import profiles, tagstream
 from slicebox.dicom import anonymization_plan as plans
 from slicebox.dicom.errors import DicomStreamError
-from slicebox.dicom.tagpath import TagPath, tag_path_from_json
+from slicebox.dicom.tagpath import TagPath, TagValue, tag_path_from_json
 from slicebox.errors import BadRequest, InvalidDicom, NotFound
-from slicebox.models import AnonymizationKey, StoredImage
+from slicebox.models import AnonymizationKey, AnonymizationProfile, ImageTagValues, StoredImage
 from slicebox.services import anonymization, ingest
 from slicebox.services.images import get_image, user_source
 from slicebox.storage.tempfiles import discard, local_copy, new_temp_path
 
 logger = logging.getLogger(__name__)
-
-
-def parse_tag_values(raw) -> list[tuple[TagPath, str]]:
-    """Custom values from the spec's tagValue list: [{tagPath: tagPathTag, value: str}]."""
-    if raw is None:
-        return []
-    if not isinstance(raw, list):
-        raise BadRequest("tagValues must be an array of {tagPath, value}")
-    values = []
-    for item in raw:
-        if not isinstance(item, dict) or not isinstance(item.get("value"), str):
-            raise BadRequest("each tag value needs a tagPath object and a string value")
-        try:
-            path = tag_path_from_json(item.get("tagPath"))
-        except DicomStreamError as exc:
-            raise BadRequest(f"bad tagPath: {exc}") from None
-        plans.check_custom_value(path, item["value"])
-        values.append((path, item["value"]))
-    return values
 
 
 def _read(source, tags: frozenset[int]) -> dict:
@@ -137,23 +118,11 @@ def _anonymized(services: Services, image_id: int, options, tag_values, force: b
     return AnonymizedCopy(data=None, path=dst)
 
 
-# -- request bodies ---------------------------------------------------------------------
-def profile_options(raw) -> tuple[str, ...]:
-    """Option names of a spec anonymizationProfile ({options: [...]}); the basic profile always."""
-    if raw is None:
-        raw = {}
-    if not isinstance(raw, dict) or not isinstance(raw.get("options", []), list):
-        raise BadRequest("profile must be an object with an 'options' array")
-    return tuple(o.name for o in profiles.parse_options(raw.get("options", [])))
-
-
-def download_anonymized(services: Services, image_id: int, body) -> AnonymizedCopy:
+# -- entry points of the routes -----------------------------------------------------------
+def download_anonymized(services: Services, image_id: int, profile: AnonymizationProfile,
+                        tag_values: tuple[TagValue, ...] = ()) -> AnonymizedCopy:
     """POST /images/{id}/anonymized: an anonymized copy, in memory or a temporary file (nothing stored)."""
-    if not isinstance(body, dict):
-        raise BadRequest("body must be an anonymizationData object {profile, tagValues}")
-    options = profile_options(body.get("profile"))
-    custom = parse_tag_values(body.get("tagValues"))
-    return _anonymized(services, image_id, options, custom, force=False, in_memory=True)
+    return _anonymized(services, image_id, profile.options, tag_values, force=False, in_memory=True)
 
 
 def anonymize_in_place(services: Services, image_id: int, options, custom, user) -> StoredImage:
@@ -166,40 +135,20 @@ def anonymize_in_place(services: Services, image_id: int, options, custom, user)
     return ingest.store_file(services, path, user_source(user), replaces=image_id)
 
 
-def anonymize_image(services: Services, image_id: int, body, user):
-    """PUT /images/{id}/anonymize with an anonymizationData body."""
-    if not isinstance(body, dict):
-        raise BadRequest("body must be an anonymizationData object {profile, tagValues}")
-    options = profile_options(body.get("profile"))
-    custom = parse_tag_values(body.get("tagValues"))
-    return anonymize_in_place(services, image_id, options, custom, user).image
+def anonymize_image(services: Services, image_id: int, profile: AnonymizationProfile,
+                    tag_values: tuple[TagValue, ...], user):
+    """PUT /images/{id}/anonymize: anonymize one image in place; returns the new image."""
+    return anonymize_in_place(services, image_id, profile.options, tag_values, user).image
 
 
-def anonymize_images(services: Services, body, user) -> list:
-    """POST /anonymization/anonymize: in-place anonymization of many images.
-
-    The body is the spec's array of imageTagValues (basic profile), or an
-    object {profile, imageTagValuesSet} as Slicebox 2.0 clients send.  Every
-    entry is checked before any image is touched; unknown ids are skipped.
-    """
-    if isinstance(body, list):
-        options, entries = profile_options(None), body
-    elif isinstance(body, dict):
-        options, entries = profile_options(body.get("profile")), body.get("imageTagValuesSet")
-    else:
-        raise BadRequest("body must be an array of {imageId, tagValues}")
-    if not isinstance(entries, list):
-        raise BadRequest("imageTagValuesSet must be an array of {imageId, tagValues}")
-    parsed = []
-    for entry in entries:
-        if not isinstance(entry, dict) or not isinstance(entry.get("imageId"), int) \
-                or isinstance(entry.get("imageId"), bool):
-            raise BadRequest("each entry needs an integer imageId")
-        parsed.append((entry["imageId"], parse_tag_values(entry.get("tagValues"))))
+def anonymize_images(services: Services, profile: AnonymizationProfile, items: tuple[ImageTagValues, ...],
+                     user) -> list:
+    """POST /anonymization/anonymize: in-place anonymization of many images (unknown ids are skipped)."""
     images = []
-    for image_id, custom in parsed:
+    for item in items:
         try:
-            images.append(anonymize_in_place(services, image_id, options, custom, user).image)
+            images.append(anonymize_in_place(services, item.image_id, profile.options, item.tag_values,
+                                             user).image)
         except NotFound:
-            logger.info("bulk anonymization: image %s not found, skipped", image_id)
+            logger.info("bulk anonymization: image %s not found, skipped", item.image_id)
     return images

@@ -1,8 +1,8 @@
 """Meta Data: browse and query the DICOM hierarchy, series tags, series types on series.
 
-Listings and ``/query`` bodies are validated here and turned into one
-:class:`querybuild.ListSpec`; the database layer checks property names against
-its whitelist.  Series filters (sources, series types, series tags) are OR
+Listings and queries arrive as one :class:`ListSpec` (``/query`` bodies are
+parsed by slicebox/api/bodies.py); the database layer checks property names
+against its whitelist.  Series filters (sources, series types, series tags) are OR
 within a kind and AND across kinds, evaluated per series; a patient or study
 matches when at least one of its series does.
 """
@@ -13,132 +13,11 @@ import logging
 from slicebox.context import Services
 from slicebox.db import IntegrityError
 from slicebox.db import metadata as repo
-from slicebox.db.querybuild import Condition, ListSpec, SeriesFilters
-from slicebox.errors import BadRequest, NotFound
-from slicebox.models import (SOURCE_TYPES, FlatSeries, Image, Page, Patient, Series, SeriesTag,
-                             SeriesType, Source, Study)
+from slicebox.errors import NotFound
+from slicebox.models import (Condition, FlatSeries, Image, ListSpec, Page, Patient, Series, SeriesFilters,
+                             SeriesTag, SeriesType, Source, Study)
 
 logger = logging.getLogger(__name__)
-
-MAX_COUNT = 10_000
-MAX_TAG_NAME = 255
-
-
-# -- parsing of filters and query bodies ----------------------------------------------
-
-def parse_sources(raw: str | None) -> tuple[tuple[str, int], ...]:
-    """``box:1,user:5`` -> (("box", 1), ("user", 5)); anything else is a 400."""
-    if raw is None or raw.strip() == "":
-        return ()
-    pairs = []
-    for part in raw.split(","):
-        kind, sep, ident = part.strip().partition(":")
-        kind = kind.strip().lower()
-        if not sep or kind not in SOURCE_TYPES or not _is_int(ident.strip()):
-            raise BadRequest(
-                f"malformed sources {raw[:80]!r}: expected TYPE:ID pairs separated by commas, "
-                f"TYPE one of {', '.join(SOURCE_TYPES)}, e.g. sources=box:1,user:5")
-        pairs.append((kind, int(ident)))
-    return tuple(pairs)
-
-
-def parse_ids(raw: str | None, name: str) -> tuple[int, ...]:
-    """``3,7,22`` -> (3, 7, 22); anything else is a 400."""
-    if raw is None or raw.strip() == "":
-        return ()
-    parts = [p.strip() for p in raw.split(",")]
-    if not all(_is_int(p) for p in parts):
-        raise BadRequest(f"malformed {name} {raw[:80]!r}: expected comma-separated integer ids")
-    return tuple(int(p) for p in parts)
-
-
-def _is_int(text: str) -> bool:
-    return text.lstrip("-").isdigit() and len(text) <= 18
-
-
-def series_filters(sources: str | None = None, series_types: str | None = None,
-                   series_tags: str | None = None) -> SeriesFilters:
-    """Filters from the ``sources``, ``seriestypes`` and ``seriestags`` query parameters."""
-    return SeriesFilters(parse_sources(sources), parse_ids(series_types, "seriestypes"),
-                         parse_ids(series_tags, "seriestags"))
-
-
-def _int_field(body: dict, name: str, required: bool = True, default: int | None = None) -> int | None:
-    value = body.get(name)
-    if value is None:
-        if required:
-            raise BadRequest(f"query needs an integer {name}")
-        return default
-    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-        raise BadRequest(f"{name} must be a non-negative integer")
-    return value
-
-
-def _id_list(value, name: str) -> tuple[int, ...]:
-    if value is None:
-        return ()
-    if not isinstance(value, list) or not all(isinstance(i, int) and not isinstance(i, bool)
-                                              for i in value):
-        raise BadRequest(f"{name} must be an array of integer ids")
-    return tuple(value)
-
-
-def parse_query(body: dict) -> ListSpec:
-    """The spec's ``query`` object -> ListSpec (400 on any malformed part)."""
-    if not isinstance(body, dict):
-        raise BadRequest("query must be a JSON object")
-    start = _int_field(body, "startIndex")
-    count = _int_field(body, "count")
-    if count > MAX_COUNT:
-        raise BadRequest(f"count must be at most {MAX_COUNT}")
-    order_by, ascending = None, True
-    order = body.get("order")
-    if order is not None:
-        if not isinstance(order, dict):
-            raise BadRequest("order must be an object {orderBy, orderAscending}")
-        order_by = order.get("orderBy")
-        if order_by is not None and not isinstance(order_by, str):
-            raise BadRequest("order.orderBy must be a string")
-        ascending = order.get("orderAscending", True)
-        if not isinstance(ascending, bool):
-            raise BadRequest("order.orderAscending must be true or false")
-    props = body.get("queryProperties")
-    if not isinstance(props, list):
-        raise BadRequest("query needs queryProperties, an array of {propertyName, operator, propertyValue}")
-    conditions = []
-    for prop in props:
-        if not isinstance(prop, dict):
-            raise BadRequest("each query property must be an object {propertyName, operator, propertyValue}")
-        name, op, value = prop.get("propertyName"), prop.get("operator"), prop.get("propertyValue")
-        if not isinstance(name, str) or not name:
-            raise BadRequest("query property needs a propertyName")
-        if not isinstance(op, str) or op.lower() not in ("=", "like"):
-            raise BadRequest(f"unknown operator {str(op)[:20]!r} for property {name[:60]!r}; use = or like")
-        if isinstance(value, bool) or not isinstance(value, (str, int, float)):
-            raise BadRequest(f"query property {name[:60]!r} needs a string propertyValue")
-        conditions.append(Condition(name, op.lower(), value if isinstance(value, str) else str(value)))
-    filters = SeriesFilters()
-    raw_filters = body.get("filters")
-    if raw_filters is not None:
-        if not isinstance(raw_filters, dict):
-            raise BadRequest("filters must be an object {sourceRefs, seriesTypeIds, seriesTagIds}")
-        refs = raw_filters.get("sourceRefs") or []
-        if not isinstance(refs, list):
-            raise BadRequest("filters.sourceRefs must be an array of {sourceType, sourceId}")
-        sources = []
-        for ref in refs:
-            kind = ref.get("sourceType") if isinstance(ref, dict) else None
-            ident = ref.get("sourceId") if isinstance(ref, dict) else None
-            if (not isinstance(kind, str) or kind.lower() not in SOURCE_TYPES
-                    or not isinstance(ident, int) or isinstance(ident, bool)):
-                raise BadRequest(f"malformed source ref {str(ref)[:80]}: expected "
-                                 f"{{sourceType: one of {', '.join(SOURCE_TYPES)}, sourceId: integer}}")
-            sources.append((kind.lower(), ident))
-        filters = SeriesFilters(tuple(sources),
-                                _id_list(raw_filters.get("seriesTypeIds"), "filters.seriesTypeIds"),
-                                _id_list(raw_filters.get("seriesTagIds"), "filters.seriesTagIds"))
-    return ListSpec(start_index=start, count=count, order_by=order_by, ascending=ascending,
-                    conditions=tuple(conditions), filters=filters)
 
 
 # -- listings -----------------------------------------------------------------------
@@ -188,9 +67,8 @@ def list_flat_series(services: Services, page: Page, order_by: str | None = None
     return _list(services, "flatseries", page, None, order_by, ascending, text, filters)
 
 
-def query(services: Services, level: str, body: dict) -> list:
-    """Run a ``/query`` body on a level: patients, studies, series, flatseries or images."""
-    spec = parse_query(body)
+def query(services: Services, level: str, spec: ListSpec) -> list:
+    """Run a query on a level: patients, studies, series, flatseries or images."""
     with services.db.connection() as conn:
         return repo.list_level(conn, level, spec)
 
@@ -282,14 +160,8 @@ def series_tags_of_series(services: Services, series_id: int) -> list[SeriesTag]
         return repo.series_tags_of_series(conn, series_id)
 
 
-def add_series_tag(services: Services, series_id: int, body: dict) -> SeriesTag:
+def add_series_tag(services: Services, series_id: int, name: str) -> SeriesTag:
     """Tag a series by tag name, creating the tag when no tag has that name."""
-    name = body.get("name") if isinstance(body, dict) else None
-    if not isinstance(name, str) or not name.strip():
-        raise BadRequest("series tag needs a non-empty name")
-    name = name.strip()
-    if len(name) > MAX_TAG_NAME:
-        raise BadRequest(f"series tag name longer than {MAX_TAG_NAME} characters")
     try:
         with services.db.transaction() as conn:
             if repo.get_series(conn, series_id) is None:
@@ -338,11 +210,7 @@ def remove_series_types(services: Services, series_id: int) -> None:
         repo.remove_series_types_from_series(conn, series_id)
 
 
-def series_types_of_many_series(services: Services, body: dict) -> list[tuple[int, SeriesType]]:
-    """(series id, type) for each type assigned to each of ``body['ids']``."""
-    ids = body.get("ids") if isinstance(body, dict) else None
-    if ids is None:
-        raise BadRequest("body needs ids, an array of series ids")
-    ids = _id_list(ids, "ids")
+def series_types_of_many_series(services: Services, ids: tuple[int, ...]) -> list[tuple[int, SeriesType]]:
+    """(series id, type) for each type assigned to each of ``ids``."""
     with services.db.connection() as conn:
         return repo.series_types_of_many_series(conn, list(ids))

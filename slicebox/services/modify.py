@@ -14,7 +14,6 @@ from slicebox.context import Services
 from slicebox.dicom import tagstream
 from slicebox.dicom.errors import DicomStreamError
 from slicebox.dicom.modification import ModificationError, TagMapping, build_plan
-from slicebox.dicom.tagpath import tag_path_from_json
 from slicebox.errors import BadRequest
 from slicebox.models import StoredImage, User
 from slicebox.services import ingest
@@ -24,47 +23,19 @@ from slicebox.storage.tempfiles import discard, new_temp_path, open_seekable
 logger = logging.getLogger(__name__)
 
 
-def parse_tag_mappings(body) -> list[TagMapping]:
-    """Validate the JSON body: a non-empty array of ``{tagPath: tagPathTag, value: string}``.
+def modify_image(services: Services, image_id: int, mappings: tuple[TagMapping, ...], user: User) -> StoredImage:
+    """Apply ``mappings`` to image ``image_id``; store the result as a new image.
 
     Raises
     ------
     BadRequest
-        Any other shape, with the index of the offending mapping.
-    """
-    if not isinstance(body, list):
-        raise BadRequest("request body must be a JSON array of tag mappings")
-    if not body:
-        raise BadRequest("no tag mappings given: the array is empty")
-    mappings = []
-    for i, entry in enumerate(body):
-        if not isinstance(entry, dict) or "tagPath" not in entry or "value" not in entry:
-            raise BadRequest(f"tag mapping {i} must be an object with 'tagPath' and 'value'")
-        value = entry["value"]
-        if not isinstance(value, str):
-            raise BadRequest(f"tag mapping {i}: 'value' must be a string")
-        try:
-            path = tag_path_from_json(entry["tagPath"])
-        except DicomStreamError as exc:
-            raise BadRequest(f"tag mapping {i}: invalid tagPath: {exc}") from None
-        mappings.append(TagMapping(path, value))
-    return mappings
-
-
-def modify_image(services: Services, image_id: int, body, user: User) -> StoredImage:
-    """Apply the tag mappings in ``body`` to image ``image_id``; store the result as a new image.
-
-    Raises
-    ------
-    BadRequest
-        Malformed mappings, a path to a missing item, a value the VR cannot
+        A path to a missing item, a value the VR cannot
         hold, or a result that is not storable (e.g. an emptied UID).
     NotFound
         Unknown image (also when a concurrent modification replaced it first).
     Conflict
         The modified dataset has the identity of another stored image.
     """
-    mappings = parse_tag_mappings(body)
     get_image(services, image_id)
     temp = new_temp_path(services.storage, suffix=".dcm")
     try:

@@ -1,6 +1,4 @@
 """Run the engine tests on both implementations (compiled and pure Python)."""
-import os
-
 import pytest
 
 from slicebox.dicom import _tagstream_py
@@ -8,11 +6,11 @@ from slicebox.dicom import _tagstream_py
 
 def _implementations():
     impls = [pytest.param(_tagstream_py, id="python")]
-    if os.environ.get("SLICEBOX_NO_EXTENSIONS") != "1":
-        from slicebox.dicom import tagstream  # installs the shared error classes
+    from slicebox import _speedups
+    from slicebox.dicom import tagstream  # installs the shared error classes
 
-        if tagstream.IMPLEMENTATION == "compiled":
-            impls.append(pytest.param(tagstream._impl, id="compiled"))
+    if not _speedups.disabled() and "compiled" in tagstream.available():
+        impls.append(pytest.param(tagstream._compiled, id="compiled"))
     return impls
 
 
