@@ -22,6 +22,7 @@ import urllib3
 from bigdicom import sha256_of_file, write_big_dicom
 from boxes.boxproc import BoxProcess, free_port, wait_for
 from factories import make_dicom_bytes
+from procs import peak_rss, worker_pids
 from requests.adapters import HTTPAdapter
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -218,36 +219,12 @@ def test_sessions_bind_to_the_real_client_address(stack):
     assert "10.77.77.77" not in [row[0] for row in box.sql("SELECT ip FROM sessions")]
 
 
-def _worker_pids(master: int) -> list[int]:
-    """The gunicorn workers: processes whose parent is the master."""
-    pids = []
-    for name in os.listdir("/proc"):
-        if not name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{name}/stat") as fh:
-                fields = fh.read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[1]) == master:
-            pids.append(int(name))
-    return sorted(pids)
-
-
-def _peak_rss(pid: int) -> int:
-    with open(f"/proc/{pid}/status") as fh:
-        for line in fh:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) * 1024
-    raise AssertionError(f"no VmHWM for {pid}")
-
-
 def test_200_mb_upload_and_download_stream_through_nginx(stack, tmp_path):
     box, nginx = stack
     http = client_session(CLIENT_ADDRESS, nginx.cert)
     size = 200 * 1024 * 1024
     path = write_big_dicom(str(tmp_path / "big.dcm"), size, PatientName="Big^Edge")
-    workers = _worker_pids(box.proc.pid)
+    workers = worker_pids(box.proc.pid)
     assert len(workers) == 2
     with open(path, "rb") as fh:
         r = http.post(nginx.url + "/api/images", data=fh, auth=AUTH,
@@ -266,7 +243,7 @@ def test_200_mb_upload_and_download_stream_through_nginx(stack, tmp_path):
             digest.update(chunk)
             total += len(chunk)
     assert total == size and digest.hexdigest() == sha256_of_file(path)
-    assert _worker_pids(box.proc.pid) == workers  # no worker was replaced meanwhile
-    peaks = {pid: _peak_rss(pid) for pid in workers}
+    assert worker_pids(box.proc.pid) == workers  # no worker was replaced meanwhile
+    peaks = {pid: peak_rss(pid) for pid in workers}
     assert all(peak < MEMORY_LIMIT for peak in peaks.values()), \
         {pid: f"{peak / 2**20:.0f} MB" for pid, peak in peaks.items()}
