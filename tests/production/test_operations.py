@@ -20,9 +20,12 @@ from slicebox import logsetup, serving
 from slicebox.config import load_config
 
 UA = {"User-Agent": "ops-test"}
+#: what these tests look at does not depend on the database kind (PostgreSQL is used explicitly where it does)
+ONE_DB = pytest.mark.parametrize("db_kind", ["sqlite"], indirect=True)
 
 
 # -- /system/health -------------------------------------------------------------------
+@ONE_DB
 def test_health_names_a_missing_storage_folder(app, anon_client):
     services = app.extensions["slicebox"]
     assert anon_client.get("/api/system/health").get_json() == {"status": "ok", "database": "ok", "storage": "ok"}
@@ -34,6 +37,7 @@ def test_health_names_a_missing_storage_folder(app, anon_client):
     assert body["storage"].startswith("unreachable: storage folder")
 
 
+@ONE_DB
 def test_health_names_an_unreachable_object_store(app_factory, moto_server, bucket, tmp_path):
     app = app_factory(**box_config(moto_server.url, bucket))
     client = app.test_client()
@@ -49,6 +53,7 @@ def test_health_names_an_unreachable_object_store(app_factory, moto_server, buck
         assert conn.scalar("SELECT COUNT(*) FROM images") == 0
 
 
+@ONE_DB
 def test_health_names_an_unreachable_database(app_factory, tmp_path):
     require_postgres()
     role = "sb_health_" + uuid.uuid4().hex[:8]
@@ -81,6 +86,7 @@ def test_health_names_an_unreachable_database(app_factory, tmp_path):
 
 
 # -- logs ------------------------------------------------------------------------------
+@ONE_DB
 def test_log_lines_are_one_line_with_level_logger_and_request_id(client):
     stream = io.StringIO()
     handler = logging.StreamHandler(stream)
@@ -122,11 +128,13 @@ def _login_ip(app, peer: str, forwarded: str) -> tuple[int, list[str]]:
     return r.status_code, ips
 
 
+@ONE_DB
 def test_forwarded_headers_are_ignored_unless_trusted_proxies_is_set(app):
     status, ips = _login_ip(app, "192.0.2.10", "198.51.100.7")
     assert status == 201 and ips == ["192.0.2.10"]
 
 
+@ONE_DB
 def test_forwarded_for_applies_only_to_requests_from_a_trusted_proxy(app_factory):
     app = app_factory(TRUSTED_PROXIES="10.0.0.0/8, 192.0.2.1")
     assert _login_ip(app, "10.1.2.3", "198.51.100.7")[1] == ["198.51.100.7"]
@@ -144,12 +152,14 @@ def test_forwarded_for_applies_only_to_requests_from_a_trusted_proxy(app_factory
     assert other.status_code == 401
 
 
+@ONE_DB
 def test_a_bad_trusted_proxies_value_is_refused(app_factory):
     with pytest.raises(ValueError, match="not an address"):
         app_factory(TRUSTED_PROXIES="10.0.0.0/8,nginx.local")
 
 
 # -- the API document ------------------------------------------------------------------
+@ONE_DB
 def test_openapi_document_has_the_seed_operations_and_the_box_additions(app, anon_client):
     r = anon_client.get("/api/openapi.json")
     assert r.status_code == 200
