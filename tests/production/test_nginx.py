@@ -245,5 +245,6 @@ def test_200_mb_upload_and_download_stream_through_nginx(stack, tmp_path):
     assert total == size and digest.hexdigest() == sha256_of_file(path)
     assert worker_pids(box.proc.pid) == workers  # no worker was replaced meanwhile
     peaks = {pid: peak_rss(pid) for pid in workers}
+    print("worker peak RSS after 200 MB in and out:", {pid: f"{peak / 2**20:.0f} MB" for pid, peak in peaks.items()})
     assert all(peak < MEMORY_LIMIT for peak in peaks.values()), \
         {pid: f"{peak / 2**20:.0f} MB" for pid, peak in peaks.items()}
