@@ -21,6 +21,7 @@ def create_app(test_config: dict | None = None):
     from slicebox.imaging import window as imaging_window
     from slicebox.services import users as users_service
     from slicebox.storage import open_storage
+    from slicebox import web
 
     config = config_module.load_config(test_config)
     logsetup.configure(str(config["LOG_LEVEL"]))
@@ -44,6 +45,7 @@ def create_app(test_config: dict | None = None):
     install_proxy_fix(app, str(config["TRUSTED_PROXIES"]))
     install_auth(app)
     register_blueprints(app)
+    web.register(app)
 
     if config["BACKGROUND"]:
         from slicebox import jobs

@@ -55,6 +55,8 @@ DEFAULTS: dict[str, Key] = {
                                     "fast local networks."),
     "BOX_MAX_BACKOFF": Key(60.0, "Longest wait in seconds before retrying a box that failed."),
     "PNG_COMPRESS_LEVEL": Key(1, "zlib level for PNG rendering (1 fast .. 9 small)."),
+    "PNG_CACHE_BYTES": Key(64 << 20, "Bytes of rendered PNGs each server process keeps to answer the same "
+                                     "view again without decoding (0 turns the cache off)."),
     "LOG_LEVEL": Key("INFO", "Python logging level of the server process."),
     # -- production: object store, proxies (issue 13) --
     "S3_ENDPOINT_URL": Key("", "S3 storage: endpoint of an S3-compatible server (MinIO, Ceph, ...), e.g. "

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Protocol
 
 from slicebox.db import Database
+from slicebox.lru import ByteLRU
 from slicebox.storage import Storage
 
 logger = logging.getLogger(__name__)
@@ -43,6 +44,8 @@ class State:
     box_wakeup: threading.Event = field(default_factory=threading.Event)
     #: the long-running side when this process started it (jobs.start); stopped on close
     background: Stoppable | None = None
+    #: rendered PNGs of this process, keyed by image, its SOP Instance UID and the view (rendering service)
+    rendered: ByteLRU | None = None
 
 
 @dataclass

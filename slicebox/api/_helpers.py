@@ -71,8 +71,36 @@ def authenticate_request() -> User | None:
         user = users_service.authenticate_session(services, token, ip, agent)
         if user is None:
             raise Unauthorized("The supplied session is invalid or has expired")
+        _refuse_cross_site()
         return user
     return None
+
+
+SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
+#: Header the browser interface sends on every state-changing request. A cross-site form
+#: cannot set a custom header, and a cross-site script cannot without a CORS preflight,
+#: which this box never grants.
+CSRF_HEADER = "X-Slicebox-Request"
+
+
+def _refuse_cross_site() -> None:
+    """CSRF defence for cookie sessions: a state-changing request must come from this box's own pages.
+
+    Browsers say where a request comes from (``Sec-Fetch-Site``, ``Origin``);
+    API clients that log in and keep the cookie (scripts) send neither and are
+    unaffected.  Basic auth is never sent by a browser on its own for this box
+    (no ``WWW-Authenticate`` challenge), so only the cookie needs this.
+    """
+    if request.method in SAFE_METHODS:
+        return
+    site = request.headers.get("Sec-Fetch-Site", "")
+    origin = request.headers.get("Origin", "")
+    if site in ("cross-site", "same-site"):
+        raise Forbidden("cross-site request refused")
+    if origin and origin.rstrip("/") != request.host_url.rstrip("/"):
+        raise Forbidden("cross-origin request refused")
+    if (site or origin) and not request.headers.get(CSRF_HEADER):
+        raise Forbidden(f"requests from a browser must carry the {CSRF_HEADER} header")
 
 
 def install_auth(app: Flask) -> None:

@@ -10,6 +10,7 @@ from slicebox.dicom import attributes as dicom_attributes
 from slicebox.dicom import pixels
 from slicebox.errors import BadRequest, NotImplementedYet
 from slicebox.imaging import png
+from slicebox.lru import ByteLRU
 from slicebox.services.images import get_image
 from slicebox.storage.tempfiles import local_copy
 
@@ -36,8 +37,36 @@ def image_information(services: Services, image_id: int) -> dict:
         return dicom_attributes.read_image_information(source)
 
 
+def _cache(services: Services) -> ByteLRU:
+    cache = services.state.rendered
+    if cache is None:
+        with services.lock:
+            if services.state.rendered is None:
+                services.state.rendered = ByteLRU(int(services.config["PNG_CACHE_BYTES"]))
+            cache = services.state.rendered
+    return cache
+
+
 def render_png(services: Services, image_id: int, frame_number: int = 1, window_min: int = 0,
                window_max: int = 0, image_height: int = 0) -> bytes:
+    """PNG of one frame (1-based), windowed and optionally resized; the same view again comes from a cache.
+
+    The cache key holds the image's SOP Instance UID next to its id, and the
+    image is looked up first on every request: a deleted image is a 404, and a
+    modified or re-anonymized one has a new id, so a stale rendering is never served.
+    """
+    image = get_image(services, image_id)
+    key = (image_id, image.sop_instance_uid, frame_number, window_min, window_max, image_height)
+    cache = _cache(services)
+    data = cache.get(key)
+    if data is None:
+        data = _render_png(services, image_id, frame_number, window_min, window_max, image_height)
+        cache.put(key, data)
+    return data
+
+
+def _render_png(services: Services, image_id: int, frame_number: int, window_min: int,
+                window_max: int, image_height: int) -> bytes:
     """PNG of one frame (1-based), windowed and optionally resized.
 
     Raises
