@@ -183,6 +183,9 @@ def test_upload_query_download_and_request_ids_through_nginx(stack):
     health = http.get(nginx.url + "/api/system/health")
     assert health.status_code == 200 and health.json()["database"] == "ok"
 
+    page = http.get(nginx.url + "/")  # the web interface is served through the same proxy
+    assert page.status_code == 200 and "text/html" in page.headers["Content-Type"]
+
     # plain HTTP is redirected to HTTPS
     plain = http.get(f"http://127.0.0.1:{nginx.http_port}/api/system/health", allow_redirects=False)
     assert plain.status_code == 301 and plain.headers["Location"].startswith("https://")
