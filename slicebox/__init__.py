@@ -1,7 +1,6 @@
 """Slicebox: receive, index and safely share medical images (DICOM)."""
 from __future__ import annotations
 
-import logging
 import os
 
 __version__ = "0.1.0"
@@ -13,7 +12,9 @@ def create_app(test_config: dict | None = None):
 
     from slicebox import config as config_module
     from slicebox.api import register_blueprints
-    from slicebox.api._helpers import install_auth, install_id_converter, install_request_checks
+    from slicebox import logsetup, serving
+    from slicebox.api._helpers import (install_auth, install_id_converter, install_proxy_fix, install_request_checks,
+                                       install_request_ids)
     from slicebox.context import Services
     from slicebox.db import Database
     from slicebox.db.schema import migrate
@@ -25,8 +26,7 @@ def create_app(test_config: dict | None = None):
     from slicebox import web
 
     config = config_module.load_config(test_config)
-    logging.basicConfig(level=getattr(logging, str(config["LOG_LEVEL"]).upper(), logging.INFO),
-                        format="%(asctime)s %(levelname)s [%(process)d] %(name)s: %(message)s")
+    logsetup.configure(str(config["LOG_LEVEL"]))
     os.makedirs(config["DATA_DIR"], exist_ok=True)
     depth = int(config["MAX_SEQUENCE_DEPTH"])
     if not 1 <= depth <= 128:
@@ -38,9 +38,10 @@ def create_app(test_config: dict | None = None):
     app.config["SLICEBOX"] = config
     app.json.sort_keys = False
 
-    db = Database(config["DATABASE_URL"], pool_size=int(config["THREADS"]) + 4)
+    threads = int(config["THREADS"]) or serving.default_threads(serving.cpu_count())
+    db = Database(config["DATABASE_URL"], pool_size=threads + 4)
     migrate(db)
-    storage = open_storage(config["STORAGE_URL"], config["DATA_DIR"])
+    storage = open_storage(config["STORAGE_URL"], config["DATA_DIR"], config)
     services = Services(config=config, db=db, storage=storage)
     users_service.ensure_superuser(services)
     app.extensions["slicebox"] = services
@@ -48,6 +49,8 @@ def create_app(test_config: dict | None = None):
 
     set_server_paths(config["DATA_DIR"], getattr(storage, "root", ""), storage.temp_dir())
     register_error_handlers(app)
+    install_request_ids(app)
+    install_proxy_fix(app, str(config["TRUSTED_PROXIES"]))
     install_id_converter(app)
     install_request_checks(app)  # before authentication: a NUL in a user name is a 400
     install_auth(app)

@@ -7,41 +7,65 @@ import os
 import sys
 
 
+SERVE_EPILOG = """\
+sizing (README "Production"):
+  --workers / SLICEBOX_WORKERS   processes; default one per CPU (at least 2). Anonymizing,
+                                 rendering and indexing are CPU work: a worker uses one CPU
+                                 at a time. Each needs ~200 MB of memory.
+  --threads / SLICEBOX_THREADS   threads per worker; default 8: requests wait on the disk,
+                                 the database and the object store much of the time. Each
+                                 worker's PostgreSQL pool holds up to THREADS + 4
+                                 connections: keep hosts x workers x (threads + 4) below
+                                 the server's max_connections.
+  Large uploads stream to disk (no size limit here; limit it in nginx if you want one);
+  a worker is only replaced when it stops answering for 120 s. SIGTERM stops and SIGHUP
+  reloads gracefully (running requests get SLICEBOX_GRACEFUL_TIMEOUT seconds); write the
+  master's pid with --pid FILE for `kill -HUP $(cat FILE)`.
+"""
+
+
 def _serve(args) -> int:
     from gunicorn.app.base import BaseApplication
 
+    from slicebox import logsetup, serving
+    from slicebox.api._helpers import parse_trusted_proxies
     from slicebox.config import load_config
     from slicebox.db import Database
     from slicebox.db.schema import migrate
 
     config = load_config()
+    logsetup.configure(str(config["LOG_LEVEL"]))
+    try:
+        parse_trusted_proxies(str(config["TRUSTED_PROXIES"]))
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     host = args.host or config["HOST"]
     port = args.port or config["PORT"]
-    workers = args.workers or config["WORKERS"]
+    workers, threads = serving.sizing(config, args.workers, args.threads)
+    access_log = bool(args.access_log or config["ACCESS_LOG"])
     # Migrate once in the master, before workers fork and race for it.
     db = Database(config["DATABASE_URL"])
     migrate(db)
     db.close()
     os.environ["SLICEBOX_ARBITER_PID"] = str(os.getpid())
+    os.environ["SLICEBOX_THREADS"] = str(threads)  # the workers size their database pools by it
+    settings = serving.gunicorn_settings(config, host, port, workers, threads,
+                                         access_log=access_log, pid_file=args.pid or "")
+    settings["worker_exit"] = _worker_exit
 
     class SliceboxApplication(BaseApplication):
         def load_config(self):
-            self.cfg.set("bind", f"{host}:{port}")
-            self.cfg.set("workers", workers)
-            self.cfg.set("threads", config["THREADS"])
-            self.cfg.set("worker_class", "gthread")
-            self.cfg.set("timeout", 600)
-            self.cfg.set("graceful_timeout", 30)
-            self.cfg.set("accesslog", "-" if args.access_log else None)
-            self.cfg.set("control_socket_disable", True)
-            self.cfg.set("worker_exit", _worker_exit)
+            for key, value in settings.items():
+                self.cfg.set(key, value)
 
         def load(self):
             from slicebox import create_app
 
             return create_app()
 
-    print(f"Slicebox serving on http://{host}:{port}/api (data in {config['DATA_DIR']})", flush=True)
+    print(f"Slicebox serving on http://{host}:{port}/api (data in {config['DATA_DIR']}; "
+          f"{workers} workers x {threads} threads)", flush=True)
     SliceboxApplication().run()
     return 0
 
@@ -71,7 +95,7 @@ def _create_user(args) -> int:
         password = getpass.getpass(f"Password for {args.name}: ")
     db = Database(config["DATABASE_URL"])
     migrate(db)
-    services = Services(config=config, db=db, storage=open_storage(config["STORAGE_URL"], config["DATA_DIR"]))
+    services = Services(config=config, db=db, storage=open_storage(config["STORAGE_URL"], config["DATA_DIR"], config))
     try:
         user, created = users.add_user(services, args.name, args.role, password)
     except SliceboxError as exc:
@@ -118,11 +142,17 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="slicebox", description="Slicebox DICOM server")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    serve = sub.add_parser("serve", help="run the box under gunicorn (configure with SLICEBOX_* variables)")
+    serve = sub.add_parser("serve", help="run the box under gunicorn (configure with SLICEBOX_* variables)",
+                           description="Run the box under gunicorn (gthread workers).\nEvery setting is a "
+                                       "SLICEBOX_* environment variable; these options override a few.",
+                           epilog=SERVE_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     serve.add_argument("--host", help="override SLICEBOX_HOST")
     serve.add_argument("--port", type=int, help="override SLICEBOX_PORT")
-    serve.add_argument("--workers", type=int, help="override SLICEBOX_WORKERS")
-    serve.add_argument("--access-log", action="store_true", help="log every request to stdout")
+    serve.add_argument("--workers", type=int, help="override SLICEBOX_WORKERS (default: one per CPU, at least 2)")
+    serve.add_argument("--threads", type=int, help="override SLICEBOX_THREADS (default: 8)")
+    serve.add_argument("--access-log", action="store_true",
+                       help="log every request (one line on stderr); also SLICEBOX_ACCESS_LOG")
+    serve.add_argument("--pid", metavar="FILE", help="write the master's pid to FILE (for kill -HUP / -TERM)")
     serve.set_defaults(func=_serve)
 
     create = sub.add_parser("create-user", help="add a user to the box's database")

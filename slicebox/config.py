@@ -27,14 +27,16 @@ DEFAULTS: dict[str, Key] = {
     "DATABASE_URL": Key("", "Empty: SQLite file `<DATA_DIR>/slicebox.db`. `sqlite:///path` or "
                             "`postgresql://user@host:port/db` (psycopg 3) select explicitly."),
     "STORAGE_URL": Key("", "Empty: folder `<DATA_DIR>/storage`. `file:///path` for another folder, "
-                           "`memory://` for a throw-away in-memory store (tests)."),
+                           "`memory://` for a throw-away in-memory store (tests), `s3://bucket/prefix` "
+                           "for an S3-compatible object store (needs the `s3` extra; see the `S3_*` keys)."),
     "SUPERUSER": Key("admin", "Name of the superuser created (or reset) at start."),
     "SUPERUSER_PASSWORD": Key("admin", "Password of the superuser. Change it in production."),
     "NAME": Key("slicebox", "Name of this box, shown to other boxes."),
     "PUBLIC_URL": Key("", "Base URL other boxes use to reach this box, e.g. https://box.example.org. "
                           "Empty: http://HOST:PORT."),
-    "WORKERS": Key(2, "gunicorn worker processes for `slicebox serve`."),
-    "THREADS": Key(8, "Threads per gunicorn worker."),
+    "WORKERS": Key(0, "gunicorn worker processes for `slicebox serve`; 0: one per CPU, at least 2 "
+                      "(README \"Production\" says how to size it)."),
+    "THREADS": Key(0, "Threads per gunicorn worker (its database pool holds this many plus 4); 0: 8."),
     "SESSION_TIMEOUT": Key(3600, "Seconds of inactivity after which a login session expires (sliding)."),
     "LOGIN_FREE_ATTEMPTS": Key(5, "Wrong passwords (login or basic auth) one user name or one client address "
                                   "may send before each further attempt must wait (1 s, doubling up to "
@@ -101,6 +103,24 @@ DEFAULTS: dict[str, Key] = {
     "PNG_CACHE_BYTES": Key(64 << 20, "Bytes of rendered PNGs each server process keeps to answer the same "
                                      "view again without decoding (0 turns the cache off)."),
     "LOG_LEVEL": Key("INFO", "Python logging level of the server process."),
+    # -- production: object store, proxies (issue 13) --
+    "S3_ENDPOINT_URL": Key("", "S3 storage: endpoint of an S3-compatible server (MinIO, Ceph, ...), e.g. "
+                               "https://s3.example.org. Empty: boto3's default (`AWS_ENDPOINT_URL`, else AWS)."),
+    "S3_REGION": Key("", "S3 storage: region. Empty: `AWS_REGION` / `AWS_DEFAULT_REGION` / `~/.aws/config`."),
+    "S3_ACCESS_KEY_ID": Key("", "S3 storage: access key. Empty: boto3's chain (`AWS_ACCESS_KEY_ID`, "
+                                "`~/.aws/credentials`, instance role)."),
+    "S3_SECRET_ACCESS_KEY": Key("", "S3 storage: secret key, with `SLICEBOX_S3_ACCESS_KEY_ID`."),
+    "TRUSTED_PROXIES": Key("", "Comma-separated addresses or networks (e.g. `127.0.0.1,10.0.0.0/8`) of the reverse "
+                               "proxies in front of the box. Only a request whose peer is one of them has its "
+                               "`X-Forwarded-For/Proto/Host/Port` applied (one hop, Werkzeug ProxyFix), so "
+                               "sessions bind to the real client. Empty: the headers are ignored."),
+    "GRACEFUL_TIMEOUT": Key(120, "Seconds `slicebox serve` lets running requests (e.g. a 1 GB upload) finish "
+                                 "on stop or reload (SIGTERM / SIGHUP) before workers are killed."),
+    "ACCESS_LOG": Key(False, "Log every request (one line on stderr with the request id); also "
+                             "`slicebox serve --access-log`."),
+    "SERVICE_LOCK_RETRY": Key(5.0, "Seconds between a process's attempts to take the service lock: how soon "
+                                   "another worker or host takes over the long-running side when its "
+                                   "holder dies."),
 }
 
 

@@ -62,6 +62,12 @@ class BadGateway(SliceboxError):
     status = 502
 
 
+class StorageUnavailable(SliceboxError):
+    """The object store (or storage folder) cannot be reached or refused the operation (503)."""
+
+    status = 503
+
+
 class TooManyRequests(SliceboxError):
     """Refused for now; ``retry_after`` seconds later it may be tried again (429)."""
 

@@ -228,3 +228,19 @@ def upload(client):
         return client.post("/api/images", data=data, content_type="application/octet-stream")
 
     return do
+
+
+# -- a real S3-compatible server (moto's standalone server process), one per session ---------------
+@pytest.fixture(scope="session")
+def moto_server(tmp_path_factory):
+    from s3server import MotoServer
+
+    server = MotoServer(str(tmp_path_factory.mktemp("moto"))).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def bucket(moto_server):
+    """A new empty bucket on the session's moto server."""
+    return moto_server.new_bucket()

@@ -2,12 +2,15 @@
 from __future__ import annotations
 
 import functools
+import ipaddress
 import json
 import os
 
 from flask import Flask, Response, current_app, g, request
+from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.routing import IntegerConverter
 
+from slicebox import logsetup
 from slicebox.api import bodies
 from slicebox.context import get_services
 from slicebox.db import INT64_MAX
@@ -176,6 +179,78 @@ def install_request_checks(app: Flask) -> None:
         if auth is not None and (_has_nul(auth.username) or _has_nul(auth.password)):
             raise BadRequest("credentials must not contain NUL characters")
         return None
+
+
+# -- behind a reverse proxy; request ids ----------------------------------------------
+def parse_trusted_proxies(spec: str) -> list:
+    """``SLICEBOX_TRUSTED_PROXIES`` as networks; raises ValueError naming a bad entry."""
+    networks = []
+    for item in (part.strip() for part in spec.split(",")):
+        if not item:
+            continue
+        try:
+            networks.append(ipaddress.ip_network(item, strict=False))
+        except ValueError:
+            raise ValueError(f"SLICEBOX_TRUSTED_PROXIES: not an address or network: {item!r}") from None
+    return networks
+
+
+class TrustedProxyFix:
+    """Werkzeug's ProxyFix (one hop of X-Forwarded-For/Proto/Host/Port), only for requests from a trusted proxy.
+
+    A request whose TCP peer is not one of ``networks`` is passed on untouched:
+    its X-Forwarded-* headers are ignored, so a client cannot pick the address
+    its session is bound to.
+    """
+
+    def __init__(self, wsgi_app, networks: list):
+        self.wsgi_app = wsgi_app
+        self.networks = list(networks)
+        self.fixed = ProxyFix(wsgi_app, x_for=1, x_proto=1, x_host=1, x_port=1)
+
+    def trusted(self, peer: str | None) -> bool:
+        try:
+            address = ipaddress.ip_address((peer or "").split("%")[0])
+        except ValueError:
+            return False
+        return any(address in network for network in self.networks)
+
+    def __call__(self, environ, start_response):
+        if self.trusted(environ.get("REMOTE_ADDR")):
+            return self.fixed(environ, start_response)
+        return self.wsgi_app(environ, start_response)
+
+
+def install_proxy_fix(app: Flask, spec: str) -> None:
+    """Honour X-Forwarded-* from the proxies in ``spec`` (SLICEBOX_TRUSTED_PROXIES); nothing when empty."""
+    networks = parse_trusted_proxies(spec)
+    if networks:
+        app.wsgi_app = TrustedProxyFix(app.wsgi_app, networks)
+
+
+REQUEST_ID_HEADER = "X-Request-ID"
+
+
+def install_request_ids(app: Flask) -> None:
+    """Every request gets an id (the proxy's X-Request-ID when sane): in each log line and the response."""
+    @app.before_request
+    def _request_id():
+        value = logsetup.new_request_id(request.headers.get(REQUEST_ID_HEADER))
+        g.request_id = value
+        g.request_id_token = logsetup.set_request_id(value)
+
+    @app.after_request
+    def _echo_request_id(response):
+        value = g.get("request_id")
+        if value:
+            response.headers[REQUEST_ID_HEADER] = value
+        return response
+
+    @app.teardown_request
+    def _clear_request_id(_exc):
+        token = g.pop("request_id_token", None)
+        if token is not None:
+            logsetup.reset_request_id(token)
 
 
 # -- request parsing ----------------------------------------------------------------

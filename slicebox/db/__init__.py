@@ -243,6 +243,14 @@ class Database:
                 with raw.transaction():
                     yield Connection(raw, self.dialect)
 
+    def ping(self, timeout: float = 5.0) -> None:
+        """Raise unless the database answers ``SELECT 1`` within about ``timeout`` seconds."""
+        if self._pool is None:
+            self._sqlite_conn().execute("SELECT 1").fetchone()
+            return
+        with self._pool.connection(timeout=timeout) as raw:
+            raw.execute("SELECT 1").fetchone()
+
     # -- named locks ------------------------------------------------------------
     def transaction_lock(self, conn: Connection, name: str) -> None:
         """Hold the lock ``name`` until the transaction ``conn`` belongs to ends.

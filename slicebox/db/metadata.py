@@ -101,13 +101,23 @@ def upsert_series(conn: Connection, study_id: int, ident: DicomIdentity) -> tupl
     return row_to_series(row), inserted
 
 
-def insert_image(conn: Connection, series_id: int, ident: DicomIdentity) -> tuple[Image, bool]:
-    """Insert the image row; return (image, created).  An existing row is kept as it is."""
+def insert_image(conn: Connection, series_id: int, ident: DicomIdentity,
+                 image_id: int | None = None) -> tuple[Image, bool]:
+    """Insert the image row; return (image, created).  An existing row is kept as it is.
+
+    ``image_id``: an id from :func:`reserve_image_id` (the bytes are already
+    stored under it); None lets the database number the row.
+    """
+    columns = ["series_id", "sop_instance_uid", "image_type", "instance_number"]
+    values = [series_id, ident.sop_instance_uid, ident.image_type, ident.instance_number]
+    if image_id is not None:
+        columns.insert(0, "id")
+        values.insert(0, int(image_id))
     row = conn.one(
-        "INSERT INTO images (series_id, sop_instance_uid, image_type, instance_number) "
-        "VALUES (?, ?, ?, ?) ON CONFLICT (series_id, sop_instance_uid) DO NOTHING "
+        f"INSERT INTO images ({', '.join(columns)}) "
+        f"VALUES ({', '.join('?' for _ in columns)}) ON CONFLICT (series_id, sop_instance_uid) DO NOTHING "
         f"RETURNING {', '.join(IMAGE_COLUMNS)}",
-        (series_id, ident.sop_instance_uid, ident.image_type, ident.instance_number),
+        values,
     )
     if row is not None:
         return row_to_image(row), True
@@ -116,6 +126,31 @@ def insert_image(conn: Connection, series_id: int, ident: DicomIdentity) -> tupl
         (series_id, ident.sop_instance_uid),
     )
     return row_to_image(row), False
+
+
+def reserve_image_id(conn: Connection) -> int:
+    """A new image id no other row will get, for storing the bytes before the row exists.
+
+    PostgreSQL: the identity sequence's next value (no lock, never rolled back).
+    SQLite: the AUTOINCREMENT counter, bumped in a short write transaction
+    (``conn`` must be inside one).
+    """
+    if conn.dialect.name == "postgresql":
+        return int(conn.scalar("SELECT nextval(pg_get_serial_sequence('images', 'id'))"))
+    conn.execute("INSERT INTO sqlite_sequence (name, seq) SELECT 'images', COALESCE(MAX(id), 0) FROM images "
+                 "WHERE NOT EXISTS (SELECT 1 FROM sqlite_sequence WHERE name = 'images')")
+    return int(conn.scalar("UPDATE sqlite_sequence SET seq = seq + 1 WHERE name = 'images' RETURNING seq"))
+
+
+def find_image_id(conn: Connection, ident: DicomIdentity) -> int | None:
+    """The id of the stored image with this identity (patient, study, series, SOP instance), or None."""
+    return conn.scalar(
+        "SELECT i.id FROM images i JOIN series se ON se.id = i.series_id "
+        "JOIN studies st ON st.id = se.study_id JOIN patients p ON p.id = st.patient_id "
+        "WHERE i.sop_instance_uid = ? AND se.series_instance_uid = ? AND st.study_instance_uid = ? "
+        "AND p.patient_name = ? AND p.patient_id = ?",
+        (ident.sop_instance_uid, ident.series_instance_uid, ident.study_instance_uid,
+         ident.patient_name, ident.patient_id))
 
 
 def upsert_series_source(conn: Connection, series_id: int, source: Source) -> None:

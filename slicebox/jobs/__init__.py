@@ -61,9 +61,11 @@ class Background:
     """Tries for the service lock every few seconds; while held, runs the sweeps and the supervisor."""
 
     def __init__(self, services: Services, providers: tuple[Provider, ...] = PROVIDERS,
-                 retry_seconds: float = LOCK_RETRY_SECONDS):
+                 retry_seconds: float | None = None):
         self.services = services
         self.providers = providers
+        if retry_seconds is None:
+            retry_seconds = float(services.config.get("SERVICE_LOCK_RETRY", LOCK_RETRY_SECONDS))
         self.retry_seconds = retry_seconds
         self.lock: SessionLock | None = None
         self.scheduler: BackgroundScheduler | None = None

@@ -5,6 +5,13 @@ next to the storage, never holding a whole dataset in memory; ``store_file``
 then parses it, runs the prepare steps (re-identification), writes the
 hierarchy rows and moves the file to its image id inside one transaction, so a
 failure leaves neither a row nor a file.
+
+A remote storage (S3, ``stages_before_commit``) is never called while the
+transaction holds its locks: the image id is reserved first, the object put
+under it, and the transaction then inserts the row with that id; when the
+transaction fails, or finds the image already stored, the object is deleted
+again.  A crash between the put and the commit leaves an unreferenced object,
+never a row without its bytes.
 """
 from __future__ import annotations
 
@@ -22,6 +29,7 @@ from slicebox.models import DicomIdentity, Source, StoredImage
 from slicebox.services import logs, seriestypes
 from slicebox.services.filtering import filter_step
 from slicebox.services.reidentification import reverse_step
+from slicebox.storage import stages_before_commit
 from slicebox.storage.tempfiles import discard, new_temp_path, spool
 
 logger = logging.getLogger(__name__)
@@ -86,6 +94,7 @@ def store_file(services: Services, path: str, source: Source, replaces: int | No
         With ``replaces``: the new dataset's identity is that of another
         stored image; nothing is written.
     """
+    staged: int | None = None
     try:
         config = services.config
         # A decompression bomb is refused while inflating, before any reader inflates it in memory.
@@ -97,11 +106,18 @@ def store_file(services: Services, path: str, source: Source, replaces: int | No
         if replaces is None:
             for step in _prepare_steps():
                 path, ident = step(services, path, ident, source)
+        staged = _stage(services, path, ident, replaces)
         try:
-            result = _index_and_move(services, path, ident, source, replaces, in_transaction)
+            result = _index_and_move(services, path, ident, source, replaces, staged, in_transaction)
         except IntegrityError:
             # A concurrent delete removed a parent row between our upserts; once more.
-            result = _index_and_move(services, path, ident, source, replaces, in_transaction)
+            result = _index_and_move(services, path, ident, source, replaces, staged, in_transaction)
+        if staged is not None and not result.created:
+            _unstage(services, staged)  # stored meanwhile by someone else: ours is not needed
+    except BaseException:
+        if staged is not None:
+            _unstage(services, staged)
+        raise
     finally:
         discard(path)
     if replaces is not None:
@@ -130,8 +146,40 @@ def _as_part10(services: Services, path: str) -> str:
     return fixed
 
 
+def _stage(services: Services, path: str, ident: DicomIdentity, replaces: int | None) -> int | None:
+    """Remote storage: reserve an image id and put the bytes under it, before any transaction.
+
+    Returns the reserved id, or None when the storage is local or the image is
+    already stored (a re-upload costs one query, not an upload).
+    """
+    if not stages_before_commit(services.storage):
+        return None
+    if replaces is None:
+        with services.db.connection() as conn:
+            if repo.find_image_id(conn, ident) is not None:
+                return None
+    with services.db.transaction() as conn:
+        image_id = repo.reserve_image_id(conn)
+    try:
+        services.storage.put_file(image_id, path)
+    except BaseException:
+        # StorageUnavailable: nothing indexed; a failed multipart upload is aborted by boto3,
+        # and a PUT that failed late may still have landed: remove it (best effort).
+        _unstage(services, image_id)
+        raise
+    return image_id
+
+
+def _unstage(services: Services, image_id: int) -> None:
+    try:
+        services.storage.delete(image_id)
+    except Exception:  # noqa: BLE001 - an unreferenced object is harmless; the caller's error matters
+        logger.exception("could not remove the unindexed object of reserved image id %s", image_id)
+
+
 def _index_and_move(services: Services, path: str, ident: DicomIdentity, source: Source,
-                    replaces: int | None = None, in_transaction: InTransaction | None = None) -> StoredImage:
+                    replaces: int | None = None, staged: int | None = None,
+                    in_transaction: InTransaction | None = None) -> StoredImage:
     storage = services.storage
     moved_id = None
     try:
@@ -148,7 +196,7 @@ def _index_and_move(services: Services, path: str, ident: DicomIdentity, source:
             patient = repo.upsert_patient(conn, ident)
             study = repo.upsert_study(conn, patient.id, ident)
             series, series_created = repo.upsert_series(conn, study.id, ident)
-            image, created = repo.insert_image(conn, series.id, ident)
+            image, created = repo.insert_image(conn, series.id, ident, image_id=staged)
             if replaces is not None and not created:
                 raise Conflict(f"the modified dataset is another stored image (id {image.id}): "
                                f"SOP Instance UID {ident.sop_instance_uid} in that series")
@@ -161,10 +209,12 @@ def _index_and_move(services: Services, path: str, ident: DicomIdentity, source:
                     # source's forwarding rules in the transaction that stores it (a
                     # modification is not an arrival and is not forwarded).
                     forwarding_repo.enqueue(conn, source, image.id, series.id, now_ms())
-                # Move the bytes into place before commit: if the move fails the
-                # rows roll back; if the commit fails we remove the file below.
-                storage.put_file(image.id, path)
-                moved_id = image.id
+                if staged is None:
+                    # Move the bytes into place before commit: if the move fails the
+                    # rows roll back; if the commit fails we remove the file below.
+                    # (Remote storage got them before the transaction, see _stage.)
+                    storage.put_file(image.id, path)
+                    moved_id = image.id
             result = StoredImage(image=image, created=created, patient=patient, study=study, series=series,
                                  identity=ident, source=source, series_created=series_created and created)
             if in_transaction is not None:

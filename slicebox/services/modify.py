@@ -18,7 +18,7 @@ from slicebox.errors import BadRequest
 from slicebox.models import StoredImage, User
 from slicebox.services import ingest
 from slicebox.services.images import get_image, user_source
-from slicebox.storage.tempfiles import discard, new_temp_path
+from slicebox.storage.tempfiles import discard, new_temp_path, open_seekable
 
 logger = logging.getLogger(__name__)
 
@@ -42,7 +42,7 @@ def modify_image(services: Services, image_id: int, mappings: tuple[TagMapping, 
         # One open file for both passes: a concurrent replacement that unlinks
         # it cannot pull it away in between. The engine maps a real file (and
         # copies pixel data in the kernel); other file objects are read.
-        with services.storage.open(image_id) as fh:
+        with open_seekable(services.storage, image_id) as fh:
             try:
                 plan = build_plan(fh, mappings)
                 fh.seek(0)

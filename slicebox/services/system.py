@@ -14,10 +14,34 @@ logger = logging.getLogger(__name__)
 STOP_DELAY_SECONDS = 1.0
 
 
-def health(services: Services) -> None:
-    """Raise if the database cannot answer; the route answers 200 otherwise."""
-    with services.db.connection() as conn:
-        conn.scalar("SELECT 1")
+HEALTH_DB_TIMEOUT = 5.0
+
+
+def health(services: Services) -> dict[str, str]:
+    """What this box depends on, each ``"ok"`` or what is wrong with it: ``database``, ``storage``.
+
+    Never raises: the route answers 200 when every value is ``"ok"``, else 503.
+    """
+    checks: dict[str, str] = {}
+    try:
+        services.db.ping(timeout=HEALTH_DB_TIMEOUT)
+        checks["database"] = "ok"
+    except Exception as exc:  # noqa: BLE001 - reported, not raised
+        checks["database"] = f"unreachable: {_short(exc)}"
+    try:
+        services.storage.check()
+        checks["storage"] = "ok"
+    except Exception as exc:  # noqa: BLE001
+        checks["storage"] = f"unreachable: {_short(exc)}"
+    down = [name for name, value in checks.items() if value != "ok"]
+    if down:
+        logger.warning("health check: %s", "; ".join(f"{n} {checks[n]}" for n in down))
+    return checks
+
+
+def _short(exc: Exception) -> str:
+    text = getattr(exc, "message", None) or str(exc) or type(exc).__name__
+    return " ".join(str(text).split())[:300]
 
 
 def stop(services: Services, requested_by: str) -> str:

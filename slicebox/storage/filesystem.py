@@ -6,7 +6,7 @@ import shutil
 import tempfile
 from typing import BinaryIO
 
-from slicebox.errors import NotFound
+from slicebox.errors import NotFound, StorageUnavailable
 from slicebox.storage.owner import owner_prefix
 
 
@@ -67,6 +67,15 @@ class FileSystemStorage:
             os.unlink(self._path(image_id))
         except FileNotFoundError:
             pass
+
+    def check(self) -> None:
+        """The folder exists and a file can be created in its temp folder."""
+        try:
+            fd, tmp = tempfile.mkstemp(dir=self._tmp, prefix="health-")
+            os.close(fd)
+            os.unlink(tmp)
+        except OSError as exc:
+            raise StorageUnavailable(f"storage folder {self.root}: {exc.strerror or exc}") from None
 
     def ids(self) -> list[int]:
         return [int(n) for n in os.listdir(self.root) if n.isdigit()]

@@ -52,5 +52,8 @@ class MemoryStorage:
         with self._lock:
             self._data.pop(int(image_id), None)
 
+    def check(self) -> None:
+        return None
+
     def ids(self) -> list[int]:
         return list(self._data)

@@ -232,3 +232,24 @@ def local_copy(storage: Storage, image_id: int, in_memory_limit: int = -1) -> It
         yield spooled
     finally:
         discard(spooled)
+
+
+@contextlib.contextmanager
+def open_seekable(storage: Storage, image_id: int) -> Iterator[BinaryIO]:
+    """The stored dataset as an open, seekable binary file for the ``with`` block.
+
+    The stored file itself when the back-end keeps local files (one open
+    handle: a concurrent replacement unlinking it cannot pull it away), else a
+    temporary local copy, removed at the end.  Raises NotFound.
+    """
+    if storage.path(image_id) is not None:
+        with storage.open(image_id) as fh:
+            yield fh
+        return
+    with storage.open(image_id) as src:
+        spooled = spool(storage, src)
+    try:
+        with open(spooled, "rb") as fh:
+            yield fh
+    finally:
+        discard(spooled)

@@ -9,7 +9,7 @@ from helpers import ADMIN, basic
 
 from slicebox.clock import now_ms
 
-PUBLIC_API_RULES = {"/api/system/health", "/api/users/login", "/api/users/current"}
+PUBLIC_API_RULES = {"/api/system/health", "/api/users/login", "/api/users/current", "/api/openapi.json"}
 UA = {"User-Agent": "test-browser/1.0"}
 
 
