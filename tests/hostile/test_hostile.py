@@ -28,7 +28,7 @@ import pytest
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "boxes"))
 
 from boxproc import AUTH, BoxProcess, wait_for  # noqa: E402
-from conftest import PgSchema, require_postgres  # noqa: E402
+from pg import PgSchema, require_postgres  # noqa: E402
 from factories import make_dicom_bytes  # noqa: E402
 
 import payloads  # noqa: E402

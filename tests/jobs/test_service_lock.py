@@ -5,7 +5,7 @@ import time
 
 import pytest
 from boxes.boxproc import BoxProcess, free_port, wait_for
-from conftest import PgSchema, require_postgres
+from pg import PgSchema, require_postgres
 
 from slicebox.db import lock_key
 from slicebox.jobs import Background

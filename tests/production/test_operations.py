@@ -11,7 +11,7 @@ import uuid
 
 import psycopg
 import pytest
-from conftest import PG_URL, require_postgres
+from pg import PG_URL, require_postgres
 from factories import make_dicom_bytes
 from helpers import ADMIN, AuthClient
 from s3server import box_config

@@ -13,7 +13,7 @@ import time
 import psycopg
 import pytest
 from boxes.boxproc import BoxProcess, wait_for
-from conftest import PgSchema, require_postgres
+from pg import PgSchema, require_postgres
 from factories import make_dicom_bytes
 from s3server import all_keys, box_config
 
