@@ -546,6 +546,7 @@ class SeriesTypeRuleAttribute:
         return out
 
 
+@dataclass(frozen=True)
 class DirectoryWatch:
     """A watched folder (spec ``watchedDirectory``); ``path`` is absolute and resolved."""
 

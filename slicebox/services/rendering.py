@@ -9,7 +9,7 @@ from slicebox.context import Services
 from slicebox.dicom import attributes as dicom_attributes
 from slicebox.dicom import pixels
 from slicebox.dicom.parsing import frame_samples
-from slicebox.errors import BadRequest, NotImplementedYet
+from slicebox.errors import BadRequest, NotFound, NotImplementedYet
 from slicebox.imaging import png
 from slicebox.imaging.jpeg import codestream_dimensions
 from slicebox.lru import ByteLRU
@@ -99,6 +99,9 @@ def _render_png(services: Services, image_id: int, frame_number: int, window_min
         try:
             frame = pixels.decode_frame(source, header, frame_number - 1)
         except pixels.PixelDecodeError as exc:
+            if isinstance(exc.__cause__, FileNotFoundError):
+                # deleted while it was being read (the folder storage reads the stored file itself)
+                raise NotFound(f"image {image_id} not found") from None
             raise NotImplementedYet(f"cannot decode the pixel data of image {image_id}: {exc}") from None
     picture = png.display_pixels(
         frame, photometric=header.photometric, bits_stored=header.bits_stored,
