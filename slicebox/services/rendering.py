@@ -9,7 +9,7 @@ from slicebox.context import Services
 from slicebox.dicom import attributes as dicom_attributes
 from slicebox.dicom import pixels
 from slicebox.dicom.parsing import frame_samples
-from slicebox.errors import BadRequest, NotFound, NotImplementedYet
+from slicebox.errors import BadRequest, NotFound, NotImplementedYet, SliceboxError
 from slicebox.imaging import png
 from slicebox.imaging.jpeg import codestream_dimensions
 from slicebox.lru import ByteLRU
@@ -21,10 +21,23 @@ logger = logging.getLogger(__name__)
 
 @contextlib.contextmanager
 def open_source(services: Services, image_id: int) -> Iterator[str]:
-    """The stored dataset as a local file path (a temporary copy when the storage keeps no files)."""
+    """The stored dataset as a local file path (a temporary copy when the storage keeps no files).
+
+    A request racing a delete answers 404: when reading fails in any way and
+    the image is gone by then, the failure was the delete, not the data.
+    """
     get_image(services, image_id)
-    with local_copy(services.storage, image_id) as path:
-        yield path
+    try:
+        with local_copy(services.storage, image_id) as path:
+            yield path
+    except NotFound:
+        raise
+    except (SliceboxError, OSError):
+        try:
+            get_image(services, image_id)
+        except NotFound:
+            raise NotFound(f"image {image_id} not found") from None
+        raise
 
 
 def list_attributes(services: Services, image_id: int) -> list[dict]:
